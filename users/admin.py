@@ -1,0 +1,273 @@
+"""The Django admin over User: the operators' raw fallback, and the console's speed baseline.
+
+It writes only through `users.services`, so versions, history and write-once hold here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from users import services
+from users.models import FeatureFlag, Role, StatusChange, User, UserVersion
+
+COUNTER_ACCOUNT_FIELDS = (
+    "bank_account_number",
+    "bank_account_number_type",
+    "bank_id",
+    "bank_id_type",
+)
+FORM_FIELDS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "brokerage_user_id",
+    "idp_user_id",
+    "language",
+    *COUNTER_ACCOUNT_FIELDS,
+    "status",
+    "date_of_birth",
+    "residency_country",
+    "nationalities",
+    "address",
+    "tax_residency",
+    "identity",
+    "metadata",
+)
+
+
+class UserAdminForm(forms.ModelForm):
+    feature_flags = forms.MultipleChoiceField(
+        choices=FeatureFlag.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    roles = forms.MultipleChoiceField(
+        choices=Role.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    status_reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required for a move off the recommended flow.",
+    )
+    expected_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    class Meta:
+        model = User
+        fields = FORM_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        instance = self.instance
+        if instance.pk and not instance._state.adding:
+            self.fields["feature_flags"].initial = sorted(instance.flag_names())
+            self.fields["roles"].initial = sorted(instance.role_names())
+            self.fields["expected_version"].initial = instance.version
+            for name in services.WRITE_ONCE_FIELDS:
+                if getattr(instance, name) and name in self.fields:
+                    self.fields[name].disabled = True
+                    self.fields[name].help_text = "Write-once: set, so it cannot be changed."
+
+    def _post_clean(self) -> None:
+        # Model validation is the services' job; running the model's own would check rules twice.
+        pass
+
+    def service_data(self) -> dict[str, Any]:
+        data = {
+            name: self.cleaned_data.get(name)
+            for name in FORM_FIELDS
+            if name not in COUNTER_ACCOUNT_FIELDS and name in self.cleaned_data
+        }
+        data["counter_account"] = {
+            name: self.cleaned_data.get(name) or "" for name in COUNTER_ACCOUNT_FIELDS
+        }
+        data["feature_flags"] = self.cleaned_data.get("feature_flags") or []
+        data["status_reason"] = self.cleaned_data.get("status_reason") or ""
+        if self.instance.pk and not self.instance._state.adding:
+            # A disabled field ignores what was posted; a crafted POST must still be refused.
+            for name in services.WRITE_ONCE_FIELDS:
+                if self.fields[name].disabled:
+                    posted = self.data.get(name)
+                    data[name] = posted if posted is not None else getattr(self.instance, name)
+        return data
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            services.clean_user_data(
+                self.service_data(),
+                user=self.instance
+                if self.instance.pk and not self.instance._state.adding
+                else None,
+            )
+        except ValidationError as exc:
+            self._add_service_errors(exc)
+        return cleaned
+
+    def _add_service_errors(self, exc: ValidationError) -> None:
+        for key, errors in exc.error_dict.items():
+            name = (
+                key.split(".", 1)[-1] if key.startswith("counter_account.") else key.split(".")[0]
+            )
+            self.add_error(name if name in self.fields else None, errors)
+
+
+class UserVersionInline(admin.TabularInline):
+    model = UserVersion
+    fk_name = "user"
+    extra = 0
+    can_delete = False
+    fields = ("version", "created_at", "author", "changes")
+    readonly_fields = fields
+    ordering = ("-version",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class StatusChangeInline(admin.TabularInline):
+    model = StatusChange
+    fk_name = "user"
+    extra = 0
+    can_delete = False
+    fields = ("changed_at", "from_status", "to_status", "changed_by", "reason", "off_flow")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    form = UserAdminForm
+    list_display = (
+        "id",
+        "email",
+        "last_name",
+        "first_name",
+        "status",
+        "deleted",
+        "creation_datetime",
+    )
+    list_filter = ("status", "deleted", "residency_country")
+    search_fields = ("id", "email", "external_id", "phone", "first_name", "last_name")
+    readonly_fields = (
+        "id",
+        "version",
+        "version_datetime",
+        "version_authored_by_user",
+        "creation_datetime",
+        "deleted",
+    )
+    inlines = (StatusChangeInline, UserVersionInline)
+    actions = ("restore_selected",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "external_id",
+                    "first_name",
+                    "last_name",
+                    "email",
+                    "phone",
+                    "brokerage_user_id",
+                    "idp_user_id",
+                    "language",
+                )
+            },
+        ),
+        ("Counter account", {"fields": COUNTER_ACCOUNT_FIELDS}),
+        ("Status and products", {"fields": ("status", "status_reason", "feature_flags", "roles")}),
+        (
+            "KYC",
+            {
+                "fields": (
+                    "date_of_birth",
+                    "residency_country",
+                    "nationalities",
+                    "address",
+                    "tax_residency",
+                    "identity",
+                    "metadata",
+                )
+            },
+        ),
+        (
+            "Version",
+            {
+                "fields": (
+                    "version",
+                    "version_datetime",
+                    "version_authored_by_user",
+                    "creation_datetime",
+                    "deleted",
+                    "expected_version",
+                )
+            },
+        ),
+    )
+
+    def save_model(
+        self, request: HttpRequest, obj: User, form: UserAdminForm, change: bool
+    ) -> None:
+        data = form.service_data()
+        roles = form.cleaned_data.get("roles") or []
+        if change:
+            saved = services.user_update(
+                user=obj,
+                data=data,
+                actor=request.user,
+                expected_version=form.cleaned_data.get("expected_version"),
+            )
+            if sorted(saved.role_names()) != sorted(roles):
+                saved = services.user_set_roles(user=saved, roles=roles, actor=request.user)
+        else:
+            saved = services.user_create(data=data, actor=request.user, roles=roles)
+        # The admin goes on with `obj` (messages, redirect): make it the stored row.
+        obj.__dict__.update(saved.__dict__)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Relations were written by the service; the inlines are read-only."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except services.StaleVersion as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return self.response_post_save_change(request, exc.current)
+        except ValidationError as exc:
+            # A race lost at the database (unique) after the form validated.
+            self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            from django.http import HttpResponseRedirect
+
+            return HttpResponseRedirect(request.path)
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.user_delete(user=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for user in queryset:
+            services.user_delete(user=user, actor=request.user)
+
+    @admin.action(description="Restore selected users", permissions=["restore"])
+    def restore_selected(self, request: HttpRequest, queryset: Any) -> None:
+        restored = 0
+        for user in queryset.filter(deleted=True):
+            services.user_restore(user=user, actor=request.user)
+            restored += 1
+        self.message_user(request, f"Restored {restored} user(s).")
+
+    def has_restore_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("users.restore_user")
+
+
+admin.site.site_header = "User console: raw admin"
+admin.site.site_title = "User console admin"

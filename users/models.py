@@ -1,0 +1,333 @@
+"""The User record of the contract (`shared/spec/user-contract.md`): fields, choices, constraints.
+
+No workflow lives here: every write goes through `users.services`, which keeps versions, history
+and the write-once rules. The model only says what a valid row looks like, and the database
+enforces as much of that as it can.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from ulid import ULID
+
+USER_ID_LENGTH = 27
+USER_ID_REGEX = r"^U[0-9A-HJKMNP-TV-Z]{26}$"
+PHONE_REGEX = r"^\+[1-9][0-9]{7,15}$"
+COUNTRY_REGEX = r"^[A-Z]{2}$"
+
+
+def new_user_id() -> str:
+    """`U` + a ULID: sortable by creation time, unique without coordination."""
+    return f"U{ULID()}"
+
+
+class Status(models.TextChoices):
+    WAITING_FOR_VERIFICATION = "WAITING_FOR_VERIFICATION", "Waiting for verification"
+    WAITING_FOR_SIGNATURE = "WAITING_FOR_SIGNATURE", "Waiting for signature"
+    VERIFICATION_FAILED = "VERIFICATION_FAILED", "Verification failed"
+    ACTIVE = "ACTIVE", "Active"
+    INACTIVE = "INACTIVE", "Inactive"
+
+
+# The platform's onboarding diagram. Moves outside it are allowed but need a reason.
+RECOMMENDED_MOVES: dict[str, tuple[str, ...]] = {
+    Status.WAITING_FOR_VERIFICATION: (Status.WAITING_FOR_SIGNATURE, Status.VERIFICATION_FAILED),
+    Status.VERIFICATION_FAILED: (Status.WAITING_FOR_SIGNATURE, Status.INACTIVE),
+    Status.WAITING_FOR_SIGNATURE: (Status.ACTIVE,),
+    Status.ACTIVE: (Status.INACTIVE,),
+    Status.INACTIVE: (Status.ACTIVE,),
+}
+INITIAL_STATUSES = (Status.WAITING_FOR_VERIFICATION, Status.WAITING_FOR_SIGNATURE)
+
+
+def is_recommended_move(from_status: str, to_status: str) -> bool:
+    return to_status in RECOMMENDED_MOVES.get(from_status, ())
+
+
+class FeatureFlag(models.TextChoices):
+    CONSOLE = "CONSOLE", "Console"
+    ROBO_ADVISOR = "ROBO_ADVISOR", "Robo Advisor"
+    SELF_INVESTOR = "SELF_INVESTOR", "Self Investor"
+    STORYTELLER = "STORYTELLER", "StoryTeller"
+
+
+class BankAccountNumberType(models.TextChoices):
+    IBAN = "IBAN", "IBAN"
+    ABA = "ABA", "ABA"
+
+
+class BankIdType(models.TextChoices):
+    BIC = "BIC", "BIC"
+    ABA = "ABA", "ABA routing number"
+
+
+class Role(models.TextChoices):
+    """Console roles; each is a `Group` of the same name, created by a data migration."""
+
+    BACK_OFFICE = "back_office", "Back office"
+    COMPLIANCE = "compliance", "Compliance"
+    ADMIN = "admin", "Admin"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email__iexact=username)
+
+    def create_user(self, email: str | None = None, password: str | None = None, **data) -> User:
+        from users import services  # services import models; the manager is only a shim
+
+        return services.user_create(data={"email": email, **data}, actor=None, password=password)
+
+    def create_superuser(self, email: str | None = None, password: str | None = None, **data):
+        """An admin who can sign in at once: CONSOLE flag and the admin role included."""
+        from users import services
+
+        data.pop("is_superuser", None)
+        data.pop("is_staff", None)
+        flags = set(data.pop("feature_flags", ())) | {FeatureFlag.CONSOLE}
+        return services.user_create(
+            data={"email": email, "feature_flags": sorted(flags), **data},
+            actor=None,
+            password=password,
+            roles=[Role.ADMIN],
+            is_superuser=True,
+        )
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    id = models.CharField(
+        primary_key=True, max_length=USER_ID_LENGTH, default=new_user_id, editable=False
+    )
+    external_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    first_name = models.CharField(max_length=128, blank=True, default="")
+    last_name = models.CharField(max_length=128, blank=True, default="")
+    # NULL, not "", means "not set" for the unique fields so that many users may lack one.
+    email = models.EmailField(max_length=254, null=True, blank=True, unique=True)
+    phone = models.CharField(max_length=16, null=True, blank=True, unique=True)
+    brokerage_user_id = models.CharField(max_length=64, blank=True, default="")
+    idp_user_id = models.CharField(max_length=64, blank=True, default="")
+    language = models.CharField(max_length=35, blank=True, default="")
+
+    # counter_account is one object in the contract; its parts are columns so that an IBAN is
+    # searchable by index. It is always replaced whole by the services.
+    bank_account_number = models.CharField(max_length=34, blank=True, default="")
+    bank_account_number_type = models.CharField(
+        max_length=4, choices=BankAccountNumberType.choices, blank=True, default=""
+    )
+    bank_id = models.CharField(max_length=11, blank=True, default="")
+    bank_id_type = models.CharField(
+        max_length=3, choices=BankIdType.choices, blank=True, default=""
+    )
+
+    status = models.CharField(
+        max_length=32, choices=Status.choices, default=Status.WAITING_FOR_VERIFICATION
+    )
+    # Denormalised from the status history so that "time in status" needs no join.
+    status_changed_at = models.DateTimeField()
+
+    date_of_birth = models.DateField(null=True, blank=True)
+    residency_country = models.CharField(max_length=2, blank=True, default="")
+    nationalities = models.JSONField(default=list, blank=True)
+    address = models.JSONField(null=True, blank=True)
+    tax_residency = models.JSONField(null=True, blank=True)
+    identity = models.CharField(max_length=64, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+
+    readable_by = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="readable_records"
+    )
+    modifiable_by = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="modifiable_records"
+    )
+
+    creation_datetime = models.DateTimeField(editable=False)
+    version = models.PositiveIntegerField(default=1)
+    version_datetime = models.DateTimeField()
+    version_authored_by_user = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deleted = models.BooleanField(default=False)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["-creation_datetime", "-id"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+            models.CheckConstraint(
+                condition=models.Q(id__regex=USER_ID_REGEX),
+                name="user_id_format",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=Status.values), name="user_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(phone__isnull=True) | models.Q(phone__regex=PHONE_REGEX),
+                name="user_phone_e164",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(residency_country="")
+                | models.Q(residency_country__regex=COUNTRY_REGEX),
+                name="user_residency_country_iso",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(bank_account_number="", bank_account_number_type="")
+                | (
+                    ~models.Q(bank_account_number="")
+                    & models.Q(bank_account_number_type__in=BankAccountNumberType.values)
+                ),
+                name="user_counter_account_typed",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(bank_id="", bank_id_type="")
+                | (~models.Q(bank_id="") & models.Q(bank_id_type__in=BankIdType.values)),
+                name="user_bank_id_typed",
+            ),
+            models.CheckConstraint(condition=models.Q(version__gte=1), name="user_version_gte_1"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-status_changed_at"], name="user_status_idx"),
+            models.Index(fields=["last_name", "first_name"], name="user_name_idx"),
+            models.Index(fields=["bank_account_number"], name="user_iban_idx"),
+            models.Index(fields=["-creation_datetime", "-id"], name="user_created_idx"),
+        ]
+        permissions = [
+            ("change_status", "Can move a user to another status"),
+            ("change_status_off_flow", "Can move a user off the recommended flow"),
+            ("view_history", "Can read status and version history"),
+            ("manage_feature_flags", "Can grant and revoke feature flags"),
+            ("restore_user", "Can restore a deleted user"),
+            ("manage_roles", "Can grant and revoke console roles"),
+            ("export_users", "Can export users as CSV"),
+            ("manage_api_tokens", "Can issue and revoke API tokens"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or self.external_id or self.id
+
+    @property
+    def counter_account(self) -> dict[str, str] | None:
+        if not self.bank_account_number:
+            return None
+        return {
+            "bank_account_number": self.bank_account_number,
+            "bank_account_number_type": self.bank_account_number_type,
+            "bank_id": self.bank_id or None,
+            "bank_id_type": self.bank_id_type or None,
+        }
+
+    # Django admin and auth ask for these; they derive from the roles, never stored twice.
+    @property
+    def is_staff(self) -> bool:
+        return self.is_superuser or self.has_role(Role.ADMIN)
+
+    def role_names(self) -> set[str]:
+        cache = getattr(self, "_role_names", None)
+        if cache is None:
+            cache = set(self.groups.filter(name__in=Role.values).values_list("name", flat=True))
+            self._role_names = cache
+        return cache
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.role_names() & set(roles))
+
+    def flag_names(self) -> set[str]:
+        cache = getattr(self, "_flag_names", None)
+        if cache is None:
+            cache = {grant.flag for grant in self.flag_grants.all()}
+            self._flag_names = cache
+        return cache
+
+
+class FeatureFlagGrant(models.Model):
+    """A flag the user holds now, with who granted it and when.
+
+    Grants and revokes are also versions of the user (field `feature_flags`), so the full
+    audit trail with authors lives in `UserVersion`.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="flag_grants")
+    flag = models.CharField(max_length=16, choices=FeatureFlag.choices)
+    granted_at = models.DateTimeField()
+    granted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "flag"], name="flag_grant_unique"),
+            models.CheckConstraint(
+                condition=models.Q(flag__in=FeatureFlag.values), name="flag_grant_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["flag", "user"], name="flag_grant_flag_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.flag}"
+
+
+class UserVersion(models.Model):
+    """One version of a user: who made it, when, and the field-level diff from the one before.
+
+    `changes` maps a contract field name to `[old, new]` (JSON values). Version 1 holds the
+    creation, with `old` null for every field that was set.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+    author = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changes = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["user", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "version"], name="user_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} v{self.version}"
+
+
+class StatusChange(models.Model):
+    """A row of the status history: from, to, who, when, why, and whether it left the flow."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="status_changes")
+    version = models.PositiveIntegerField()
+    from_status = models.CharField(max_length=32, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=32, choices=Status.choices)
+    changed_at = models.DateTimeField()
+    changed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True, default="")
+    off_flow = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["user", "-changed_at", "-id"]
+        indexes = [models.Index(fields=["user", "-changed_at"], name="status_change_user_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(off_flow=False) | ~models.Q(reason=""),
+                name="status_change_off_flow_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.from_status or 'start'} -> {self.to_status}"

@@ -1,0 +1,470 @@
+"""Field rules of the contract, in one place.
+
+Each function takes raw input and returns the normalised value, or raises `ValidationError` with
+a message that says exactly what is wrong and a stable `code`. Services, forms, the admin and the
+API all call these; none of them re-implements a rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import langcodes
+import phonenumbers
+import pycountry
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.utils import timezone
+from schwifty import BIC, IBAN
+from schwifty import exceptions as schwifty_errors
+from stdnum.us import rtn
+
+from users.models import PHONE_REGEX, BankAccountNumberType, BankIdType, FeatureFlag
+
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_LENGTH = 40
+METADATA_MAX_VALUE_LENGTH = 500
+
+_email_validator = EmailValidator(message="Enter a valid email address, like jane.doe@example.com.")
+_phone_re = re.compile(PHONE_REGEX)
+_aba_account_re = re.compile(r"^[0-9]{4,17}$")
+
+
+def text(value: Any, *, max_length: int, field: str = "Value") -> str:
+    """A trimmed string no longer than `max_length`; None becomes ""."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be text.", code="type")
+    value = value.strip()
+    if len(value) > max_length:
+        raise ValidationError(
+            f"{field} has {len(value)} characters; at most {max_length} are allowed.",
+            code="max_length",
+        )
+    return value
+
+
+def email(value: Any) -> str | None:
+    value = text(value, max_length=254, field="Email")
+    if not value:
+        return None
+    _email_validator(value)
+    return value
+
+
+def phone(value: Any, *, region: str | None = None) -> str | None:
+    """A valid phone number in E.164. National input is read in `region` (residency country)."""
+    raw = text(value, max_length=32, field="Phone")
+    if not raw:
+        return None
+    try:
+        number = phonenumbers.parse(raw, region or None)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            if raw.startswith("+"):
+                raise ValidationError(
+                    f"{raw} does not start with a known country code.", code="phone_country"
+                ) from exc
+            raise ValidationError(
+                "Give the number in international form (+32 470 12 34 56), or set the "
+                "residency country so that a national number can be read.",
+                code="phone_region",
+            ) from exc
+        raise ValidationError(f"{raw} is not a phone number.", code="phone_invalid") from exc
+    region_code = phonenumbers.region_code_for_number(number) or (
+        phonenumbers.region_code_for_country_code(number.country_code)
+    )
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason in (
+        phonenumbers.ValidationResult.TOO_SHORT,
+        phonenumbers.ValidationResult.TOO_LONG,
+        phonenumbers.ValidationResult.INVALID_LENGTH,
+    ):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region_code)
+        lengths = metadata.general_desc.possible_length if metadata else ()
+        expected = " or ".join(str(n) for n in lengths) if lengths else "a different number of"
+        got = len(phonenumbers.national_significant_number(number))
+        raise ValidationError(
+            f"+{number.country_code} numbers have {expected} digits after the country code; "
+            f"this one has {got}.",
+            code="phone_length",
+        )
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(
+            f"{raw} is not a valid phone number for "
+            f"{_country_name(region_code) or '+' + str(number.country_code)}.",
+            code="phone_invalid",
+        )
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not _phone_re.match(formatted):  # pragma: no cover - phonenumbers' E.164 always matches
+        raise ValidationError(f"{formatted} is not an E.164 number.", code="phone_invalid")
+    return formatted
+
+
+def language(value: Any) -> str:
+    """A BCP 47 tag such as en, en-US, nl-BE or el; normalised to its standard casing."""
+    tag = text(value, max_length=35, field="Language")
+    if not tag:
+        return ""
+    if "_" in tag:
+        raise ValidationError(
+            f"{tag} is not a BCP 47 tag: use a hyphen, as in {tag.replace('_', '-')}.",
+            code="language",
+        )
+    if not langcodes.tag_is_valid(tag):
+        raise ValidationError(
+            f"{tag} is not a BCP 47 language tag (examples: en, en-US, nl-BE, el).",
+            code="language",
+        )
+    return langcodes.standardize_tag(tag)
+
+
+def _country_name(code: str | None) -> str | None:
+    country = pycountry.countries.get(alpha_2=code) if code else None
+    return country.name if country else None
+
+
+def country(value: Any, *, field: str = "Country") -> str:
+    """An ISO 3166-1 alpha-2 code (upper case)."""
+    code = text(value, max_length=8, field=field)
+    if not code:
+        return ""
+    if not re.fullmatch(r"[A-Za-z]{2}", code):
+        raise ValidationError(
+            f"{field} must be a two-letter ISO 3166-1 code such as BE; got {code!r}.",
+            code="country",
+        )
+    code = code.upper()
+    if _country_name(code) is None:
+        raise ValidationError(f"{code} is not an ISO 3166-1 country code.", code="country")
+    return code
+
+
+def countries(value: Any, *, field: str = "Nationalities") -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[\s,]+", value) if part]
+    if not isinstance(value, list | tuple):
+        raise ValidationError(f"{field} must be a list of country codes.", code="type")
+    cleaned: list[str] = []
+    for item in value:
+        code = country(item, field=field)
+        if code and code not in cleaned:
+            cleaned.append(code)
+    return cleaned
+
+
+def date_of_birth(value: Any) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise ValidationError(f"{value!r} is not a date; use YYYY-MM-DD.", code="date") from exc
+    if not isinstance(value, dt.date):
+        raise ValidationError("Date of birth must be a date (YYYY-MM-DD).", code="date")
+    if value > timezone.localdate():
+        raise ValidationError("Date of birth cannot be in the future.", code="date_future")
+    if value.year < 1900:
+        raise ValidationError("Date of birth must be in 1900 or later.", code="date_past")
+    return value
+
+
+# --- counter account -------------------------------------------------------------------------
+
+
+def iban(value: Any) -> IBAN:
+    raw = text(value, max_length=64, field="IBAN")
+    try:
+        return IBAN(raw)
+    except schwifty_errors.InvalidChecksumDigits as exc:
+        raise ValidationError("IBAN check digits are wrong.", code="iban_checksum") from exc
+    except schwifty_errors.InvalidCountryCode as exc:
+        raise ValidationError(
+            f"IBAN country {raw[:2].upper()!r} does not use IBANs.", code="iban_country"
+        ) from exc
+    except schwifty_errors.InvalidLength as exc:
+        spec_length = _iban_length(raw[:2].upper())
+        expected = f" {raw[:2].upper()} IBANs have {spec_length} characters." if spec_length else ""
+        raise ValidationError(f"IBAN length is wrong.{expected}", code="iban_length") from exc
+    except schwifty_errors.InvalidBBANChecksum as exc:
+        raise ValidationError(
+            "IBAN account number fails its national checksum.", code="iban_bban_checksum"
+        ) from exc
+    except schwifty_errors.SchwiftyException as exc:
+        raise ValidationError(f"IBAN is not valid: {exc}.", code="iban_invalid") from exc
+
+
+def _iban_length(country_code: str) -> int | None:
+    from schwifty.domain import registry
+
+    spec = registry.get("iban").get(country_code)
+    return spec.get("iban_length") if spec else None
+
+
+def bic(value: Any) -> BIC:
+    raw = text(value, max_length=16, field="BIC")
+    try:
+        return BIC(raw)
+    except schwifty_errors.InvalidLength as exc:
+        raise ValidationError("A BIC has 8 or 11 characters.", code="bic_length") from exc
+    except schwifty_errors.InvalidCountryCode as exc:
+        raise ValidationError(
+            f"BIC country {raw[4:6].upper()!r} is not a country.", code="bic_country"
+        ) from exc
+    except schwifty_errors.SchwiftyException as exc:
+        raise ValidationError(f"BIC is not valid: {exc}.", code="bic_invalid") from exc
+
+
+def aba_routing_number(value: Any) -> str:
+    raw = text(value, max_length=16, field="Routing number")
+    if not re.fullmatch(r"[0-9]{9}", raw):
+        raise ValidationError("An ABA routing number has 9 digits.", code="aba_routing_length")
+    if not rtn.is_valid(raw):
+        raise ValidationError("ABA routing number checksum is wrong.", code="aba_routing_checksum")
+    return raw
+
+
+def iban_details(value: str) -> dict[str, str | None]:
+    """What schwifty knows of a valid IBAN's bank: shown to the user, offered as the BIC."""
+    number = iban(value)
+    bank_bic = number.bic
+    return {
+        "iban": number.compact,
+        "formatted": number.formatted,
+        "country_code": number.country_code,
+        "bic": str(bank_bic) if bank_bic else None,
+        "bank_name": number.bank_name if bank_bic else None,
+    }
+
+
+COUNTER_ACCOUNT_KEYS = (
+    "bank_account_number",
+    "bank_account_number_type",
+    "bank_id",
+    "bank_id_type",
+)
+
+
+def counter_account(value: Any) -> dict[str, str]:
+    """The counter account as its four columns; an empty value clears it.
+
+    Errors are keyed by sub-field so that forms and the API can point at the exact input.
+    """
+    empty = dict.fromkeys(COUNTER_ACCOUNT_KEYS, "")
+    if value in (None, "", {}):
+        return empty
+    if not isinstance(value, Mapping):
+        raise ValidationError("Counter account must be an object.", code="type")
+    unknown = set(value) - set(COUNTER_ACCOUNT_KEYS)
+    if unknown:
+        raise ValidationError(
+            {
+                key: ValidationError("Unknown counter account field.", code="unknown")
+                for key in sorted(unknown)
+            }
+        )
+    errors: dict[str, ValidationError] = {}
+    number_raw = text(value.get("bank_account_number"), max_length=64, field="Account number")
+    number_type = text(value.get("bank_account_number_type"), max_length=8, field="Type").upper()
+    bank_id_raw = text(value.get("bank_id"), max_length=16, field="Bank id")
+    bank_id_type = text(value.get("bank_id_type"), max_length=8, field="Bank id type").upper()
+
+    if not number_raw:
+        if number_type or bank_id_raw or bank_id_type:
+            errors["bank_account_number"] = ValidationError(
+                "Enter the account number, or clear the whole counter account.", code="required"
+            )
+        if errors:
+            raise ValidationError(errors)
+        return empty
+    if not number_type:
+        # An IBAN announces itself by its country prefix; anything else must say its type.
+        number_type = "IBAN" if re.match(r"^[A-Za-z]{2}", number_raw) else ""
+    if number_type not in BankAccountNumberType.values:
+        errors["bank_account_number_type"] = ValidationError(
+            "Account number type must be IBAN or ABA.", code="choice"
+        )
+    if bank_id_type and bank_id_type not in BankIdType.values:
+        errors["bank_id_type"] = ValidationError("Bank id type must be BIC or ABA.", code="choice")
+    if errors:
+        raise ValidationError(errors)
+
+    result = dict(empty, bank_account_number_type=number_type)
+    if number_type == BankAccountNumberType.IBAN:
+        try:
+            number = iban(number_raw)
+            result["bank_account_number"] = number.compact
+        except ValidationError as exc:
+            errors["bank_account_number"] = exc
+            number = None
+        bank_id_type = bank_id_type or (BankIdType.BIC if bank_id_raw else "")
+        if bank_id_raw:
+            if bank_id_type != BankIdType.BIC:
+                errors["bank_id_type"] = ValidationError(
+                    "An IBAN account is identified by a BIC.", code="bank_id_type"
+                )
+            else:
+                try:
+                    bank_bic = bic(bank_id_raw)
+                    if number is not None and bank_bic.country_code != number.country_code:
+                        errors["bank_id"] = ValidationError(
+                            f"BIC country {bank_bic.country_code} does not match the IBAN "
+                            f"country {number.country_code}.",
+                            code="bic_country_mismatch",
+                        )
+                    result["bank_id"] = str(bank_bic)
+                    result["bank_id_type"] = BankIdType.BIC.value
+                except ValidationError as exc:
+                    errors["bank_id"] = exc
+    else:  # ABA
+        digits = re.sub(r"[\s-]", "", number_raw)
+        if not _aba_account_re.fullmatch(digits):
+            errors["bank_account_number"] = ValidationError(
+                "An ABA account number has 4 to 17 digits.", code="aba_account"
+            )
+        result["bank_account_number"] = digits
+        if not bank_id_raw:
+            errors["bank_id"] = ValidationError(
+                "An ABA account needs its 9-digit routing number.", code="required"
+            )
+        elif bank_id_type and bank_id_type != BankIdType.ABA:
+            errors["bank_id_type"] = ValidationError(
+                "An ABA account is identified by an ABA routing number.", code="bank_id_type"
+            )
+        else:
+            try:
+                result["bank_id"] = aba_routing_number(bank_id_raw)
+                result["bank_id_type"] = BankIdType.ABA.value
+            except ValidationError as exc:
+                errors["bank_id"] = exc
+    if errors:
+        raise ValidationError(errors)
+    return result
+
+
+# --- nested objects ---------------------------------------------------------------------------
+
+
+def _nested(
+    value: Any,
+    *,
+    name: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    countries_in: tuple[str, ...] = (),
+    max_length: int = 128,
+) -> dict[str, str] | None:
+    if value in (None, "", {}):
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{name} must be an object.", code="type")
+    errors: dict[str, ValidationError] = {}
+    for key in sorted(set(value) - set(required) - set(optional)):
+        errors[key] = ValidationError(f"Unknown {name.lower()} field.", code="unknown")
+    result: dict[str, str] = {}
+    for key in (*required, *optional):
+        try:
+            item = text(
+                value.get(key), max_length=max_length, field=key.replace("_", " ").capitalize()
+            )
+            if key in countries_in:
+                item = country(item)
+        except ValidationError as exc:
+            errors[key] = exc
+            continue
+        if not item and key in required:
+            label = key.replace("_", " ").capitalize()
+            errors[key] = ValidationError(
+                f"{label} is required when the {name.lower()} is given.",
+                code="required",
+            )
+        elif item:
+            result[key] = item
+    if errors:
+        raise ValidationError(errors)
+    return result
+
+
+def address(value: Any) -> dict[str, str] | None:
+    return _nested(
+        value,
+        name="Address",
+        required=("line1", "city", "postal_code", "country_code"),
+        optional=("line2",),
+        countries_in=("country_code",),
+    )
+
+
+def tax_residency(value: Any) -> dict[str, str] | None:
+    return _nested(
+        value,
+        name="Tax residency",
+        required=("country_code", "proof_type", "value"),
+        countries_in=("country_code",),
+    )
+
+
+def metadata(value: Any) -> dict[str, str]:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError("Metadata must be an object of key → text.", code="type")
+    if len(value) > METADATA_MAX_KEYS:
+        raise ValidationError(
+            f"Metadata has {len(value)} keys; at most {METADATA_MAX_KEYS} are allowed.",
+            code="metadata_keys",
+        )
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or len(key) > METADATA_MAX_KEY_LENGTH:
+            raise ValidationError(
+                f"Metadata key {key!r} must be 1 to {METADATA_MAX_KEY_LENGTH} characters.",
+                code="metadata_key",
+            )
+        if not isinstance(item, str):
+            raise ValidationError(f"Metadata value of {key!r} must be text.", code="metadata_value")
+        if len(item) > METADATA_MAX_VALUE_LENGTH:
+            raise ValidationError(
+                f"Metadata value of {key!r} has {len(item)} characters; at most "
+                f"{METADATA_MAX_VALUE_LENGTH} are allowed.",
+                code="metadata_value",
+            )
+    return dict(value)
+
+
+def feature_flags(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[\s,]+", value) if part]
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise ValidationError("Feature flags must be a list.", code="type")
+    unknown = [flag for flag in value if flag not in FeatureFlag.values]
+    if unknown:
+        raise ValidationError(
+            f"Unknown feature flag {unknown[0]!r}; known: {', '.join(FeatureFlag.values)}.",
+            code="feature_flag",
+        )
+    return sorted(set(value))
+
+
+def user_ids(value: Any, *, field: str) -> list[str]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list | tuple | set):
+        raise ValidationError(f"{field} must be a list of user ids.", code="type")
+    ids: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not re.fullmatch(r"U[0-9A-HJKMNP-TV-Z]{26}", item):
+            raise ValidationError(f"{item!r} is not a user id (U + 26 characters).", code="user_id")
+        if item not in ids:
+            ids.append(item)
+    return sorted(ids)

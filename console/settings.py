@@ -103,7 +103,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "users.User"
 AUTHENTICATION_BACKENDS = ["console.auth.ConsoleBackend"]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "users:user-list"
+LOGIN_REDIRECT_URL = "users:home"
 LOGOUT_REDIRECT_URL = "login"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,10 +1,9 @@
 from django.urls import path
 
-from users import views
+from users.views import common
 
 app_name = "users"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("users/", views.user_list, name="user-list"),
+    path("", common.home, name="home"),
 ]

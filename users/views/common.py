@@ -1,14 +1,11 @@
+"""Small helpers shared by the console views."""
+
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
 
 @require_GET
+@login_required
 def home(request):
     return redirect("users:user-list")
-
-
-@require_GET
-@login_required
-def user_list(request):
-    return render(request, "users/user_list.html", {})

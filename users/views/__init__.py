@@ -1,0 +1,1 @@
+"""Console views, one module per screen. URLs in users/urls.py import from here."""

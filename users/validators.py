@@ -18,7 +18,7 @@ import pycountry
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.utils import timezone
-from schwifty import BIC, IBAN
+from schwifty import BIC, IBAN, registry
 from schwifty import exceptions as schwifty_errors
 from stdnum.us import rtn
 
@@ -183,31 +183,55 @@ def date_of_birth(value: Any) -> dt.date | None:
 
 def iban(value: Any) -> IBAN:
     raw = text(value, max_length=64, field="IBAN")
+    compact = re.sub(r"\s", "", raw).upper()
+    if not compact:
+        raise ValidationError("Enter an IBAN.", code="required")
+    if not re.fullmatch(r"[A-Z0-9]+", compact):
+        raise ValidationError("An IBAN has only letters and digits.", code="iban_invalid")
+    if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+", compact):
+        raise ValidationError(
+            "An IBAN starts with a two-letter country code and two check digits, "
+            "like BE71 0961 2345 6769.",
+            code="iban_format",
+        )
+    country_code = compact[:2]
+    if _iban_length(country_code) is None:
+        raise ValidationError(
+            f"IBAN country {country_code!r} does not use IBANs.", code="iban_country"
+        )
     try:
-        return IBAN(raw)
+        return IBAN(compact)
     except schwifty_errors.InvalidChecksumDigits as exc:
         raise ValidationError("IBAN check digits are wrong.", code="iban_checksum") from exc
     except schwifty_errors.InvalidCountryCode as exc:
         raise ValidationError(
-            f"IBAN country {raw[:2].upper()!r} does not use IBANs.", code="iban_country"
+            f"IBAN country {country_code!r} does not use IBANs.", code="iban_country"
         ) from exc
     except schwifty_errors.InvalidLength as exc:
-        spec_length = _iban_length(raw[:2].upper())
-        expected = f" {raw[:2].upper()} IBANs have {spec_length} characters." if spec_length else ""
-        raise ValidationError(f"IBAN length is wrong.{expected}", code="iban_length") from exc
+        spec_length = _iban_length(country_code)
+        expected = f" {country_code} IBANs have {spec_length} characters." if spec_length else ""
+        raise ValidationError(
+            f"IBAN length is wrong: it has {len(compact)} characters.{expected}",
+            code="iban_length",
+        ) from exc
     except schwifty_errors.InvalidBBANChecksum as exc:
         raise ValidationError(
             "IBAN account number fails its national checksum.", code="iban_bban_checksum"
+        ) from exc
+    except schwifty_errors.InvalidStructure as exc:
+        raise ValidationError(
+            f"IBAN does not follow the {country_code} account number format.",
+            code="iban_format",
         ) from exc
     except schwifty_errors.SchwiftyException as exc:
         raise ValidationError(f"IBAN is not valid: {exc}.", code="iban_invalid") from exc
 
 
 def _iban_length(country_code: str) -> int | None:
-    from schwifty.domain import registry
-
-    spec = registry.get("iban").get(country_code)
-    return spec.get("iban_length") if spec else None
+    try:
+        return registry.get_iban_spec(country_code).iban_length
+    except schwifty_errors.SchwiftyException:
+        return None
 
 
 def bic(value: Any) -> BIC:

@@ -89,7 +89,8 @@ FIELD_LABELS = {
 }
 
 
-@dataclass
+# eq=False keeps the exception hashable, as tracebacks and loggers expect.
+@dataclass(eq=False)
 class StaleVersion(Exception):
     """An edit was made from `expected_version`, but the record is at `current.version`.
 
@@ -189,7 +190,10 @@ def _prefixed(prefix: str, exc: ValidationError) -> dict[str, list[ValidationErr
 def clean_user_data(data: Mapping[str, Any], *, user: User | None) -> dict[str, Any]:
     """Validate and normalise `data` (contract field names) into snapshot values.
 
-    Raises one `ValidationError` with every problem found, keyed by field.
+    Checks everything a service would refuse in `data` itself, against `user` as given (None for
+    a new user): field rules, write-once, uniqueness and whether a status move needs a reason.
+    Raises one `ValidationError` with every problem found, keyed by field. The services call it
+    again on the locked row, so a form may call it first to show errors next to its fields.
     """
     errors: dict[str, list[ValidationError]] = {}
     unknown = sorted(set(data) - INPUT_FIELDS)
@@ -290,48 +294,63 @@ def clean_user_data(data: Mapping[str, Any], *, user: User | None) -> dict[str, 
                         ValidationError(f"No user with id {sorted(missing)[0]}.", code="user_id")
                     ]
             cleaned[name] = ids or []
+    if user is not None:
+        _check_write_once(user, cleaned, errors)
+    _check_unique(user, cleaned, errors)
+    if "status" in cleaned and not errors.get("status_reason"):
+        from_status = user.status if user is not None else None
+        if cleaned["status"] != from_status:
+            try:
+                check_status_move(
+                    from_status=from_status,
+                    to_status=cleaned["status"],
+                    reason=cleaned.get("status_reason") or "",
+                )
+            except ValidationError as exc:
+                errors.update(exc.error_dict)
     if errors:
         raise ValidationError(errors)
     return cleaned
 
 
-def _check_write_once(user: User | None, before: dict[str, Any], cleaned: dict[str, Any]) -> None:
-    if user is None:
-        return
-    errors = {}
+def _check_write_once(
+    user: User, cleaned: dict[str, Any], errors: dict[str, list[ValidationError]]
+) -> None:
     for name in WRITE_ONCE_FIELDS:
-        if name in cleaned and before[name] and cleaned[name] != before[name]:
-            errors[name] = ValidationError(
-                f"{FIELD_LABELS[name]} is write-once: it was set to {before[name]} and cannot "
-                "be changed.",
-                code="write_once",
-            )
-    if errors:
-        raise ValidationError(errors)
+        stored = getattr(user, name)
+        if name in cleaned and name not in errors and stored and cleaned[name] != stored:
+            errors[name] = [
+                ValidationError(
+                    f"{FIELD_LABELS[name]} is write-once: it was set to {stored} and cannot "
+                    "be changed.",
+                    code="write_once",
+                )
+            ]
 
 
-def _check_unique(user: User | None, cleaned: dict[str, Any]) -> None:
+def _check_unique(
+    user: User | None, cleaned: dict[str, Any], errors: dict[str, list[ValidationError]]
+) -> None:
     """Friendly pre-check; the database constraints still decide a race (see `_save`)."""
     others = User.objects.all()
     if user is not None:
         others = others.exclude(pk=user.pk)
-    errors = {}
-    if cleaned.get("email") and others.filter(email__iexact=cleaned["email"]).exists():
-        errors["email"] = _duplicate("email")
-    if cleaned.get("phone") and others.filter(phone=cleaned["phone"]).exists():
-        errors["phone"] = _duplicate("phone")
-    if cleaned.get("external_id") and others.filter(external_id=cleaned["external_id"]).exists():
-        errors["external_id"] = _duplicate("external_id")
-    if errors:
-        raise ValidationError(errors)
+    lookups = {"email": "email__iexact", "phone": "phone", "external_id": "external_id"}
+    for name, lookup in lookups.items():
+        value = cleaned.get(name)
+        if value and name not in errors and others.filter(**{lookup: value}).exists():
+            errors[name] = [_duplicate(name)]
 
 
 def _duplicate(name: str) -> ValidationError:
     return ValidationError(f"{FIELD_LABELS[name]} is already used by another user.", code="unique")
 
 
-def _status_move(*, from_status: str | None, to_status: str, reason: str) -> tuple[bool, str]:
-    """(off_flow, reason) for a move; an off-flow move without a reason is refused."""
+def check_status_move(*, from_status: str | None, to_status: str, reason: str) -> bool:
+    """Whether a move (from None: a creation) is off the recommended flow.
+
+    An off-flow move without a reason is refused with `status_reason` / `reason_required`.
+    """
     if from_status is None:
         off_flow = to_status not in INITIAL_STATUSES
     else:
@@ -347,7 +366,7 @@ def _status_move(*, from_status: str | None, to_status: str, reason: str) -> tup
                 )
             }
         )
-    return off_flow, reason
+    return off_flow
 
 
 # --- applying a change -------------------------------------------------------------------------
@@ -393,11 +412,28 @@ def _save(user: User, *, create: bool) -> None:
         with transaction.atomic():
             user.save(force_insert=create)
     except IntegrityError as exc:
-        message = str(exc).lower()
-        for name in UNIQUE_FIELDS:
-            if name in message or (name == "email" and "user_email_ci_unique" in message):
-                raise ValidationError({name: _duplicate(name)}) from exc
-        raise
+        name = _unique_field(exc)
+        if name is None:
+            raise
+        raise ValidationError({name: _duplicate(name)}) from exc
+
+
+def _unique_field(exc: IntegrityError) -> str | None:
+    """Which unique field a violation is about, from the constraint name, never the values."""
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate is not None:  # PostgreSQL (psycopg) names the constraint
+        if sqlstate != "23505":  # unique_violation
+            return None
+        where = (cause.diag.constraint_name or "").lower()
+    else:  # SQLite: "UNIQUE constraint failed: users_user.email" / "... index 'name'"
+        where = str(exc).split("\n")[0].lower()
+        if not where.startswith("unique constraint failed"):
+            return None
+    for name in UNIQUE_FIELDS:
+        if name in where:
+            return name
+    return None
 
 
 def _apply_relations(
@@ -436,7 +472,7 @@ def _commit_version(
     status_change = None
     if "status" in changes:
         from_status, to_status = changes["status"]
-        off_flow, reason = _status_move(
+        off_flow = check_status_move(
             from_status=from_status, to_status=to_status, reason=status_reason
         )
         user.status_changed_at = now
@@ -446,7 +482,7 @@ def _commit_version(
             to_status=to_status,
             changed_at=now,
             changed_by=actor,
-            reason=reason,
+            reason=status_reason,
             off_flow=off_flow,
         )
     if create:
@@ -527,7 +563,6 @@ def user_create(
         raise ValidationError(
             {"roles": ValidationError(f"Unknown role {sorted(unknown_roles)[0]!r}.", code="choice")}
         )
-    _check_unique(None, cleaned)
     status_reason = cleaned.pop("status_reason", "") or ""
     cleaned.setdefault("status", Status.WAITING_FOR_VERIFICATION)
     if role_names:
@@ -559,25 +594,24 @@ def user_create(
     )
 
 
-def _update(
-    *,
-    user: User,
-    cleaned: dict[str, Any],
-    actor: User | None,
-    expected_version: int | None,
-    allow_deleted: bool = False,
+def _locked_for_edit(
+    user: User, expected_version: int | None, *, allow_deleted: bool = False
 ) -> User:
+    """The stored row, locked, after the version and deleted checks every edit shares."""
     current = _lock(user)
     _check_version(current, expected_version)
     if not allow_deleted:
         _refuse_deleted(current)
-    before = user_snapshot(current)
-    _check_write_once(current, before, cleaned)
+    return current
+
+
+def _apply(current: User, cleaned: dict[str, Any], *, actor: User | None) -> User:
+    """Write what differs from the locked row `current`; `cleaned` was checked against it."""
     status_reason = cleaned.pop("status_reason", "") or ""
+    before = user_snapshot(current)
     changes = _changes(before, cleaned)
     if not changes:
         return current
-    _check_unique(current, {k: v for k, v in cleaned.items() if k in changes})
     for name, (_, new) in changes.items():
         _assign(current, name, new)
     return _commit_version(
@@ -600,11 +634,13 @@ def user_update(
 ) -> User:
     """Change any contract fields (nested objects replaced whole). Unchanged values are no-ops.
 
-    Refuses a write-once change, a duplicate, and (with `expected_version`) a stale edit.
+    Refuses a write-once change, a duplicate, an off-flow status without `status_reason`, a
+    deleted user, and (with `expected_version`) a stale edit (`StaleVersion`).
     Returns the user as stored; the version is bumped only when something changed.
     """
-    cleaned = clean_user_data(data, user=user)
-    return _update(user=user, cleaned=cleaned, actor=actor, expected_version=expected_version)
+    current = _locked_for_edit(user, expected_version)
+    cleaned = clean_user_data(data, user=current)
+    return _apply(current, cleaned, actor=actor)
 
 
 @transaction.atomic
@@ -617,11 +653,8 @@ def user_change_status(
     expected_version: int | None = None,
 ) -> User:
     """Move a user to `status`. Off the recommended flow only with a reason (marked off-flow)."""
-    cleaned = clean_user_data({"status": status, "status_reason": reason}, user=user)
-    current = _lock(user)
-    if current.status == cleaned["status"] and (
-        expected_version is None or expected_version == current.version
-    ):
+    current = _locked_for_edit(user, expected_version)
+    if status == current.status:
         raise ValidationError(
             {
                 "status": ValidationError(
@@ -629,7 +662,8 @@ def user_change_status(
                 )
             }
         )
-    return _update(user=current, cleaned=cleaned, actor=actor, expected_version=expected_version)
+    cleaned = clean_user_data({"status": status, "status_reason": reason}, user=current)
+    return _apply(current, cleaned, actor=actor)
 
 
 @transaction.atomic
@@ -641,8 +675,9 @@ def user_set_flags(
     expected_version: int | None = None,
 ) -> User:
     """Replace the user's feature flags; each grant/revoke is a version with author and time."""
-    cleaned = clean_user_data({"feature_flags": list(flags)}, user=user)
-    return _update(user=user, cleaned=cleaned, actor=actor, expected_version=expected_version)
+    current = _locked_for_edit(user, expected_version)
+    cleaned = clean_user_data({"feature_flags": list(flags)}, user=current)
+    return _apply(current, cleaned, actor=actor)
 
 
 @transaction.atomic
@@ -655,9 +690,10 @@ def user_set_flag(
     expected_version: int | None = None,
 ) -> User:
     """Grant or revoke one flag, leaving the others as they are now."""
-    current = _lock(user)
+    current = _locked_for_edit(user, expected_version)
     flags = current.flag_names() | {flag} if enabled else current.flag_names() - {flag}
-    return user_set_flags(user=current, flags=flags, actor=actor, expected_version=expected_version)
+    cleaned = clean_user_data({"feature_flags": sorted(flags)}, user=current)
+    return _apply(current, cleaned, actor=actor)
 
 
 @transaction.atomic
@@ -671,9 +707,8 @@ def user_set_roles(
         raise ValidationError(
             {"roles": ValidationError(f"Unknown role {sorted(unknown)[0]!r}.", code="choice")}
         )
-    return _update(
-        user=user, cleaned={"roles": role_names}, actor=actor, expected_version=expected_version
-    )
+    current = _locked_for_edit(user, expected_version)
+    return _apply(current, {"roles": role_names}, actor=actor)
 
 
 @transaction.atomic
@@ -682,29 +717,19 @@ def user_delete(*, user: User, actor: User | None, expected_version: int | None 
 
     Deleting a deleted user changes nothing and returns it (DELETE is idempotent).
     """
-    return _update(
-        user=user,
-        cleaned={"deleted": True},
-        actor=actor,
-        expected_version=expected_version,
-        allow_deleted=True,
-    )
+    current = _locked_for_edit(user, expected_version, allow_deleted=True)
+    return _apply(current, {"deleted": True}, actor=actor)
 
 
 @transaction.atomic
 def user_restore(*, user: User, actor: User | None, expected_version: int | None = None) -> User:
-    current = _lock(user)
+    """Undo a soft delete; the restore is a version like any other change."""
+    current = _locked_for_edit(user, expected_version, allow_deleted=True)
     if not current.deleted:
         raise ValidationError(
             {"deleted": ValidationError("This user is not deleted.", code="not_deleted")}
         )
-    return _update(
-        user=current,
-        cleaned={"deleted": False},
-        actor=actor,
-        expected_version=expected_version,
-        allow_deleted=True,
-    )
+    return _apply(current, {"deleted": False}, actor=actor)
 
 
 @transaction.atomic

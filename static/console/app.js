@@ -1,0 +1,208 @@
+/* The console's small behaviours. Every screen works without this file; it only adds shortcuts.
+   The CSP forbids inline scripts and eval, so all behaviour is here, bound by event delegation
+   (regions swapped in by htmx need no re-binding). CSRF for htmx requests comes from the
+   hx-headers attribute on <body>. */
+(function () {
+  "use strict";
+
+  // --- "/" focuses the search box --------------------------------------------------------------
+  function isTyping(target) {
+    if (!target || !(target instanceof Element)) return false;
+    return target.closest("input, textarea, select, [contenteditable], [contenteditable='true']") !== null;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) {
+      return;
+    }
+    // The page's own search box (the list) wins over the global one in the top bar.
+    const box = document.querySelector("[data-hotkey-primary]") || document.querySelector("[data-hotkey='/']");
+    if (box) {
+      event.preventDefault();
+      box.focus();
+      box.select();
+    }
+  });
+
+  // --- bulk selection --------------------------------------------------------------------------
+  function bulkScope(element) {
+    return element.closest("[data-bulk]") || document;
+  }
+
+  function refreshBulk(scope) {
+    const boxes = Array.from(scope.querySelectorAll("input[data-bulk-item]"));
+    const checked = boxes.filter(function (box) { return box.checked; });
+    boxes.forEach(function (box) {
+      const row = box.closest("tr");
+      if (row) row.classList.toggle("is-selected", box.checked);
+    });
+    const all = scope.querySelector("input[data-bulk-all]");
+    if (all) {
+      all.checked = boxes.length > 0 && checked.length === boxes.length;
+      all.indeterminate = checked.length > 0 && checked.length < boxes.length;
+    }
+    scope.querySelectorAll("[data-bulk-count]").forEach(function (el) {
+      el.textContent = checked.length === 1 ? "1 selected" : checked.length + " selected";
+    });
+  }
+
+  document.addEventListener("change", function (event) {
+    const target = event.target;
+    if (!(target instanceof HTMLInputElement)) return;
+    if (target.matches("input[data-bulk-all]")) {
+      const scope = bulkScope(target);
+      scope.querySelectorAll("input[data-bulk-item]").forEach(function (box) {
+        box.checked = target.checked;
+      });
+      refreshBulk(scope);
+    } else if (target.matches("input[data-bulk-item]")) {
+      refreshBulk(bulkScope(target));
+    }
+  });
+
+  // A destructive bulk action with nothing selected would only produce an error; say so here.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.matches("[data-bulk-form]")) return;
+    const submitter = event.submitter;
+    if (submitter && submitter.hasAttribute("data-bulk-needs-selection")) {
+      const any = document.querySelector("input[data-bulk-item][form='" + form.id + "']:checked");
+      if (!any) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        const note = form.querySelector("[data-bulk-count]") || document.querySelector("[data-bulk-count]");
+        if (note) {
+          note.textContent = "Select users first";
+          note.classList.add("sla");
+        }
+      }
+    }
+  }, true);
+
+  // --- status board: drag and drop --------------------------------------------------------------
+  // Dropping a card fills in that card's own move form (the keyboard menu, which also works
+  // without JavaScript) and submits it; an off-flow move first asks for a reason in a <dialog>.
+  let dragged = null;
+
+  function columnOf(element) {
+    return element instanceof Element ? element.closest("[data-drop-status]") : null;
+  }
+
+  function clearDropMarks() {
+    document.querySelectorAll(".is-drop-target, .is-drop-recommended, .is-drop-off-flow").forEach(function (el) {
+      el.classList.remove("is-drop-target", "is-drop-recommended", "is-drop-off-flow");
+    });
+  }
+
+  function recommendedFor(card) {
+    return (card.getAttribute("data-recommended") || "").split(" ").filter(Boolean);
+  }
+
+  document.addEventListener("dragstart", function (event) {
+    const card = event.target instanceof Element ? event.target.closest("[data-card]") : null;
+    if (!card) return;
+    dragged = card;
+    card.classList.add("is-dragging");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", card.getAttribute("data-card"));
+    const recommended = recommendedFor(card);
+    document.querySelectorAll("[data-drop-status]").forEach(function (column) {
+      const status = column.getAttribute("data-drop-status");
+      if (status === card.getAttribute("data-status")) return;
+      column.classList.add(recommended.indexOf(status) >= 0 ? "is-drop-recommended" : "is-drop-off-flow");
+    });
+  });
+
+  document.addEventListener("dragend", function () {
+    if (dragged) dragged.classList.remove("is-dragging");
+    dragged = null;
+    clearDropMarks();
+  });
+
+  document.addEventListener("dragover", function (event) {
+    const column = columnOf(event.target);
+    if (!dragged || !column || column.getAttribute("data-drop-status") === dragged.getAttribute("data-status")) {
+      return;
+    }
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "move";
+    document.querySelectorAll(".is-drop-target").forEach(function (el) {
+      if (el !== column) el.classList.remove("is-drop-target");
+    });
+    column.classList.add("is-drop-target");
+  });
+
+  document.addEventListener("drop", function (event) {
+    const column = columnOf(event.target);
+    if (!dragged || !column) return;
+    event.preventDefault();
+    const card = dragged;
+    const status = column.getAttribute("data-drop-status");
+    clearDropMarks();
+    if (status === card.getAttribute("data-status")) return;
+    moveCard(card, status);
+  });
+
+  function moveCard(card, status) {
+    const form = card.querySelector("form[data-move-form]");
+    if (!form) return;
+    form.elements.namedItem("status").value = status;
+    if (recommendedFor(card).indexOf(status) >= 0) {
+      form.elements.namedItem("reason").value = "";
+      form.requestSubmit();
+      return;
+    }
+    askReason(card, form, status);
+  }
+
+  function askReason(card, form, status) {
+    const dialog = document.getElementById("reason-dialog");
+    if (!(dialog instanceof HTMLDialogElement)) {
+      // No dialog on the page: open the card's own menu so the reason can be typed there.
+      const menu = card.querySelector("details");
+      if (menu) menu.open = true;
+      const reason = form.elements.namedItem("reason");
+      if (reason) reason.focus();
+      return;
+    }
+    const label = dialog.querySelector("[data-reason-target]");
+    if (label) {
+      const option = form.querySelector("option[value='" + status + "']");
+      label.textContent = (card.getAttribute("data-name") || "This user") + " → " + (option ? option.textContent.trim() : status);
+    }
+    const input = dialog.querySelector("textarea, input[name='reason']");
+    input.value = "";
+    dialog.dataset.card = card.getAttribute("data-card");
+    dialog.dataset.status = status;
+    dialog.showModal();
+    input.focus();
+  }
+
+  document.addEventListener("submit", function (event) {
+    const dialogForm = event.target;
+    if (!(dialogForm instanceof HTMLFormElement) || !dialogForm.matches("[data-reason-form]")) return;
+    event.preventDefault();
+    const dialog = dialogForm.closest("dialog");
+    const submitter = event.submitter;
+    if (submitter && submitter.value === "cancel") {
+      dialog.close();
+      return;
+    }
+    const reasonInput = dialogForm.querySelector("textarea, input[name='reason']");
+    const reason = reasonInput.value.trim();
+    const error = dialogForm.querySelector("[data-reason-error]");
+    if (!reason) {
+      if (error) error.hidden = false;
+      reasonInput.focus();
+      return;
+    }
+    if (error) error.hidden = true;
+    const card = document.querySelector("[data-card='" + dialog.dataset.card + "']");
+    dialog.close();
+    if (!card) return;
+    const form = card.querySelector("form[data-move-form]");
+    form.elements.namedItem("status").value = dialog.dataset.status;
+    form.elements.namedItem("reason").value = reason;
+    form.requestSubmit();
+  });
+})();

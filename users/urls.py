@@ -1,9 +1,34 @@
-from django.urls import path
+from django.urls import path, register_converter
 
-from users.views import common
+from users.views import common, detail, edit
+
+
+class UserIdConverter:
+    """`U` + ULID only, so that /users/<word>/ routes of other screens never reach a detail."""
+
+    regex = "U[0-9A-HJKMNP-TV-Z]{26}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(UserIdConverter, "user_id")
 
 app_name = "users"
 
 urlpatterns = [
     path("", common.home, name="home"),
+    # detail + edit screens (users/views/detail.py, users/views/edit.py)
+    path("users/new/", edit.user_create, name="user-create"),
+    path("users/validate/", edit.user_validate_field, name="user-validate-field"),
+    path("users/<user_id:pk>/", detail.user_detail, name="user-detail"),
+    path("users/<user_id:pk>/edit/", edit.user_edit, name="user-edit"),
+    path("users/<user_id:pk>/status/", detail.user_status, name="user-status"),
+    path("users/<user_id:pk>/flags/", detail.user_flag, name="user-flag"),
+    path("users/<user_id:pk>/diff/", detail.user_diff, name="user-diff"),
+    path("users/<user_id:pk>/delete/", detail.user_delete, name="user-delete"),
+    path("users/<user_id:pk>/restore/", detail.user_restore, name="user-restore"),
 ]

@@ -1,0 +1,381 @@
+"""The user detail screen: regions, status moves, flags, history and diff, delete and restore."""
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import VALID_IBANS, make_user
+from users import services
+from users.models import FeatureFlag, Status, StatusChange, User, UserVersion
+
+pytestmark = pytest.mark.django_db
+
+
+def detail_url(user):
+    return reverse("users:user-detail", args=[user.pk])
+
+
+def htmx(target=None, **extra):
+    headers = {"HTTP_HX_REQUEST": "true", **extra}
+    if target:
+        headers["HTTP_HX_TARGET"] = target
+    return headers
+
+
+def triggers(response):
+    return json.loads(response.headers.get("HX-Trigger", "{}"))
+
+
+def snapshot(user):
+    return services.user_snapshot(User.objects.get(pk=user.pk))
+
+
+# --- the page and its regions -----------------------------------------------------------------
+
+
+def test_detail_page_shows_grouped_fields_with_bank_from_schwifty(back_office_client, admin_user):
+    subject = make_user(
+        actor=admin_user,
+        first_name="Ada",
+        last_name="Lovelace",
+        counter_account={"bank_account_number": VALID_IBANS[0]},
+        residency_country="BE",
+        nationalities=["BE", "NL"],
+        metadata={"crm": "42"},
+    )
+    response = back_office_client.get(detail_url(subject))
+    assert response.status_code == 200
+    html = response.content.decode()
+    for heading in ("Identity", "Contact", "Counter account", "KYC", "Status", "Feature flags"):
+        assert f">{heading}</h2>" in html
+    assert "Ada Lovelace" in html
+    assert "BE71 0961 2345 6769" in html  # formatted IBAN
+    assert "GKCCBEBB" in html  # the BIC schwifty knows for this bank
+    assert "BE, NL" in html
+    assert "crm" in html
+    assert "<script>" not in html
+    assert 'style="' not in html
+    assert "hx-on" not in html
+
+
+def test_detail_regions_render_alone_for_htmx(admin_client, user):
+    for region in ("summary", "status", "flags", "history", "danger"):
+        response = admin_client.get(detail_url(user), **htmx(region))
+        assert response.status_code == 200
+        html = response.content.decode().strip()
+        assert f'id="{region}"' in html
+        assert "<html" not in html
+        assert "<main" not in html
+
+
+def test_detail_needs_login_and_a_role(client, db):
+    subject = make_user()
+    response = client.get(detail_url(subject))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_detail_of_unknown_user_is_404(admin_client):
+    response = admin_client.get(reverse("users:user-detail", args=["U" + "0" * 26]))
+    assert response.status_code == 404
+
+
+def test_back_office_sees_no_history_and_gets_403_for_it(back_office_client, user):
+    html = back_office_client.get(detail_url(user)).content.decode()
+    assert 'id="history"' not in html
+    assert back_office_client.get(detail_url(user), **htmx("history")).status_code == 403
+    diff = reverse("users:user-diff", args=[user.pk])
+    assert back_office_client.get(diff).status_code == 403
+
+
+def test_object_level_readers_see_the_detail(client, db, admin_user):
+    from tests.factories import make_console_user
+
+    reader = make_console_user("compliance")
+    subject = make_user(actor=admin_user, readable_by=[reader.pk])
+    client.force_login(reader)
+    assert client.get(detail_url(subject)).status_code == 200
+
+
+# --- status moves -----------------------------------------------------------------------------
+
+
+def test_status_page_offers_recommended_moves_first(compliance_client, user):
+    html = compliance_client.get(detail_url(user)).content.decode()
+    status_html = html[html.index('id="status"') : html.index('id="flags"')]
+    recommended = status_html.index('value="WAITING_FOR_SIGNATURE"')
+    off_flow = status_html.index("Off-flow move")
+    assert recommended < off_flow
+    assert f'name="expected_version" value="{user.version}"' in status_html
+
+
+def test_recommended_move_returns_status_region_and_refreshes_the_others(
+    compliance_client, compliance_user, user
+):
+    url = reverse("users:user-status", args=[user.pk])
+    response = compliance_client.post(
+        url,
+        {"status": Status.WAITING_FOR_SIGNATURE, "expected_version": user.version},
+        **htmx("status"),
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith("<section")
+    assert 'id="status"' in html
+    assert "Moved to Waiting for signature" in html
+    assert set(triggers(response)) == {
+        "refresh-summary",
+        "refresh-flags",
+        "refresh-history",
+        "refresh-danger",
+    }
+    change = StatusChange.objects.get(user=user, to_status=Status.WAITING_FOR_SIGNATURE)
+    assert change.changed_by == compliance_user
+    assert not change.off_flow
+
+
+def test_off_flow_move_without_reason_is_refused_and_changes_nothing(compliance_client, user):
+    before = snapshot(user)
+    response = compliance_client.post(
+        reverse("users:user-status", args=[user.pk]),
+        {"status": Status.ACTIVE, "expected_version": user.version, "reason": ""},
+        **htmx("status"),
+    )
+    assert response.status_code == 200
+    assert "off the recommended flow: give a reason" in response.content.decode()
+    assert "HX-Trigger" not in response.headers
+    assert snapshot(user) == before
+
+
+def test_off_flow_move_with_reason_is_marked_off_flow(compliance_client, user):
+    response = compliance_client.post(
+        reverse("users:user-status", args=[user.pk]),
+        {"status": Status.ACTIVE, "expected_version": user.version, "reason": "Signed on paper"},
+    )
+    assert response.status_code == 302
+    change = StatusChange.objects.get(user=user, to_status=Status.ACTIVE)
+    assert change.off_flow
+    assert change.reason == "Signed on paper"
+
+
+def test_status_move_from_a_stale_page_is_refused(compliance_client, admin_user, user):
+    services.user_update(user=user, data={"first_name": "Changed"}, actor=admin_user)
+    response = compliance_client.post(
+        reverse("users:user-status", args=[user.pk]),
+        {"status": Status.WAITING_FOR_SIGNATURE, "expected_version": user.version},
+        **htmx("status"),
+    )
+    html = response.content.decode()
+    assert "changed by someone else" in html
+    assert User.objects.get(pk=user.pk).status == Status.WAITING_FOR_VERIFICATION
+    fresh = User.objects.get(pk=user.pk)
+    assert f'name="expected_version" value="{fresh.version}"' in html
+
+
+def test_status_move_needs_change_status(back_office_client, user):
+    response = back_office_client.post(
+        reverse("users:user-status", args=[user.pk]),
+        {"status": Status.WAITING_FOR_SIGNATURE, "expected_version": user.version},
+    )
+    assert response.status_code == 403
+    assert User.objects.get(pk=user.pk).status == Status.WAITING_FOR_VERIFICATION
+
+
+def test_unknown_status_is_a_clear_error(compliance_client, user):
+    response = compliance_client.post(
+        reverse("users:user-status", args=[user.pk]), {"status": "NOPE"}, **htmx("status")
+    )
+    assert response.status_code == 200
+    assert "Unknown status" in response.content.decode()
+
+
+# --- feature flags ----------------------------------------------------------------------------
+
+
+def test_admin_toggles_a_flag_and_it_is_audited(admin_client, admin_user, user):
+    url = reverse("users:user-flag", args=[user.pk])
+    response = admin_client.post(
+        url, {"flag": FeatureFlag.ROBO_ADVISOR, "enabled": "1"}, **htmx("flags")
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="flags"' in html
+    assert "Robo Advisor granted" in html
+    assert 'data-flag="ROBO_ADVISOR"' in html
+    assert "refresh-history" in triggers(response)
+    user.refresh_from_db()
+    version = UserVersion.objects.get(user=user, version=user.version)
+    assert version.author == admin_user
+    assert version.changes == {"feature_flags": [[], ["ROBO_ADVISOR"]]}
+    assert user.flag_grants.get().granted_by == admin_user
+
+    admin_client.post(url, {"flag": FeatureFlag.ROBO_ADVISOR, "enabled": "0"}, **htmx("flags"))
+    latest = UserVersion.objects.filter(user=user).order_by("-version").first()
+    assert latest.changes == {"feature_flags": [["ROBO_ADVISOR"], []]}
+    assert latest.author == admin_user
+
+
+def test_back_office_cannot_toggle_flags(back_office_client, user):
+    html = back_office_client.get(detail_url(user)).content.decode()
+    assert 'aria-disabled="true"' in html
+    assert reverse("users:user-flag", args=[user.pk]) not in html
+    response = back_office_client.post(
+        reverse("users:user-flag", args=[user.pk]),
+        {"flag": FeatureFlag.ROBO_ADVISOR, "enabled": "1"},
+        **htmx("flags"),
+    )
+    assert response.status_code == 403
+    assert not user.flag_grants.exists()
+
+
+def test_unknown_flag_is_refused(admin_client, user):
+    version = user.version
+    response = admin_client.post(
+        reverse("users:user-flag", args=[user.pk]), {"flag": "NOPE", "enabled": "1"}
+    )
+    assert response.status_code == 200
+    assert "Unknown feature flag" in response.content.decode()
+    assert User.objects.get(pk=user.pk).version == version
+
+
+# --- history and diff -------------------------------------------------------------------------
+
+
+def test_history_lists_status_changes_and_versions(admin_client, admin_user, user):
+    services.user_change_status(
+        user=user, status=Status.ACTIVE, actor=admin_user, reason="Manual check"
+    )
+    response = admin_client.get(detail_url(user), **htmx("history"))
+    html = response.content.decode()
+    assert "Manual check" in html
+    assert "off-flow" in html
+    assert admin_user.display_name in html
+    assert "Versions" in html
+
+
+def test_diff_between_any_two_versions(admin_client, admin_user, user):
+    services.user_update(user=user, data={"first_name": "Ann"}, actor=admin_user)
+    services.user_update(user=user, data={"language": "nl-BE"}, actor=admin_user)
+    services.user_update(user=user, data={"first_name": "Anna"}, actor=admin_user)
+    url = reverse("users:user-diff", args=[user.pk])
+
+    response = admin_client.get(url, {"from": 1, "to": 4}, **htmx("diff"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="diff"')
+    assert 'data-field="first_name"' in html
+    assert 'data-field="language"' in html
+    assert "Jane" in html
+    assert "Anna" in html
+    assert "Ann<" not in html
+
+    backwards = admin_client.get(url, {"from": 4, "to": 2}, **htmx("diff")).content.decode()
+    assert 'data-field="first_name"' in backwards
+    assert 'data-field="language"' in backwards
+
+    page = admin_client.get(url, {"from": 2, "to": 3})
+    assert page.status_code == 200
+    assert "<html" in page.content.decode()
+    assert 'data-field="language"' in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"from": "x", "to": "1"}, "whole numbers"), ({"from": "1", "to": "99"}, "between 1 and")],
+)
+def test_diff_with_bad_versions_is_a_clear_error(admin_client, user, params, message):
+    response = admin_client.get(reverse("users:user-diff", args=[user.pk]), params, **htmx("diff"))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+
+
+# --- delete and restore -----------------------------------------------------------------------
+
+
+def test_delete_asks_for_confirmation_without_javascript(back_office_client, user):
+    url = reverse("users:user-delete", args=[user.pk])
+    page = back_office_client.get(url)
+    assert page.status_code == 200
+    assert "Yes, delete" in page.content.decode()
+    fragment = back_office_client.get(url, **htmx("danger")).content.decode()
+    assert 'id="danger"' in fragment
+    assert "Yes, delete" in fragment
+    assert "<html" not in fragment
+    assert not User.objects.get(pk=user.pk).deleted
+
+
+def test_delete_then_restore(back_office_user, admin_user, user):
+    # Two roles at once need two clients: the *_client fixtures share one.
+    back_office_client, admin_client = Client(), Client()
+    back_office_client.force_login(back_office_user)
+    admin_client.force_login(admin_user)
+    url = reverse("users:user-delete", args=[user.pk])
+    response = back_office_client.post(url, {"expected_version": user.version}, **htmx())
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == detail_url(user)
+    deleted = User.objects.get(pk=user.pk)
+    assert deleted.deleted
+    page = back_office_client.get(detail_url(user)).content.decode()
+    assert "This user is deleted" in page
+    assert "Only an admin can restore" in page
+    assert reverse("users:user-edit", args=[user.pk]) not in page
+
+    assert back_office_client.post(reverse("users:user-restore", args=[user.pk])).status_code == 403
+    response = admin_client.post(reverse("users:user-restore", args=[user.pk]))
+    assert response.status_code == 302
+    restored = User.objects.get(pk=user.pk)
+    assert not restored.deleted
+    assert UserVersion.objects.get(user=user, version=restored.version).author == admin_user
+
+
+def test_delete_needs_permission(compliance_client, user):
+    url = reverse("users:user-delete", args=[user.pk])
+    assert compliance_client.get(url).status_code == 403
+    assert compliance_client.post(url).status_code == 403
+    assert not User.objects.get(pk=user.pk).deleted
+
+
+def test_delete_from_a_stale_page_is_refused(back_office_client, admin_user, user):
+    services.user_update(user=user, data={"first_name": "Other"}, actor=admin_user)
+    response = back_office_client.post(
+        reverse("users:user-delete", args=[user.pk]),
+        {"expected_version": user.version},
+        **htmx("danger"),
+    )
+    assert "changed by someone else" in response.content.decode()
+    assert not User.objects.get(pk=user.pk).deleted
+
+
+def test_moves_and_flags_on_a_deleted_user_are_refused(admin_client, admin_user, user):
+    services.user_delete(user=user, actor=admin_user)
+    deleted = User.objects.get(pk=user.pk)
+    html = admin_client.get(detail_url(user)).content.decode()
+    assert reverse("users:user-status", args=[user.pk]) not in html
+    response = admin_client.post(
+        reverse("users:user-status", args=[user.pk]),
+        {"status": Status.WAITING_FOR_SIGNATURE},
+        **htmx("status"),
+    )
+    assert "restore it first" in response.content.decode()
+    assert User.objects.get(pk=user.pk).version == deleted.version
+
+
+# --- GET never writes -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["user-status", "user-flag", "user-restore"])
+def test_post_only_endpoints_refuse_get(admin_client, user, name):
+    assert admin_client.get(reverse(f"users:{name}", args=[user.pk])).status_code == 405
+
+
+def test_nothing_changes_on_get(admin_client, user):
+    before = (snapshot(user), UserVersion.objects.count(), StatusChange.objects.count())
+    for name in ("user-detail", "user-diff", "user-delete", "user-edit"):
+        admin_client.get(
+            reverse(f"users:{name}", args=[user.pk]),
+            {"status": "ACTIVE", "flag": "CONSOLE", "enabled": "1"},
+        )
+    after = (snapshot(user), UserVersion.objects.count(), StatusChange.objects.count())
+    assert before == after

@@ -1,0 +1,341 @@
+"""Input for the console's create and edit screens.
+
+The forms only turn what a browser sends (flat inputs, `key=value` lines) into the contract's
+shape; every rule is checked by `services.clean_user_data` and the validators it calls, and the
+errors it raises (keyed by contract field, nested parts dotted) are mapped back onto the inputs.
+Nothing here saves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pycountry
+from django import forms
+from django.core.exceptions import ValidationError
+
+from users import services, validators
+from users.models import INITIAL_STATUSES, BankAccountNumberType, BankIdType, Status, User
+
+# Nested contract objects and the inputs that edit them, as input name -> key in the object.
+GROUPS: dict[str, dict[str, str]] = {
+    "counter_account": {
+        "bank_account_number": "bank_account_number",
+        "bank_account_number_type": "bank_account_number_type",
+        "bank_id": "bank_id",
+        "bank_id_type": "bank_id_type",
+    },
+    "address": {
+        "address_line1": "line1",
+        "address_line2": "line2",
+        "address_city": "city",
+        "address_postal_code": "postal_code",
+        "address_country_code": "country_code",
+    },
+    "tax_residency": {
+        "tax_country_code": "country_code",
+        "tax_proof_type": "proof_type",
+        "tax_value": "value",
+    },
+}
+INPUT_TO_GROUP = {name: group for group, inputs in GROUPS.items() for name in inputs}
+# Where an error about a whole object (not one of its parts) is shown.
+GROUP_FIRST_INPUT = {group: next(iter(inputs)) for group, inputs in GROUPS.items()}
+# Contract fields edited by one input of the same name.
+SIMPLE_FIELDS = (
+    "first_name",
+    "last_name",
+    "external_id",
+    "email",
+    "phone",
+    "language",
+    "date_of_birth",
+    "identity",
+    "residency_country",
+    "nationalities",
+    "brokerage_user_id",
+    "idp_user_id",
+    "metadata",
+)
+
+
+def _text(label: str, **attrs: Any) -> forms.CharField:
+    # No max_length or other rule here: the validators own them, and their messages are clearer.
+    return forms.CharField(
+        label=label, required=False, strip=True, widget=forms.TextInput(attrs=attrs)
+    )
+
+
+def _country(label: str) -> forms.CharField:
+    return _text(label, placeholder="BE", autocomplete="off", size="4", **{"class": "short"})
+
+
+def metadata_to_text(metadata: dict[str, str] | None) -> str:
+    return "\n".join(f"{key}={value}" for key, value in (metadata or {}).items())
+
+
+def parse_metadata(raw: str) -> dict[str, str]:
+    """`key=value` lines into a dict; the validators then check sizes and counts."""
+    result: dict[str, str] = {}
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if "=" not in line:
+            raise ValidationError(
+                f"Line {number} has no '=': write one key=value pair per line.",
+                code="metadata_line",
+            )
+        key, value = line.split("=", 1)
+        key = key.strip()
+        if key in result:
+            raise ValidationError(
+                f"Line {number} repeats the key {key!r}; each key may appear once.",
+                code="metadata_duplicate",
+            )
+        result[key] = value.strip()
+    return result
+
+
+def country_name(code: str) -> str | None:
+    country = pycountry.countries.get(alpha_2=code) if code else None
+    return country.name if country else None
+
+
+class UserForm(forms.Form):
+    """Create (`user=None`) or edit a user. `contract_data()` is what the services receive."""
+
+    first_name = _text("First name", autocomplete="off")
+    last_name = _text("Last name", autocomplete="off")
+    external_id = _text("External id", autocomplete="off")
+    date_of_birth = forms.CharField(
+        label="Date of birth",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    identity = _text("National identity number", autocomplete="off")
+    residency_country = _country("Residency country")
+    nationalities = _text(
+        "Nationalities", placeholder="BE, NL", autocomplete="off", **{"class": "medium"}
+    )
+    email = forms.CharField(
+        label="Email",
+        required=False,
+        strip=True,
+        widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "jane@example.com"}),
+    )
+    phone = _text("Phone", type="tel", placeholder="+32 470 12 34 56", autocomplete="off")
+    language = _text("Language", placeholder="nl-BE", autocomplete="off", **{"class": "short"})
+
+    bank_account_number = _text(
+        "Account number", placeholder="BE71 0961 2345 6769", autocomplete="off", spellcheck="false"
+    )
+    bank_account_number_type = forms.ChoiceField(
+        label="Account type",
+        required=False,
+        choices=[("", "Detect"), *BankAccountNumberType.choices],
+    )
+    bank_id = _text("Bank id", placeholder="GKCCBEBB", autocomplete="off", spellcheck="false")
+    bank_id_type = forms.ChoiceField(
+        label="Bank id type", required=False, choices=[("", "Detect"), *BankIdType.choices]
+    )
+
+    address_line1 = _text("Street and number", autocomplete="off")
+    address_line2 = _text("Line 2", autocomplete="off")
+    address_postal_code = _text("Postal code", autocomplete="off", **{"class": "short"})
+    address_city = _text("City", autocomplete="off")
+    address_country_code = _country("Country")
+
+    tax_country_code = _country("Country")
+    tax_proof_type = _text("Proof type", placeholder="TIN", autocomplete="off")
+    tax_value = _text("Number", autocomplete="off")
+
+    brokerage_user_id = _text("Brokerage user id", autocomplete="off")
+    idp_user_id = _text("IdP user id", autocomplete="off")
+    metadata = forms.CharField(
+        label="Metadata",
+        required=False,
+        strip=False,
+        help_text="One key=value per line.",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "placeholder": "crm=42"}),
+    )
+
+    status = forms.ChoiceField(
+        label="Starts in",
+        required=False,
+        choices=[(status.value, status.label) for status in map(Status, INITIAL_STATUSES)],
+        help_text="Existing customers of the bank start waiting for their signature.",
+    )
+    expected_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, user: User | None = None, **kwargs: Any) -> None:
+        self.user = user
+        if user is not None and "initial" not in kwargs and not args and "data" not in kwargs:
+            kwargs["initial"] = self.initial_for(user)
+        super().__init__(*args, **kwargs)
+        if user is None:
+            del self.fields["expected_version"]
+        else:
+            del self.fields["status"]
+            self.fields["expected_version"].required = True
+            self.fields["expected_version"].error_messages["required"] = (
+                "The form lost the version it was made from; reload the page."
+            )
+            for name in services.WRITE_ONCE_FIELDS:
+                if getattr(user, name):
+                    field = self.fields[name]
+                    field.widget.attrs["readonly"] = True
+                    field.widget.attrs["aria-readonly"] = "true"
+                    field.help_text = "Write-once: set, and can never be changed."
+        self.fields["first_name"].widget.attrs["autofocus"] = True
+
+    @staticmethod
+    def initial_for(user: User) -> dict[str, Any]:
+        snapshot = services.user_snapshot(user)
+        initial: dict[str, Any] = {
+            name: snapshot[name] or "" for name in SIMPLE_FIELDS if name != "nationalities"
+        }
+        initial["nationalities"] = ", ".join(snapshot["nationalities"])
+        initial["metadata"] = metadata_to_text(snapshot["metadata"])
+        for group, inputs in GROUPS.items():
+            values = snapshot[group] or {}
+            for name, key in inputs.items():
+                initial[name] = values.get(key) or ""
+        initial["expected_version"] = user.version
+        return initial
+
+    # --- building the contract's data ------------------------------------------------------
+
+    def _present(self, name: str) -> bool:
+        # On edit, only inputs the browser sent are changed (a crafted POST may send a few);
+        # a create takes the whole form.
+        return self.user is None or name in self.data
+
+    def _value(self, name: str) -> str:
+        if hasattr(self, "cleaned_data") and name in self.cleaned_data:
+            return self.cleaned_data[name] or ""
+        return (self.data.get(name) or "").strip()
+
+    def contract_value(self, field: str) -> Any:
+        """One contract field's value as the services take it (nested objects whole)."""
+        if field in GROUPS:
+            values = {key: self._value(name) for name, key in GROUPS[field].items()}
+            return values if any(values.values()) else None
+        if field == "metadata":
+            return parse_metadata(self.data.get("metadata") or "")
+        return self._value(field)
+
+    def contract_fields(self) -> list[str]:
+        fields = [name for name in SIMPLE_FIELDS if self._present(name)]
+        fields += [group for group, inputs in GROUPS.items() if any(map(self._present, inputs))]
+        return fields
+
+    def contract_data(self) -> dict[str, Any]:
+        data = {}
+        for field in self.contract_fields():
+            try:
+                data[field] = self.contract_value(field)
+            except ValidationError:
+                continue  # already reported by clean()
+        if self.user is None and self._value("status"):
+            data["status"] = self._value("status")
+        return data
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        try:
+            parse_metadata(self.data.get("metadata") or "")
+        except ValidationError as exc:
+            self.add_error("metadata", exc)
+        try:
+            services.clean_user_data(self.contract_data(), user=self.user)
+        except ValidationError as exc:
+            self.add_service_errors(exc)
+        return cleaned
+
+    # --- errors from the services ----------------------------------------------------------
+
+    @staticmethod
+    def input_for(key: str) -> str | None:
+        """The input that shows an error keyed `key` (`address.city` -> `address_city`)."""
+        group, _, part = key.partition(".")
+        if group in GROUPS:
+            if not part:
+                return GROUP_FIRST_INPUT[group]
+            for name, sub_key in GROUPS[group].items():
+                if sub_key == part:
+                    return name
+            return None
+        if key == "status_reason":
+            return "status"
+        if key in SIMPLE_FIELDS or key == "status":
+            return key
+        return None
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        if not hasattr(exc, "error_dict"):
+            self.add_error(None, exc)
+            return
+        for key, errors in exc.error_dict.items():
+            name = self.input_for(key)
+            if name is None or name not in self.fields:
+                self.add_error(None, errors)
+            elif name not in self.errors or not any(e.message in self.errors[name] for e in errors):
+                self.add_error(name, errors)
+
+    # --- one field at a time (validation on blur) ------------------------------------------
+
+    def check_input(self, name: str) -> tuple[list[str], dict[str, Any] | None]:
+        """Validate the contract field behind one input; (its errors, a hint when valid).
+
+        Only that input's own errors are returned: a half-filled group must not shout about
+        parts the user has not reached yet.
+        """
+        if name not in self.fields or name in ("expected_version",):
+            return [], None
+        field = INPUT_TO_GROUP.get(name, name)
+        if field == "status":
+            return [], None
+        try:
+            data = {field: self.contract_value(field)}
+        except ValidationError as exc:
+            return list(exc.messages), None
+        if field == "phone" and "residency_country" in self.data:
+            # National numbers are read in the residency country being typed, not the stored one.
+            data["residency_country"] = self._value("residency_country")
+        try:
+            cleaned = services.clean_user_data(data, user=self.user)
+        except ValidationError as exc:
+            messages = [
+                message
+                for key, errors in exc.error_dict.items()
+                if self.input_for(key) == name
+                for error in errors
+                for message in error.messages
+            ]
+            return messages, None
+        return [], self._hint(name, field, cleaned.get(field))
+
+    def _hint(self, name: str, field: str, value: Any) -> dict[str, Any] | None:
+        if name == "bank_account_number" and value:
+            if value["bank_account_number_type"] != BankAccountNumberType.IBAN:
+                return None
+            details = validators.iban_details(value["bank_account_number"])
+            current_bic = self._value("bank_id").upper()
+            return {
+                "kind": "iban",
+                "text": details["formatted"],
+                "bank_name": details["bank_name"],
+                "bic": details["bic"],
+                "offer_bic": bool(details["bic"]) and current_bic != details["bic"],
+            }
+        if name == "phone" and value:
+            return {"kind": "phone", "text": f"E.164: {value}"}
+        if name in ("residency_country", "address_country_code", "tax_country_code"):
+            code = value if name == "residency_country" else (value or {}).get("country_code")
+            if code:
+                return {"kind": "country", "text": country_name(code)}
+        if name == "nationalities" and value:
+            return {"kind": "countries", "text": ", ".join(country_name(c) or c for c in value)}
+        if name == "language" and value and value != self._value("language"):
+            return {"kind": "language", "text": f"Saved as {value}"}
+        return None

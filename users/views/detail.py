@@ -1,0 +1,397 @@
+"""The user detail screen: fields, status moves, feature flags, history, delete and restore.
+
+Each region HTMX replaces is a `{% partialdef %}` of `users/user_detail.html` whose root has the
+same id. A GET from HTMX that targets one of them gets that region alone; a successful POST
+returns its own region and tells the others (`refresh-<region>` events) to fetch theirs, so that
+a version number or a status badge is never left stale on the page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.middleware import HtmxDetails
+
+from users import services, validators
+from users.models import (
+    RECOMMENDED_MOVES,
+    FeatureFlag,
+    Status,
+    StatusChange,
+    User,
+    UserVersion,
+    is_recommended_move,
+)
+
+TEMPLATE = "users/user_detail.html"
+# Regions of the page that refresh themselves when another region changed the user.
+REGIONS = ("summary", "status", "flags", "history", "danger")
+HISTORY_LIMIT = 100
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+    user: User
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+def load_user(pk: str) -> User:
+    """The user with what every region needs, in a fixed number of queries."""
+    return get_object_or_404(
+        User.objects.select_related("version_authored_by_user").prefetch_related(
+            "flag_grants",
+            Prefetch("readable_by", queryset=User.objects.only("id", "first_name", "last_name")),
+            Prefetch("modifiable_by", queryset=User.objects.only("id", "first_name", "last_name")),
+        ),
+        pk=pk,
+    )
+
+
+def _listed_in(user: User, relation: str, actor: User) -> bool:
+    return any(other.pk == actor.pk for other in getattr(user, relation).all())
+
+
+def can_view(actor: User, user: User) -> bool:
+    """Role permission, or object-level access through `readable_by` / `modifiable_by`."""
+    return (
+        actor.has_perm("users.view_user")
+        or _listed_in(user, "readable_by", actor)
+        or _listed_in(user, "modifiable_by", actor)
+    )
+
+
+def can_edit(actor: User, user: User) -> bool:
+    return actor.has_perm("users.change_user") or _listed_in(user, "modifiable_by", actor)
+
+
+def require_perm(request: HtmxHttpRequest, codename: str) -> None:
+    if not request.user.has_perm(f"users.{codename}"):
+        raise PermissionDenied
+
+
+def redirect_or_client_redirect(request: HtmxHttpRequest, url: str) -> HttpResponse:
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def announce_change(response: HttpResponse, *, source: str) -> HttpResponse:
+    """Tell every other region of the detail page that the user changed."""
+    for region in REGIONS:
+        if region != source:
+            trigger_client_event(response, f"refresh-{region}")
+    return response
+
+
+# --- presenting values ------------------------------------------------------------------------
+
+
+def display(value: Any) -> str:
+    """A contract JSON value as a person reads it in a diff."""
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{key.replace('_', ' ')}: {item}" for key, item in value.items() if item)
+    return str(value)
+
+
+def diff_rows(changes: dict[str, list[Any]]) -> list[dict[str, str]]:
+    return [
+        {
+            "field": name,
+            "label": services.FIELD_LABELS.get(name, name),
+            "old": display(old),
+            "new": display(new),
+        }
+        for name, (old, new) in changes.items()
+    ]
+
+
+def bank_details(user: User) -> dict[str, Any] | None:
+    """Bank name and BIC schwifty knows for the stored IBAN (display only)."""
+    if user.bank_account_number_type != "IBAN" or not user.bank_account_number:
+        return None
+    try:
+        return validators.iban_details(user.bank_account_number)
+    except ValidationError:
+        return None
+
+
+def time_in_status(user: User) -> dt.timedelta:
+    return timezone.now() - user.status_changed_at
+
+
+# --- context per region -----------------------------------------------------------------------
+
+
+def status_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
+    recommended = [Status(s) for s in RECOMMENDED_MOVES.get(user.status, ())]
+    off_flow = [s for s in Status if s != user.status and s not in recommended]
+    return {
+        "recommended_moves": recommended,
+        "off_flow_moves": off_flow,
+        "can_move": request.user.has_perm("users.change_status") and not user.deleted,
+        "can_move_off_flow": request.user.has_perm("users.change_status_off_flow"),
+        "time_in_status": time_in_status(user),
+    }
+
+
+def flags_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
+    grants = {grant.flag: grant for grant in user.flag_grants.all()}
+    return {
+        "flags": [
+            {"value": flag.value, "label": flag.label, "grant": grants.get(flag.value)}
+            for flag in FeatureFlag
+        ],
+        "can_manage_flags": request.user.has_perm("users.manage_feature_flags")
+        and not user.deleted,
+    }
+
+
+def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
+    versions = list(
+        UserVersion.objects.filter(user=user)
+        .select_related("author")
+        .only("version", "created_at", "changes", "author__first_name", "author__last_name")
+        .order_by("-version")[:HISTORY_LIMIT]
+    )
+    for version in versions:
+        version.fields = [services.FIELD_LABELS.get(name, name) for name in version.changes]
+    status_changes = list(
+        StatusChange.objects.filter(user=user)
+        .select_related("changed_by")
+        .order_by("-changed_at", "-id")[:HISTORY_LIMIT]
+    )
+    return {
+        "versions": versions,
+        "version_numbers": range(user.version, 0, -1),
+        "status_changes": status_changes,
+        "history_limit": HISTORY_LIMIT,
+    }
+
+
+def diff_context(user: User, raw_from: str | None, raw_to: str | None) -> dict[str, Any]:
+    """The diff between two versions named in the query string, or a clear error."""
+    default_from, default_to = max(user.version - 1, 1), user.version
+    try:
+        from_version = int(raw_from) if raw_from else default_from
+        to_version = int(raw_to) if raw_to else default_to
+    except ValueError:
+        return {
+            "diff_error": "Versions are whole numbers.",
+            "diff_from": default_from,
+            "diff_to": default_to,
+        }
+    context: dict[str, Any] = {"diff_from": from_version, "diff_to": to_version}
+    if not (1 <= from_version <= user.version and 1 <= to_version <= user.version):
+        context["diff_error"] = f"Choose versions between 1 and {user.version}."
+    elif from_version == to_version:
+        context["diff_rows"] = []
+    else:
+        context["diff_rows"] = diff_rows(
+            services.version_diff(user, from_version=from_version, to_version=to_version)
+        )
+    return context
+
+
+def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "subject": user,
+        "bank": bank_details(user),
+        "can_edit": can_edit(request.user, user) and not user.deleted,
+        "can_delete": request.user.has_perm("users.delete_user") and not user.deleted,
+        "can_restore": request.user.has_perm("users.restore_user") and user.deleted,
+        "can_view_history": request.user.has_perm("users.view_history"),
+        "status_errors": [],
+        "flag_errors": [],
+        "danger_errors": [],
+    }
+    context |= status_context(request, user)
+    context |= flags_context(request, user)
+    if context["can_view_history"]:
+        context |= history_context(request, user)
+        if "diff_from" not in extra:
+            context |= diff_context(user, None, None)
+    context |= extra
+    return context
+
+
+def render_region(
+    request: HtmxHttpRequest, user: User, region: str, status: int = 200, **extra: Any
+) -> HttpResponse:
+    return render(
+        request, f"{TEMPLATE}#{region}", detail_context(request, user, **extra), status=status
+    )
+
+
+def render_page(
+    request: HtmxHttpRequest, user: User, status: int = 200, **extra: Any
+) -> HttpResponse:
+    return render(request, TEMPLATE, detail_context(request, user, **extra), status=status)
+
+
+def error_messages(exc: ValidationError) -> list[str]:
+    return list(exc.messages)
+
+
+def parse_version(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def user_detail(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    user = load_user(pk)
+    if not can_view(request.user, user):
+        raise PermissionDenied
+    region = request.htmx.target if request.htmx else None
+    if region in REGIONS:
+        if region == "history":
+            require_perm(request, "view_history")
+        return render_region(request, user, region)
+    return render_page(request, user)
+
+
+@require_POST
+@login_required
+def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """Move the user; a move off the recommended flow needs its own permission and a reason."""
+    require_perm(request, "change_status")
+    user = load_user(pk)
+    target = request.POST.get("status", "")
+    if (
+        target in Status.values
+        and not is_recommended_move(user.status, target)
+        and not request.user.has_perm("users.change_status_off_flow")
+    ):
+        raise PermissionDenied
+    errors: list[str] = []
+    try:
+        user = services.user_change_status(
+            user=user,
+            status=target,
+            actor=request.user,
+            reason=request.POST.get("reason", ""),
+            expected_version=parse_version(request.POST.get("expected_version")),
+        )
+    except services.StaleVersion as exc:
+        errors = [str(exc)]
+    except ValidationError as exc:
+        errors = error_messages(exc)
+    user = load_user(pk)
+    if errors:
+        extra = {"status_errors": errors, "status_reason": request.POST.get("reason", "")}
+        if request.htmx:
+            return render_region(request, user, "status", **extra)
+        return render_page(request, user, **extra)
+    message = f"Moved to {Status(user.status).label}."
+    if request.htmx:
+        return announce_change(
+            render_region(request, user, "status", status_message=message), source="status"
+        )
+    messages.success(request, message)
+    return redirect("users:user-detail", pk=user.pk)
+
+
+@require_POST
+@login_required
+def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """Grant or revoke one feature flag (admins); the service records who and when."""
+    require_perm(request, "manage_feature_flags")
+    user = load_user(pk)
+    flag = request.POST.get("flag", "")
+    enabled = request.POST.get("enabled", "") in ("1", "true", "on")
+    errors: list[str] = []
+    if flag not in FeatureFlag.values:
+        errors = [f"Unknown feature flag {flag!r}."]
+    else:
+        try:
+            services.user_set_flag(user=user, flag=flag, enabled=enabled, actor=request.user)
+        except ValidationError as exc:
+            errors = error_messages(exc)
+    user = load_user(pk)
+    if errors:
+        if request.htmx:
+            return render_region(request, user, "flags", flag_errors=errors)
+        return render_page(request, user, flag_errors=errors)
+    message = f"{FeatureFlag(flag).label} {'granted' if enabled else 'revoked'}."
+    if request.htmx:
+        return announce_change(
+            render_region(request, user, "flags", flag_message=message), source="flags"
+        )
+    messages.success(request, message)
+    return redirect("users:user-detail", pk=user.pk)
+
+
+@require_GET
+@login_required
+def user_diff(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    require_perm(request, "view_history")
+    user = load_user(pk)
+    extra = diff_context(user, request.GET.get("from"), request.GET.get("to"))
+    if request.htmx:
+        return render(request, f"{TEMPLATE}#diff", {"subject": user, **extra})
+    return render_page(request, user, **extra)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def user_delete(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """GET asks for confirmation (works without JavaScript); POST soft-deletes."""
+    require_perm(request, "delete_user")
+    user = load_user(pk)
+    if request.method == "GET":
+        if request.htmx:
+            return render_region(request, user, "danger", confirm_delete=True)
+        return render_page(request, user, confirm_delete=True)
+    try:
+        services.user_delete(
+            user=user,
+            actor=request.user,
+            expected_version=parse_version(request.POST.get("expected_version")),
+        )
+    except services.StaleVersion as exc:
+        errors = [str(exc)]
+        user = load_user(pk)
+        if request.htmx:
+            return render_region(request, user, "danger", danger_errors=errors)
+        return render_page(request, user, danger_errors=errors)
+    messages.success(request, "User deleted. An admin can restore it.")
+    return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))
+
+
+@require_POST
+@login_required
+def user_restore(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    require_perm(request, "restore_user")
+    user = load_user(pk)
+    try:
+        services.user_restore(user=user, actor=request.user)
+    except ValidationError as exc:
+        errors = error_messages(exc)
+        if request.htmx:
+            return render_region(request, user, "danger", danger_errors=errors)
+        return render_page(request, user, danger_errors=errors)
+    messages.success(request, "User restored.")
+    return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))

@@ -118,29 +118,38 @@ class UserAdminForm(forms.ModelForm):
             self.add_error(name if name in self.fields else None, errors)
 
 
-class UserVersionInline(admin.TabularInline):
-    model = UserVersion
-    fk_name = "user"
+class HistoryInline(admin.TabularInline):
+    """Read-only history rows; shown to whoever may read history, never edited here."""
+
     extra = 0
     can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("users.view_history")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class UserVersionInline(HistoryInline):
+    model = UserVersion
+    fk_name = "user"
     fields = ("version", "created_at", "author", "changes")
     readonly_fields = fields
     ordering = ("-version",)
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-
-class StatusChangeInline(admin.TabularInline):
+class StatusChangeInline(HistoryInline):
     model = StatusChange
     fk_name = "user"
-    extra = 0
-    can_delete = False
     fields = ("changed_at", "from_status", "to_status", "changed_by", "reason", "off_flow")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(User)
@@ -235,7 +244,12 @@ class UserAdmin(admin.ModelAdmin):
         obj.__dict__.update(saved.__dict__)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Relations were written by the service; the inlines are read-only."""
+        """Relations were written by the service; the inlines are read-only history.
+
+        Nothing is saved here, but the admin's change message reads what each formset saved.
+        """
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:

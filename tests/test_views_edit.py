@@ -243,7 +243,7 @@ def test_edit_without_version_is_refused(back_office_client, user):
     assert User.objects.get(pk=user.pk).last_name == user.last_name
 
 
-def test_stale_edit_shows_the_conflict_and_keeps_the_input(back_office_client, admin_user, user):
+def test_stale_edit_shows_the_conflict_and_rebases_the_input(back_office_client, admin_user, user):
     stale = form_post(user, last_name="Mine")
     services.user_update(user=user, data={"first_name": "Theirs"}, actor=admin_user)
     current = User.objects.get(pk=user.pk).version
@@ -252,19 +252,50 @@ def test_stale_edit_shows_the_conflict_and_keeps_the_input(back_office_client, a
     assert response.status_code == 200
     html = response.content.decode()
     assert "Someone else changed this user" in html
-    assert "Jane" in html
-    assert "Theirs" in html
-    assert admin_user.display_name in html
-    assert 'value="Mine"' in html  # the user's own input is kept
-    assert f'name="expected_version" value="{current}"' in html
+    conflict = html[html.index('class="alert alert-warning conflict"') :]
+    assert 'data-field="first_name"' in conflict
+    assert "Jane" in conflict
+    assert "Theirs" in conflict
+    assert admin_user.display_name in conflict
     assert User.objects.get(pk=user.pk).last_name == user.last_name
 
-    # Sending the same form again re-applies the change on top, deliberately.
-    again = dict(stale, expected_version=current)
-    assert back_office_client.post(edit_url(user), again).status_code == 302
+    form = response.context["form"]
+    assert form.data["last_name"] == "Mine"  # the user's own edit is kept
+    assert form.data["first_name"] == "Theirs"  # the field they left alone takes the new value
+    assert form.data["expected_version"] == str(current)
+
+    # Saving the re-based form applies the user's change on top of the other one.
+    assert back_office_client.post(edit_url(user), form.data).status_code == 302
     saved = User.objects.get(pk=user.pk)
     assert saved.last_name == "Mine"
-    assert saved.first_name == "Jane"  # their change was in the form's kept input
+    assert saved.first_name == "Theirs"
+
+
+def test_stale_edit_of_the_same_field_keeps_the_users_input_and_says_so(
+    back_office_client, admin_user, user
+):
+    stale = form_post(user, first_name="Mine")
+    services.user_update(user=user, data={"first_name": "Theirs"}, actor=admin_user)
+    response = back_office_client.post(edit_url(user), stale)
+    html = response.content.decode()
+    assert '<tr data-field="first_name" class="is-kept">' in html
+    assert response.context["form"].data["first_name"] == "Mine"
+    again = response.context["form"].data
+    assert back_office_client.post(edit_url(user), again).status_code == 302
+    assert User.objects.get(pk=user.pk).first_name == "Mine"
+
+
+def test_stale_edit_takes_a_write_once_value_set_meanwhile(back_office_client, admin_user):
+    subject = make_user(actor=admin_user, email=None)
+    stale = form_post(subject, last_name="Mine")
+    services.user_update(user=subject, data={"email": "set@example.com"}, actor=admin_user)
+    response = back_office_client.post(edit_url(subject), stale)
+    form = response.context["form"]
+    assert form.data["email"] == "set@example.com"
+    assert back_office_client.post(edit_url(subject), form.data).status_code == 302
+    saved = User.objects.get(pk=subject.pk)
+    assert saved.email == "set@example.com"
+    assert saved.last_name == "Mine"
 
 
 def test_stale_edit_over_htmx_returns_the_form_with_the_conflict(
@@ -275,7 +306,7 @@ def test_stale_edit_over_htmx_returns_the_form_with_the_conflict(
     response = back_office_client.post(edit_url(user), stale, **htmx("user-form"))
     html = response.content.decode()
     assert html.lstrip().startswith('<form id="user-form"')
-    assert "uf-conflict" in html
+    assert "alert-warning conflict" in html
     assert "Language" in html
 
 
@@ -339,7 +370,7 @@ def test_blur_does_not_complain_about_parts_not_reached_yet(back_office_client):
         "bank_account_number",
         {"bank_account_number": "123456789", "bank_account_number_type": "ABA"},
     ).content.decode()
-    assert "field-error" not in html
+    assert "has-error" not in html
     html = validate(
         back_office_client,
         "bank_id",
@@ -354,7 +385,7 @@ def test_blur_phone_shows_e164_using_the_typed_residency(back_office_client):
     ).content.decode()
     assert "E.164: +32470123456" in html
     html = validate(back_office_client, "phone", {"phone": "+123456789"}).content.decode()
-    assert "field-error" in html
+    assert "has-error" in html
 
 
 def test_blur_on_edit_uses_the_user(back_office_client, user):

@@ -14,7 +14,7 @@
   // After a save was refused, put the keyboard where the problem is: the conflict panel,
   // else the first input with an error.
   function focusProblem(root) {
-    var conflict = root.querySelector(".uf-conflict[data-focus-on-load]");
+    var conflict = root.querySelector(".conflict[data-focus-on-load]");
     var invalid = root.querySelector(".field.has-error input:not([readonly]), .field.has-error select, .field.has-error textarea");
     var target = conflict || invalid;
     if (target) {

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -24,31 +24,74 @@ from users.views.detail import (
     can_edit,
     display,
     load_user,
+    parse_version,
     redirect_or_client_redirect,
 )
 
 TEMPLATE = "users/user_form.html"
 
 
-def conflict_context(exc: services.StaleVersion) -> dict[str, Any]:
-    """What changed since the version the form was made from, with who and when."""
+def _own_value(form: UserForm, field: str, subject: User) -> Any:
+    """What the user's form says for `field`, normalised like the stored values.
+
+    Checked against a blank copy of the user (same id, same residency for national phone
+    numbers) so that only the value's own rules apply, not write-once against the new value.
+    """
+    blank = User(pk=subject.pk, residency_country=subject.residency_country)
+    cleaned = services.clean_user_data({field: form.contract_value(field)}, user=blank)
+    return cleaned[field]
+
+
+def merge_conflict(
+    data: QueryDict, exc: services.StaleVersion, subject: User
+) -> tuple[QueryDict, dict[str, Any]]:
+    """Re-base the user's input on the current version after a stale save.
+
+    A field someone else changed and this user left alone takes the new value, so saving again
+    cannot undo the other change; a field both changed keeps this user's input and is shown
+    as such. The returned data carries the current version, so saving again applies the
+    user's own changes on top, deliberately.
+    """
+    merged = data.copy()
+    merged["expected_version"] = str(subject.version)
+    submitted = UserForm(data, user=subject)
+    current = UserForm.initial_for(subject)
+    rows = []
+    for field, (old, new) in exc.changes.items():
+        inputs = list(GROUPS[field]) if field in GROUPS else [field]
+        in_form = all(name in submitted.fields for name in inputs)
+        mine: Any = None
+        kept = False
+        if in_form and any(name in data for name in inputs):
+            try:
+                mine = _own_value(submitted, field, subject)
+                kept = mine not in (old, new)
+            except ValidationError:
+                kept = True  # their input does not even validate: leave it for them to fix
+                mine = submitted.contract_value(field) if field != "metadata" else None
+        if in_form and not kept:
+            for name in inputs:
+                merged.setlist(name, [str(current.get(name) or "")])
+        rows.append(
+            {
+                "field": field,
+                "label": services.FIELD_LABELS.get(field, field),
+                "old": display(old),
+                "new": display(new),
+                "kept": kept,
+                "yours": display(mine) if kept else "",
+            }
+        )
     versions = (
-        UserVersion.objects.filter(user=exc.current, version__gt=exc.expected_version)
+        UserVersion.objects.filter(user=subject, version__gt=exc.expected_version)
         .select_related("author")
         .order_by("version")
     )
-    return {
+    conflict = {
         "expected_version": exc.expected_version,
-        "current_version": exc.current.version,
-        "rows": [
-            {
-                "field": name,
-                "label": services.FIELD_LABELS.get(name, name),
-                "old": display(old),
-                "new": display(new),
-            }
-            for name, (old, new) in exc.changes.items()
-        ],
+        "current_version": subject.version,
+        "rows": rows,
+        "any_kept": any(row["kept"] for row in rows),
         "versions": [
             {
                 "version": version.version,
@@ -59,6 +102,7 @@ def conflict_context(exc: services.StaleVersion) -> dict[str, Any]:
             for version in versions
         ],
     }
+    return merged, conflict
 
 
 def render_form(
@@ -119,30 +163,36 @@ def user_edit(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     conflict = None
     if request.method == "POST":
         form = UserForm(request.POST, user=subject)
-        if form.is_valid():
-            try:
+        expected = parse_version(request.POST.get("expected_version"))
+        try:
+            if expected is not None and expected != subject.version:
+                # The service refuses a stale edit before reading the data; so does the screen,
+                # rather than judge the input against a version its author never saw.
+                raise services.StaleVersion(
+                    current=subject,
+                    expected_version=expected,
+                    changes=services.version_diff(
+                        subject, from_version=expected, to_version=subject.version
+                    ),
+                )
+            if form.is_valid():
                 updated = services.user_update(
                     user=subject,
                     data=form.contract_data(),
                     actor=request.user,
                     expected_version=form.cleaned_data["expected_version"],
                 )
-            except services.StaleVersion as exc:
-                conflict = conflict_context(exc)
-                # Keep the user's input; the form now carries the current version, so sending
-                # it again re-applies their change on top of the other one, deliberately.
-                data = request.POST.copy()
-                data["expected_version"] = str(exc.current.version)
-                subject = load_user(pk)
-                form = UserForm(data, user=subject)
-            except ValidationError as exc:
-                form.add_service_errors(exc)
-            else:
                 if updated.version == subject.version:
                     messages.info(request, "Nothing changed.")
                 else:
                     messages.success(request, f"Saved version {updated.version}.")
                 return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))
+        except services.StaleVersion as exc:
+            subject = load_user(pk)
+            data, conflict = merge_conflict(request.POST, exc, subject)
+            form = UserForm(data, user=subject)
+        except ValidationError as exc:
+            form.add_service_errors(exc)
     else:
         form = UserForm(user=subject)
     return render_form(request, form, subject=subject, conflict=conflict)

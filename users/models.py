@@ -331,3 +331,60 @@ class StatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.from_status or 'start'} -> {self.to_status}"
+
+
+# --- JSON API (users/api.py) -------------------------------------------------------------------
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API, acting as `user` with that user's roles.
+
+    The secret is shown once when issued; only its SHA-256 is stored (`users.tokens`). `prefix`
+    is the start of the secret, enough to recognise a token in the console without revealing it.
+    A token stops working when revoked, and whenever its user may no longer use the console.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class IdempotencyKey(models.Model):
+    """The first response to a POST carrying an `Idempotency-Key`, replayed for 24 hours.
+
+    The row is inserted before the work it guards, in the same transaction: a concurrent request
+    with the same key waits on the unique constraint and then finds the stored response.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_key_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

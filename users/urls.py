@@ -1,6 +1,7 @@
 from django.urls import path, register_converter
 
-from users.views import common, detail, edit
+from users.views import board, common, detail, edit
+from users.views import list as list_views
 
 
 class UserIdConverter:
@@ -21,6 +22,12 @@ app_name = "users"
 
 urlpatterns = [
     path("", common.home, name="home"),
+    # list, bulk actions, export and the status board (users/views/list.py, users/views/board.py)
+    path("users/", list_views.user_list, name="user-list"),
+    path("users/bulk/", list_views.user_bulk, name="user-bulk"),
+    path("users/export.csv", list_views.user_export, name="user-export"),
+    path("board/", board.board, name="board"),
+    path("board/move/<user_id:pk>/", board.board_move, name="board-move"),
     # detail + edit screens (users/views/detail.py, users/views/edit.py)
     path("users/new/", edit.user_create, name="user-create"),
     path("users/validate/", edit.user_validate_field, name="user-validate-field"),

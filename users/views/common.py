@@ -1,11 +1,179 @@
-"""Small helpers shared by the console views."""
+"""Helpers shared by the console views: the list state (filters, search, sort) read from a URL.
+
+The list, the board and the CSV export all read the same query parameters, so a bookmarked or
+shared URL means the same set of users on each of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
+from django_htmx.middleware import HtmxDetails
+
+from users import selectors
+from users.filters import UserFilter
+from users.models import User
+
+SEARCH_MODES = ("simple", "advanced")
+# Public sort keys (what the URL says) → columns. The primary key always breaks ties so that
+# pages never overlap or skip rows.
+SORTS: dict[str, tuple[str, ...]] = {
+    "name": ("last_name", "first_name"),
+    "email": ("email",),
+    "status": ("status",),
+    "status_changed": ("status_changed_at",),
+    "created": ("creation_datetime",),
+    "country": ("residency_country",),
+    "id": ("id",),
+}
+DEFAULT_SORT = "-created"
+# Parameters that describe which users are shown (not how: page and sort are excluded).
+STATE_PARAMS = ("q", "mode")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+    user: User
+
+
+def require_perm(request: HttpRequest, *codenames: str) -> None:
+    """Refuse (403) unless the user holds every permission; call before fetching any data."""
+    if not all(request.user.has_perm(f"users.{codename}") for codename in codenames):
+        raise PermissionDenied
+
+
+def htmx_target(request: HtmxHttpRequest) -> str | None:
+    return request.htmx.target if request.htmx else None
+
+
+def vary_on_htmx(response: HttpResponse) -> HttpResponse:
+    """A fragment and a full page share a URL: caches (and the back button) must tell them apart."""
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+@dataclass
+class QueryProblem:
+    """An advanced query the parser refused, with where: shown as a caret under the text."""
+
+    message: str
+    position: int
+    text: str
+
+    @property
+    def before(self) -> str:
+        return self.text[: self.position]
+
+    @property
+    def pointer(self) -> str:
+        return " " * self.position + "^"
+
+
+@dataclass
+class ListState:
+    filterset: UserFilter
+    q: str = ""
+    mode: str = "simple"
+    sort: str = DEFAULT_SORT
+    term: selectors.SearchTerm | None = None
+    problem: QueryProblem | None = None
+    query_ordering: list[str] = field(default_factory=list)
+    queryset: QuerySet[User] | None = None
+
+    @property
+    def is_valid(self) -> bool:
+        return self.problem is None and self.filterset.form.is_valid()
+
+    @property
+    def ordering(self) -> list[str]:
+        """The explicit sort (a column header) wins over an `orderby` in an advanced query."""
+        if self.query_ordering and self.sort == DEFAULT_SORT:
+            return [*self.query_ordering, "-pk"]
+        descending = self.sort.startswith("-")
+        columns = SORTS[self.sort.lstrip("-")]
+        prefix = "-" if descending else ""
+        return [f"{prefix}{column}" for column in columns] + [f"{prefix}pk"]
+
+    def querystring(self, **overrides: Any) -> str:
+        """The URL query for this state, changed by `overrides` (None removes a key)."""
+        params = self.params()
+        for key, value in overrides.items():
+            if value is None:
+                params.pop(key, None)
+            else:
+                params.setlist(key, [str(value)])
+        return params.urlencode()
+
+    def params(self) -> QueryDict:
+        params = QueryDict(mutable=True)
+        data = self.filterset.data
+        for key in data:
+            if key in ("page", "sort") or key.startswith("limit_"):
+                continue
+            values = [value for value in data.getlist(key) if value != ""]
+            if values:
+                params.setlist(key, values)
+        if self.sort != DEFAULT_SORT:
+            params["sort"] = self.sort
+        return params
+
+
+def _advanced(text: str) -> tuple[Q | None, list[str], QueryProblem | None, bool]:
+    """Parse an advanced query: (condition, ordering, problem, whether it asks about deleted)."""
+    # Imported here: the query language is its own module and the list must still work (in
+    # simple mode) if it fails to import.
+    try:
+        from users import query
+    except ImportError:  # pragma: no cover - only while the module is being written
+        return None, [], QueryProblem("Advanced search is not available.", 0, text), False
+    try:
+        condition, ordering = query.parse(text)
+    except query.QueryError as exc:
+        position = max(0, min(int(exc.position), len(text)))
+        return None, [], QueryProblem(exc.message, position, text), False
+    return condition, list(ordering), None, "deleted" in query.referenced_fields(condition)
+
+
+def list_state(params: QueryDict) -> ListState:
+    """Read filters, search and sort from the URL and build the (unevaluated) queryset."""
+    mode = params.get("mode", "simple")
+    if mode not in SEARCH_MODES:
+        mode = "simple"
+    sort = params.get("sort", DEFAULT_SORT)
+    if sort.lstrip("-") not in SORTS:
+        sort = DEFAULT_SORT
+    q = params.get("q", "").strip()[:1000]
+    filterset = UserFilter(params, queryset=selectors.user_list_queryset(include_deleted=True))
+    state = ListState(filterset=filterset, q=q, mode=mode, sort=sort)
+    if not filterset.form.is_valid():
+        state.queryset = filterset.queryset.none()
+        return state
+    condition = None
+    if q and mode == "advanced":
+        condition, state.query_ordering, state.problem, asks_deleted = _advanced(q)
+        # `deleted eq true` in the query is an explicit request for deleted users.
+        filterset.deleted_from_query = asks_deleted
+        if state.problem is not None:
+            state.queryset = filterset.queryset.none()
+            return state
+    qs = filterset.qs
+    if condition is not None:
+        qs = qs.filter(condition)
+    elif q and mode == "simple":
+        qs, state.term = selectors.search_users(qs, q)
+    state.queryset = qs
+    return state
 
 
 @require_GET
 @login_required
-def home(request):
+def home(request: HttpRequest) -> HttpResponse:
     return redirect("users:user-list")

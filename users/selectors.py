@@ -1,0 +1,189 @@
+"""Reads for the console's list, board and export.
+
+Every query the list and board screens run is here, so that indexes and pagination can be tuned
+in one place without touching views. Nothing here writes or looks at a request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db.models import Count, Q, QuerySet
+
+from users import validators
+from users.models import USER_ID_REGEX, Status, User
+
+# The columns the list and board show; the rest of the row is never loaded for them.
+LIST_FIELDS = (
+    "id",
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "language",
+    "residency_country",
+    "status",
+    "status_changed_at",
+    "creation_datetime",
+    "version",
+    "deleted",
+)
+# Counting a million rows exactly on every keystroke is wasted work: past this we say "10,000+".
+COUNT_CAP = 10_000
+EXPORT_CHUNK = 2_000
+
+
+def user_list_queryset(*, include_deleted: bool = False) -> QuerySet[User]:
+    """Users with the columns lists need and their current flags, deleted ones hidden.
+
+    The deleted filter widens this (`include_deleted=True`) and narrows it itself.
+    """
+    qs = User.objects.only(*LIST_FIELDS).prefetch_related("flag_grants")
+    return qs if include_deleted else qs.filter(deleted=False)
+
+
+@dataclass(frozen=True)
+class SearchTerm:
+    """What a search box text was recognised as, for the query and for telling the user."""
+
+    kind: str  # id, email, email_part, phone, iban, text
+    value: str
+
+    @property
+    def label(self) -> str:
+        return {
+            "id": "user id",
+            "email": "email",
+            "email_part": "part of an email",
+            "phone": "phone",
+            "iban": "IBAN",
+            "text": "name or external id",
+        }[self.kind]
+
+
+_user_id_re = re.compile(USER_ID_REGEX)
+_phone_like_re = re.compile(r"^\+?[0-9][0-9 ()./-]{5,}$")
+_iban_like_re = re.compile(r"^[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 ]{8,}$")
+
+
+def _as_phone(text: str) -> str | None:
+    if not _phone_like_re.match(text.strip()) or sum(c.isdigit() for c in text) < 7:
+        return None
+    digits = re.sub(r"[^0-9+]", "", text)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    # No default region: a national number is ambiguous. A number typed without its "+" is
+    # tried as international, the way staff often copy them from other systems.
+    candidates = [digits] if digits.startswith("+") else [digits, "+" + digits]
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, None)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def _as_iban(text: str) -> str | None:
+    if not _iban_like_re.match(text.strip()):
+        return None
+    try:
+        return validators.iban(text).compact
+    except ValidationError:
+        return None
+
+
+def classify_search(text: str) -> SearchTerm | None:
+    """Recognise a user id, an email, a phone in any format, an IBAN, else a name/external id."""
+    text = " ".join(text.split())
+    if not text:
+        return None
+    if _user_id_re.match(text.upper()):
+        return SearchTerm("id", text.upper())
+    if "@" in text and " " not in text:
+        try:
+            validate_email(text)
+        except ValidationError:
+            return SearchTerm("email_part", text)
+        return SearchTerm("email", text)
+    if (iban := _as_iban(text)) is not None:
+        return SearchTerm("iban", iban)
+    if (phone := _as_phone(text)) is not None:
+        return SearchTerm("phone", phone)
+    return SearchTerm("text", text)
+
+
+def search_users(qs: QuerySet[User], text: str) -> tuple[QuerySet[User], SearchTerm | None]:
+    """Narrow `qs` to what the search box text means; also return what it was taken for.
+
+    Exact keys (id, email, phone, IBAN) use their unique or indexed columns. Anything else is an
+    external id (exact) or a name: every word must appear in the first or the last name, so
+    "jane doe", "doe jane" and "van der berg" all work.
+    """
+    term = classify_search(text)
+    if term is None:
+        return qs, None
+    match term.kind:
+        case "id":
+            return qs.filter(pk=term.value), term
+        case "email":
+            return qs.filter(email__iexact=term.value), term
+        case "email_part":
+            return qs.filter(email__icontains=term.value), term
+        case "phone":
+            return qs.filter(phone=term.value), term
+        case "iban":
+            return qs.filter(bank_account_number=term.value), term
+    name = Q()
+    for word in term.value.split():
+        name &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
+    return qs.filter(name | Q(external_id=term.value)), term
+
+
+def capped_count(qs: QuerySet[User], cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """The number of rows, counting at most `cap + 1` of them: (count, is_capped).
+
+    `qs[:cap + 1].count()` is a COUNT over a LIMITed subquery, so a broad filter over a million
+    users stops early instead of scanning them all.
+    """
+    count = qs.order_by()[: cap + 1].count()
+    return (cap, True) if count > cap else (count, False)
+
+
+def status_counts(qs: QuerySet[User]) -> dict[str, int]:
+    """Users per status for the board's column heads, in one grouped query."""
+    counts = {status: 0 for status in Status.values}
+    for row in qs.order_by().values("status").annotate(n=Count("pk")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def board_column(qs: QuerySet[User], status: str, *, limit: int) -> list[User]:
+    """The `limit` users who have waited longest in `status` (the board shows them first)."""
+    return list(qs.filter(status=status).order_by("status_changed_at", "pk")[:limit])
+
+
+def iter_users_for_export(qs: QuerySet[User], *, chunk_size: int = EXPORT_CHUNK) -> Iterator[User]:
+    """Every user of `qs` in primary-key order, fetched in keyset chunks.
+
+    Each chunk is `WHERE pk > last ORDER BY pk LIMIT n`, so memory stays flat and no chunk
+    gets slower as the export goes on (unlike OFFSET). Flags are prefetched per chunk.
+    """
+    qs = qs.order_by("pk")
+    last_pk: str | None = None
+    while True:
+        page = qs if last_pk is None else qs.filter(pk__gt=last_pk)
+        chunk = list(page[:chunk_size])
+        if not chunk:
+            return
+        yield from chunk
+        if len(chunk) < chunk_size:
+            return
+        last_pk = chunk[-1].pk

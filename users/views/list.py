@@ -1,0 +1,331 @@
+"""The user list: filters, one smart search box, sort, pages, bulk actions and CSV export.
+
+`users/user_list.html` is the page; its `results` partial (id `results`) is what the search box,
+the filters, the column headers and the page links replace through HTMX. The URL always carries
+the whole state (`hx-push-url`), so a view of the list can be bookmarked and shared.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import push_url
+
+from users import selectors, services
+from users.models import FeatureFlag, Status, User, is_recommended_move
+from users.views.common import (
+    SORTS,
+    HtmxHttpRequest,
+    ListState,
+    htmx_target,
+    list_state,
+    require_perm,
+    vary_on_htmx,
+)
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE = "users/user_list.html"
+PAGE_SIZE = 50
+# A bulk action runs one audited service call per user; more than a page at once is a mistake.
+BULK_LIMIT = 200
+# Never in an export: credentials and session data are not user data (contract).
+EXPORT_COLUMNS = (
+    "id",
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "language",
+    "status",
+    "status_changed_at",
+    "date_of_birth",
+    "residency_country",
+    "nationalities",
+    "bank_account_number",
+    "bank_account_number_type",
+    "bank_id",
+    "bank_id_type",
+    "feature_flags",
+    "creation_datetime",
+    "version",
+    "deleted",
+)
+SORT_COLUMNS = (
+    ("id", "Id"),
+    ("name", "Name"),
+    ("email", "Email"),
+    ("status", "Status"),
+    ("country", "Country"),
+    ("created", "Created"),
+)
+
+
+def _page_number(raw: str | None) -> int:
+    try:
+        return max(1, min(int(raw or 1), 100_000))
+    except ValueError:
+        return 1
+
+
+def sort_links(state: ListState) -> dict[str, dict[str, str]]:
+    """For each sortable column: the URL that sorts by it (toggling direction) and its state."""
+    links = {}
+    for key in SORTS:
+        current = state.sort.lstrip("-") == key
+        descending = state.sort.startswith("-")
+        # A first click sorts names and text ascending, dates newest first.
+        first = f"-{key}" if key in ("created", "status_changed") else key
+        target = (key if descending else f"-{key}") if current else first
+        links[key] = {
+            "query": state.querystring(sort=target, page=None),
+            "class": ("is-desc" if descending else "is-asc") if current else "",
+            "aria": ("descending" if descending else "ascending") if current else "none",
+        }
+    return links
+
+
+def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> dict[str, Any]:
+    state = list_state(params)
+    page = _page_number(params.get("page"))
+    offset = (page - 1) * PAGE_SIZE
+    rows: list[User] = []
+    count, capped = 0, False
+    if state.is_valid:
+        rows = list(state.queryset.order_by(*state.ordering)[offset : offset + PAGE_SIZE + 1])
+        count, capped = selectors.capped_count(state.queryset)
+    has_next = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    last_page = None if capped else max(1, -(-count // PAGE_SIZE))
+    filterset = state.filterset
+    return {
+        "state": state,
+        "filter": filterset,
+        "form": filterset.form,
+        "users": rows,
+        "count": count,
+        "count_capped": capped,
+        "count_display": f"{count:,}",
+        "selected": set(),
+        "page": page,
+        "last_page": last_page,
+        "first_row": offset + 1 if rows else 0,
+        "last_row": offset + len(rows),
+        "prev_query": state.querystring(page=page - 1 if page > 2 else None) if page > 1 else None,
+        "next_query": state.querystring(page=page + 1) if has_next else None,
+        "query": state.querystring(),
+        "sort_links": sort_links(state),
+        "sort_columns": SORT_COLUMNS,
+        "statuses": Status.choices,
+        "flags": FeatureFlag.choices,
+        "can_export": request.user.has_perm("users.export_users"),
+        "can_move": request.user.has_perm("users.change_status"),
+        "can_flag": request.user.has_perm("users.manage_feature_flags"),
+        "can_create": request.user.has_perm("users.add_user"),
+        "bulk_limit": BULK_LIMIT,
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def user_list(request: HtmxHttpRequest) -> HttpResponse:
+    require_perm(request, "view_user")
+    context = list_context(request, request.GET)
+    if htmx_target(request) != "results":
+        return vary_on_htmx(render(request, TEMPLATE, context))
+    response = render(request, f"{TEMPLATE}#results", context)
+    # The filter form sends every field, empty or not; the address bar gets the clean state.
+    page = context["page"]
+    query = context["state"].querystring(page=page if page > 1 else None)
+    return vary_on_htmx(push_url(response, f"{request.path}?{query}" if query else request.path))
+
+
+# --- bulk actions ------------------------------------------------------------------------------
+
+
+def _bulk_status(
+    request: HtmxHttpRequest, users: list[User], status: str, reason: str
+) -> tuple[list[User], list[tuple[User, str]]]:
+    done: list[User] = []
+    failed: list[tuple[User, str]] = []
+    may_go_off_flow = request.user.has_perm("users.change_status_off_flow")
+    for user in users:
+        if not is_recommended_move(user.status, status) and not may_go_off_flow:
+            failed.append((user, "This move is off the recommended flow; your role cannot."))
+            continue
+        try:
+            services.user_change_status(user=user, status=status, actor=request.user, reason=reason)
+        except ValidationError as exc:
+            failed.append((user, " ".join(exc.messages)))
+        else:
+            done.append(user)
+    return done, failed
+
+
+def _bulk_flag(
+    request: HtmxHttpRequest, users: list[User], flag: str, enabled: bool
+) -> tuple[list[User], list[tuple[User, str]]]:
+    done: list[User] = []
+    failed: list[tuple[User, str]] = []
+    for user in users:
+        if (flag in user.flag_names()) == enabled:
+            failed.append((user, f"Already {'has' if enabled else 'does not have'} {flag}."))
+            continue
+        try:
+            services.user_set_flag(user=user, flag=flag, enabled=enabled, actor=request.user)
+        except ValidationError as exc:
+            failed.append((user, " ".join(exc.messages)))
+        else:
+            done.append(user)
+    return done, failed
+
+
+@require_POST
+@login_required
+def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
+    """Apply one action to the selected users, one audited service call per user.
+
+    Each user succeeds or fails on its own (a refused move does not undo the others) and the
+    report lists every failure with its reason.
+    """
+    action = request.POST.get("action", "")
+    if action == "status":
+        require_perm(request, "change_status")
+    elif action in ("flag_grant", "flag_revoke"):
+        require_perm(request, "manage_feature_flags")
+    else:
+        require_perm(request, "view_user")
+    params = QueryDict(request.POST.get("query", ""))
+    ids = list(dict.fromkeys(request.POST.getlist("ids")))
+    problem = None
+    if action not in ("status", "flag_grant", "flag_revoke"):
+        problem = "Choose an action."
+    elif not ids:
+        problem = "Select at least one user."
+    elif len(ids) > BULK_LIMIT:
+        problem = f"Select at most {BULK_LIMIT} users at once."
+    elif action == "status" and request.POST.get("status") not in Status.values:
+        problem = "Choose the status to move the users to."
+    elif action != "status" and request.POST.get("flag") not in FeatureFlag.values:
+        problem = "Choose the feature flag."
+    report: dict[str, Any] = {}
+    if problem is None:
+        found = {user.pk: user for user in User.objects.filter(pk__in=ids, deleted=False)}
+        users = [found[pk] for pk in ids if pk in found]
+        missing = [pk for pk in ids if pk not in found]
+        if action == "status":
+            status = request.POST["status"]
+            done, failed = _bulk_status(
+                request, users, status, request.POST.get("reason", "").strip()
+            )
+            verb = f"moved to {Status(status).label}"
+        else:
+            flag = request.POST["flag"]
+            enabled = action == "flag_grant"
+            done, failed = _bulk_flag(request, users, flag, enabled)
+            verb = f"{'granted' if enabled else 'revoked'} {FeatureFlag(flag).label}"
+        report = {
+            "verb": verb,
+            "done": done,
+            "failed": failed,
+            "missing": missing,
+            "not_changed": len(failed) + len(missing),
+        }
+    if not request.htmx:
+        if problem:
+            messages.error(request, problem)
+        else:
+            if report["done"]:
+                messages.success(request, f"{len(report['done'])} user(s) {report['verb']}.")
+            for user, message in report["failed"]:
+                messages.error(request, f"{user.display_name} ({user.pk}): {message}")
+            for pk in report["missing"]:
+                messages.error(request, f"{pk}: not found (deleted or mistyped).")
+        return redirect(f"{reverse('users:user-list')}?{params.urlencode()}")
+    context = list_context(
+        request,
+        params,
+        bulk_problem=problem,
+        bulk_report=report,
+        bulk_form={
+            "status": request.POST.get("status", ""),
+            "reason": request.POST.get("reason", "") if problem or report.get("failed") else "",
+            "flag": request.POST.get("flag", ""),
+        },
+        selected=set(ids) if problem else {u.pk for u, _ in report.get("failed", [])},
+    )
+    return vary_on_htmx(render(request, f"{TEMPLATE}#results", context))
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+class _Echo:
+    """A file-like object whose write returns the line, so csv.writer can feed a stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+# Cells a spreadsheet would run as a formula. A phone number's leading "+" is left alone: it
+# is digits only, and the export must keep the contract's E.164 form.
+_FORMULA_START = ("=", "@", "\t", "\r", "-", "+")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        value = " ".join(str(item) for item in value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    text = str(value)
+    if text.startswith(_FORMULA_START) and not text[1:].isdigit():
+        return "'" + text
+    return text
+
+
+def _export_rows(state: ListState) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    fields = [c for c in EXPORT_COLUMNS if c != "feature_flags"]
+    for user in selectors.iter_users_for_export(state.queryset.only(*fields)):
+        values = [
+            sorted(user.flag_names()) if column == "feature_flags" else getattr(user, column)
+            for column in EXPORT_COLUMNS
+        ]
+        yield writer.writerow([_cell(value) for value in values])
+
+
+@require_GET
+@login_required
+def user_export(request: HtmxHttpRequest) -> HttpResponse:
+    """The users of the current filter as CSV, streamed in keyset chunks (any size)."""
+    require_perm(request, "export_users")
+    state = list_state(request.GET)
+    if not state.is_valid:
+        messages.error(request, "Fix the search or the filters before exporting.")
+        return redirect(f"{reverse('users:user-list')}?{state.querystring()}")
+    logger.info(
+        "user export by %s: %s", request.user.pk, state.querystring() or "all users (no filter)"
+    )
+    filename = f"users-{timezone.localtime():%Y%m%d-%H%M}.csv"
+    response = StreamingHttpResponse(_export_rows(state), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response

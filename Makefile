@@ -28,7 +28,7 @@ setup: $(VENV)/.synced
 run: setup
 	mkdir -p var
 	DEBUG=1 $(PY) manage.py migrate --no-input
-	DEBUG=1 $(PY) manage.py seed_demo
+	DEBUG=1 $(PY) manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
 	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 # The whole test suite on SQLite (browser tests excluded; they need Chromium: make test-browser).
@@ -52,5 +52,7 @@ check: setup
 	DEBUG=0 SECRET_KEY=$$(head -c 48 /dev/urandom | base64) ALLOWED_HOSTS=console.example.com \
 		$(PY) manage.py check --deploy --fail-level WARNING
 
+# Console vs admin at 1M users on PostgreSQL (seeds them first when missing; see README).
 bench: setup
-	DATABASE_URL=$(PG_URL) $(PY) manage.py bench
+	DATABASE_URL=$(PG_URL) SECRET_KEY=$$(head -c 48 /dev/urandom | base64) \
+		$(PY) manage.py bench $(BENCH_ARGS)

@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_filters",
     "django_htmx",
+    # Serves django-ninja's bundled Swagger UI from our own static files (no CDN; CSP-safe).
+    "ninja",
     "users",
 ]
 

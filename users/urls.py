@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from users.views import board, common, detail, edit
+from users.views import board, common, detail, edit, invite, tokens
 from users.views import list as list_views
 
 
@@ -38,4 +38,8 @@ urlpatterns = [
     path("users/<user_id:pk>/diff/", detail.user_diff, name="user-diff"),
     path("users/<user_id:pk>/delete/", detail.user_delete, name="user-delete"),
     path("users/<user_id:pk>/restore/", detail.user_restore, name="user-restore"),
+    # API tokens and console login invitations (users/views/tokens.py, users/views/invite.py)
+    path("api-tokens/", tokens.api_tokens, name="api-tokens"),
+    path("api-tokens/<int:pk>/revoke/", tokens.api_token_revoke, name="api-token-revoke"),
+    path("invite/<uidb64>/<token>/", invite.invite_accept, name="invite-accept"),
 ]

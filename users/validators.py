@@ -39,6 +39,9 @@ def text(value: Any, *, max_length: int, field: str = "Value") -> str:
         return ""
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be text.", code="type")
+    if "\x00" in value:
+        # PostgreSQL refuses NUL in text: without this check the database would fail the save.
+        raise ValidationError(f"{field} contains a NUL character.", code="null_characters")
     value = value.strip()
     if len(value) > max_length:
         raise ValidationError(
@@ -455,6 +458,10 @@ def metadata(value: Any) -> dict[str, str]:
             )
         if not isinstance(item, str):
             raise ValidationError(f"Metadata value of {key!r} must be text.", code="metadata_value")
+        if "\x00" in key or "\x00" in item:
+            raise ValidationError(
+                f"Metadata {key!r} contains a NUL character.", code="null_characters"
+            )
         if len(item) > METADATA_MAX_VALUE_LENGTH:
             raise ValidationError(
                 f"Metadata value of {key!r} has {len(item)} characters; at most "

@@ -68,7 +68,7 @@ class SearchTerm:
 
 
 _user_id_re = re.compile(USER_ID_REGEX)
-_phone_like_re = re.compile(r"^\+?[0-9][0-9 ()./-]{5,}$")
+_phone_like_re = re.compile(r"^[0-9+ ()./-]{7,}$")
 _iban_like_re = re.compile(r"^[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 ]{8,}$")
 
 
@@ -147,12 +147,13 @@ def search_users(qs: QuerySet[User], text: str) -> tuple[QuerySet[User], SearchT
     return qs.filter(name | Q(external_id=term.value)), term
 
 
-def capped_count(qs: QuerySet[User], cap: int = COUNT_CAP) -> tuple[int, bool]:
+def capped_count(qs: QuerySet[User], cap: int | None = None) -> tuple[int, bool]:
     """The number of rows, counting at most `cap + 1` of them: (count, is_capped).
 
     `qs[:cap + 1].count()` is a COUNT over a LIMITed subquery, so a broad filter over a million
     users stops early instead of scanning them all.
     """
+    cap = COUNT_CAP if cap is None else cap
     count = qs.order_by()[: cap + 1].count()
     return (cap, True) if count > cap else (count, False)
 

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from importlib import import_module
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -100,8 +101,21 @@ def page_problems() -> PageProblems:
     return PageProblems()
 
 
+@pytest.fixture(autouse=True)
+def console_roles(transactional_db) -> None:
+    """The role groups, which a data migration creates and a transactional test's flush drops.
+
+    Runs the migration's own function, so the role -> permission table stays in one place.
+    """
+    from django.apps import apps
+
+    import_module("users.migrations.0002_roles").create_roles(apps, None)
+
+
 @pytest.fixture
-def browser_context(browser: Browser, live_server, transactional_db) -> Iterator[BrowserContext]:
+def browser_context(
+    browser: Browser, live_server, transactional_db, console_roles
+) -> Iterator[BrowserContext]:
     context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT, locale="en-GB")
     context.set_default_timeout(10_000)
     yield context
@@ -162,8 +176,6 @@ def _console_user(role_or_user: str | User) -> User:
 @pytest.fixture
 def sign_in(browser_context: BrowserContext, live_server) -> Callable[[str | User], User]:
     """Sign the context in by creating a session row and handing the browser its cookie."""
-    from importlib import import_module
-
     engine = import_module(settings.SESSION_ENGINE)
 
     def do(role_or_user: str | User) -> User:

@@ -119,6 +119,8 @@ class ListState:
             if key in ("page", "sort") or key.startswith("limit_"):
                 continue
             values = [value for value in data.getlist(key) if value != ""]
+            if key == "mode" and (values != ["advanced"] or not self.q):
+                continue  # the default mode, or a mode without a search, says nothing
             if values:
                 params.setlist(key, values)
         if self.sort != DEFAULT_SORT:

@@ -261,7 +261,7 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         bulk_problem=problem,
         bulk_report=report,
         bulk_form={
-            "status": request.POST.get("status", ""),
+            "status": request.POST.get("status", "") if problem or report.get("failed") else "",
             "reason": request.POST.get("reason", "") if problem or report.get("failed") else "",
             "flag": request.POST.get("flag", ""),
         },

@@ -1,0 +1,118 @@
+"""The status board in a browser: moves by drag and by keyboard, reasons for off-flow moves."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from tests.factories import make_user
+from users.models import Role, Status, StatusChange, User
+
+
+@pytest.fixture
+def waiting(admin_user) -> User:
+    return make_user(actor=admin_user, first_name="Wanda", last_name="Waiting")
+
+
+def card(page: Page, user: User):
+    return page.locator(f"[data-card='{user.pk}']")
+
+
+def column(page: Page, status: str):
+    return page.locator(f"#column-{status}")
+
+
+def test_move_a_card_by_drag_along_the_flow(page: Page, sign_in, url, waiting):
+    sign_in(Role.COMPLIANCE)
+    page.goto(url("users:board"))
+    expect(column(page, Status.WAITING_FOR_VERIFICATION)).to_contain_text("Wanda Waiting")
+    expect(column(page, Status.WAITING_FOR_SIGNATURE).locator(".count")).to_have_text("0")
+
+    card(page, waiting).drag_to(column(page, Status.WAITING_FOR_SIGNATURE))
+
+    expect(column(page, Status.WAITING_FOR_SIGNATURE)).to_contain_text("Wanda Waiting")
+    expect(column(page, Status.WAITING_FOR_SIGNATURE).locator(".count")).to_have_text("1")
+    expect(page.get_by_role("status")).to_contain_text("moved to Waiting for signature")
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_SIGNATURE
+
+
+def test_off_flow_drag_asks_for_a_reason(page: Page, sign_in, url, waiting):
+    sign_in(Role.COMPLIANCE)
+    page.goto(url("users:board"))
+    card(page, waiting).drag_to(column(page, Status.ACTIVE))
+
+    dialog = page.locator("#reason-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Wanda Waiting → Active")
+    dialog.get_by_role("button", name="Move").click()
+    expect(dialog.locator("[data-reason-error]")).to_be_visible()
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_VERIFICATION
+
+    dialog.get_by_label("Reason").fill("KYC documents checked at the branch")
+    dialog.get_by_role("button", name="Move").click()
+    expect(dialog).to_be_hidden()
+    expect(column(page, Status.ACTIVE)).to_contain_text("Wanda Waiting")
+    change = StatusChange.objects.get(user=waiting, to_status=Status.ACTIVE)
+    assert change.off_flow
+    assert change.reason == "KYC documents checked at the branch"
+
+
+def test_move_a_card_with_the_keyboard(page: Page, sign_in, url, waiting, screenshot):
+    sign_in(Role.COMPLIANCE)
+    page.goto(url("users:board"))
+    menu = card(page, waiting).locator("summary")
+    menu.focus()
+    page.keyboard.press("Enter")
+    select = card(page, waiting).get_by_label("Move to")
+    expect(select).to_be_visible()
+    screenshot("menu-open")
+    # Recommended moves come first.
+    expect(select.locator("option").first).to_have_text("Waiting for signature")
+
+    # Off the flow without a reason: refused, nothing changes, the error says why.
+    select.select_option(Status.INACTIVE)
+    card(page, waiting).get_by_role("button", name="Move").press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("reason")
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_VERIFICATION
+
+    card(page, waiting).locator("summary").press("Enter")
+    card(page, waiting).get_by_label("Move to").select_option(Status.INACTIVE)
+    card(page, waiting).get_by_label("Reason").fill("Customer asked to pause onboarding")
+    card(page, waiting).get_by_label("Reason").press("Enter")
+    expect(column(page, Status.INACTIVE)).to_contain_text("Wanda Waiting")
+    waiting.refresh_from_db()
+    assert waiting.status == Status.INACTIVE
+
+
+def test_board_applies_the_list_filters_and_loads_more(page: Page, sign_in, url, admin_user):
+    for n in range(27):
+        make_user(actor=admin_user, first_name="Bulk", last_name=f"Person{n:02d}")
+    make_user(actor=admin_user, first_name="Other", last_name="Someone")
+    # One card has waited past the SLA.
+    old = make_user(actor=admin_user, first_name="Olga", last_name="Overdue")
+    User.objects.filter(pk=old.pk).update(status_changed_at=timezone.now() - dt.timedelta(days=9))
+
+    sign_in(Role.BACK_OFFICE)
+    page.goto(url("users:board", q="bulk"))
+    waiting = column(page, Status.WAITING_FOR_VERIFICATION)
+    expect(waiting.locator(".count")).to_have_text("27")
+    expect(waiting.locator("[data-card]")).to_have_count(25)
+    expect(waiting).not_to_contain_text("Other Someone")
+    waiting.get_by_role("link", name="Load more").click()
+    expect(waiting.locator("[data-card]")).to_have_count(27)
+
+    page.locator("#board-q").fill("")
+    # Everyone waiting: the 27, Other, Olga, and the two console users of this test.
+    expect(waiting.locator(".count")).to_have_text("31")
+    # Longest waiting first, marked past the SLA.
+    first = waiting.locator("[data-card]").first
+    expect(first).to_contain_text("Olga Overdue")
+    expect(first.locator(".sla")).to_be_visible()
+    # Back office may look but not move.
+    expect(page.locator(".movemenu")).to_have_count(0)

@@ -1,0 +1,358 @@
+"""The user list: full page and HTMX fragment, search, filters, sort, pages, bulk, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from tests.factories import VALID_IBANS, make_console_user, make_user
+from users import selectors, services
+from users.models import FeatureFlag, Role, Status, StatusChange, User
+from users.views import list as list_views
+
+LIST = reverse("users:user-list")
+HX_RESULTS = {"HX-Request": "true", "HX-Target": "results"}
+
+
+@pytest.fixture
+def people(admin_user):
+    marc = make_user(
+        actor=admin_user,
+        first_name="Marc",
+        last_name="Peeters",
+        email="marc.peeters@example.com",
+        phone="+32470123456",
+        external_id="CRM-000042",
+        residency_country="BE",
+        language="nl-BE",
+        counter_account={"bank_account_number": VALID_IBANS[0], "bank_account_number_type": "IBAN"},
+        feature_flags=[FeatureFlag.ROBO_ADVISOR],
+    )
+    anna = make_user(
+        actor=admin_user,
+        first_name="Anna",
+        last_name="de Vries",
+        residency_country="NL",
+        language="nl",
+    )
+    services.user_change_status(user=anna, status=Status.WAITING_FOR_SIGNATURE, actor=admin_user)
+    gone = make_user(actor=admin_user, first_name="Gone", last_name="Away")
+    services.user_delete(user=gone, actor=admin_user)
+    return {"marc": marc, "anna": anna, "gone": gone}
+
+
+def names(response) -> list[str]:
+    return [user.display_name for user in response.context["users"]]
+
+
+def test_full_page_and_results_fragment(back_office_client, people):
+    page = back_office_client.get(LIST)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<html" in html
+    assert 'id="list-form"' in html
+    assert 'id="results"' in html
+    assert "HX-Request" in page["Vary"]
+
+    fragment = back_office_client.get(LIST, {"q": "peeters"}, headers=HX_RESULTS)
+    html = fragment.content.decode()
+    assert fragment.status_code == 200
+    assert html.lstrip().startswith('<section id="results"')
+    assert "<html" not in html
+    assert "Marc Peeters" in html
+    assert "Anna de Vries" not in html
+    # The address bar gets the clean state, without the empty filter fields the form sent.
+    assert fragment["HX-Push-Url"] == f"{LIST}?q=peeters"
+    assert "HX-Request" in fragment["Vary"]
+
+
+def test_deleted_users_are_hidden_unless_asked(back_office_client, people):
+    assert "Gone Away" not in names(back_office_client.get(LIST))
+    assert "Gone Away" in names(back_office_client.get(LIST, {"deleted": "include"}))
+    only = names(back_office_client.get(LIST, {"deleted": "only"}))
+    assert only == ["Gone Away"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("marc.peeters@EXAMPLE.com", "email"),
+        ("peeters@", "email_part"),
+        ("+32 470 12 34 56", "phone"),
+        ("0032470123456", "phone"),
+        ("32470123456", "phone"),
+        ("(+32) 470-12.34.56", "phone"),
+        ("be71 0961 2345 6769", "iban"),
+        ("BE71096123456769", "iban"),
+        ("CRM-000042", "text"),
+        ("peeters marc", "text"),
+        ("MARC", "text"),
+    ],
+)
+def test_search_recognises_what_was_typed(back_office_client, people, text, kind):
+    response = back_office_client.get(LIST, {"q": text})
+    assert response.context["state"].term.kind == kind
+    assert "Marc Peeters" in names(response)
+    assert "Anna de Vries" not in names(response)
+
+
+def test_search_by_user_id_in_any_case(back_office_client, people):
+    marc = people["marc"]
+    response = back_office_client.get(LIST, {"q": f" {marc.pk.lower()} "})
+    assert response.context["state"].term.kind == "id"
+    assert names(response) == ["Marc Peeters"]
+
+
+def test_search_words_must_all_match_a_name(back_office_client, people):
+    assert names(back_office_client.get(LIST, {"q": "anna vries"})) == ["Anna de Vries"]
+    assert names(back_office_client.get(LIST, {"q": "anna peeters"})) == []
+
+
+def test_filters(back_office_client, people):
+    def filtered(**params):
+        return sorted(names(back_office_client.get(LIST, params)))
+
+    assert filtered(status=Status.WAITING_FOR_SIGNATURE) == ["Anna de Vries"]
+    assert filtered(flag=FeatureFlag.ROBO_ADVISOR) == ["Marc Peeters"]
+    assert filtered(language="nl") == ["Anna de Vries", "Marc Peeters"]
+    assert filtered(language="nl-BE") == ["Marc Peeters"]
+    assert filtered(residency_country="NL") == ["Anna de Vries"]
+    assert "Marc Peeters" in filtered(created_after="2000-01-01")
+    assert filtered(created_before="2000-01-01") == []
+
+
+def test_invalid_filter_shows_an_error_and_no_results(back_office_client, people):
+    response = back_office_client.get(LIST, {"residency_country": "XX", "created_after": "nope"})
+    assert response.status_code == 200
+    assert response.context["users"] == []
+    html = response.content.decode()
+    assert "Some filters are not valid" in html
+    assert "Select a valid choice" in html
+
+
+def test_advanced_query_and_its_error_position(back_office_client, people):
+    ok = back_office_client.get(
+        LIST, {"mode": "advanced", "q": "residency_country eq 'BE' or residency_country eq 'NL'"}
+    )
+    assert sorted(names(ok)) == ["Anna de Vries", "Marc Peeters"]
+
+    bad = back_office_client.get(
+        LIST, {"mode": "advanced", "q": "status eq 'ACTIVE' and nonsense eq 1"}, headers=HX_RESULTS
+    )
+    problem = bad.context["state"].problem
+    assert problem.position == 23
+    html = bad.content.decode()
+    assert 'class="query-error"' in html
+    assert " " * 23 + "^" in html
+    assert bad.context["users"] == []
+
+
+def test_advanced_query_may_ask_for_deleted_users(back_office_client, people):
+    response = back_office_client.get(LIST, {"mode": "advanced", "q": "deleted eq true"})
+    assert names(response) == ["Gone Away"]
+
+
+def test_advanced_query_orderby_is_used_unless_a_column_is_sorted(back_office_client, people):
+    query = "residency_country in ['BE', 'NL'] orderby first_name desc"
+    assert names(back_office_client.get(LIST, {"mode": "advanced", "q": query})) == [
+        "Marc Peeters",
+        "Anna de Vries",
+    ]
+    # marc.peeters@ sorts before userN@.
+    sorted_by_column = back_office_client.get(
+        LIST, {"mode": "advanced", "q": query, "sort": "-email"}
+    )
+    assert names(sorted_by_column) == ["Anna de Vries", "Marc Peeters"]
+
+
+def test_sort_links_toggle_and_keep_filters(back_office_client, people):
+    response = back_office_client.get(LIST, {"residency_country": "BE", "sort": "name"})
+    links = response.context["sort_links"]
+    assert links["name"]["query"] == "residency_country=BE&sort=-name"
+    assert links["name"]["class"] == "is-asc"
+    assert links["email"]["query"] == "residency_country=BE&sort=email"
+    # An unknown sort falls back to newest first instead of failing.
+    assert back_office_client.get(LIST, {"sort": "password"}).status_code == 200
+
+
+def test_pagination_and_capped_count(back_office_client, admin_user, monkeypatch):
+    for n in range(7):
+        make_user(actor=admin_user, first_name="Page", last_name=f"Person{n}")
+    monkeypatch.setattr(list_views, "PAGE_SIZE", 3)
+    first = back_office_client.get(LIST, {"q": "page"})
+    assert first.context["count"] == 7
+    assert first.context["last_page"] == 3
+    assert first.context["next_query"] == "q=page&page=2"
+    assert first.context["prev_query"] is None
+    third = back_office_client.get(LIST, {"q": "page", "page": "3"})
+    assert len(third.context["users"]) == 1
+    assert third.context["next_query"] is None
+    assert third.context["prev_query"] == "q=page&page=2"
+    # Garbage page numbers read as page 1.
+    assert back_office_client.get(LIST, {"page": "x"}).context["page"] == 1
+
+    monkeypatch.setattr(selectors, "COUNT_CAP", 5)
+    capped = back_office_client.get(LIST, {"q": "page"})
+    assert capped.context["count_capped"] is True
+    assert "5+ users" in capped.content.decode()
+    assert capped.context["last_page"] is None
+
+
+def test_capped_count_counts_a_limited_subquery(db, admin_user, django_assert_num_queries):
+    for _ in range(3):
+        make_user(actor=admin_user)
+    qs = User.objects.all()
+    with django_assert_num_queries(1) as ctx:
+        assert selectors.capped_count(qs, cap=2) == (2, True)
+    assert "LIMIT 3" in ctx.captured_queries[0]["sql"]
+    assert selectors.capped_count(qs, cap=100) == (4, False)
+
+
+def test_empty_states(back_office_client, db):
+    html = back_office_client.get(LIST, {"q": "zzz-nobody"}).content.decode()
+    assert "No users match" in html
+    assert "Clear search and filters" in html
+
+
+def test_bulk_move_reports_per_user_errors(compliance_client, people, admin_user):
+    marc, anna = people["marc"], people["anna"]
+    response = compliance_client.post(
+        reverse("users:user-bulk"),
+        {
+            "action": "status",
+            "status": Status.ACTIVE,
+            "ids": [marc.pk, anna.pk, "U00000000000000000000000000"],
+            "query": "residency_country=BE",
+        },
+        headers=HX_RESULTS,
+    )
+    assert response.status_code == 200
+    report = response.context["bulk_report"]
+    # Anna is waiting for signature: Active is her recommended move. Marc's is off-flow.
+    assert [u.pk for u in report["done"]] == [anna.pk]
+    assert [u.pk for u, _ in report["failed"]] == [marc.pk]
+    assert "reason" in report["failed"][0][1].lower()
+    assert report["missing"] == ["U00000000000000000000000000"]
+    html = response.content.decode()
+    assert "1 user moved to Active" in html
+    assert "2 not changed" in html
+    # The list is re-rendered with the filters it was showing.
+    assert names(response) == ["Marc Peeters"]
+    marc.refresh_from_db()
+    anna.refresh_from_db()
+    assert marc.status == Status.WAITING_FOR_VERIFICATION
+    assert anna.status == Status.ACTIVE
+
+
+def test_bulk_off_flow_move_with_reason(compliance_client, people):
+    marc = people["marc"]
+    compliance_client.post(
+        reverse("users:user-bulk"),
+        {"action": "status", "status": Status.ACTIVE, "ids": [marc.pk], "reason": "Checked"},
+    )
+    change = StatusChange.objects.get(user=marc, to_status=Status.ACTIVE)
+    assert change.off_flow
+    assert change.reason == "Checked"
+
+
+def test_bulk_without_javascript_redirects_with_messages(compliance_client, people):
+    response = compliance_client.post(
+        reverse("users:user-bulk"),
+        {"action": "status", "status": Status.ACTIVE, "ids": [people["marc"].pk], "query": "q=x"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == f"{LIST}?q=x"
+    assert "Marc Peeters" in response.content.decode()  # named in the error message
+
+
+def test_bulk_refusals(client, back_office_user, compliance_user, admin_user, people):
+    url = reverse("users:user-bulk")
+    marc = people["marc"]
+    # Back office may not move statuses; compliance may not touch flags.
+    client.force_login(back_office_user)
+    assert client.post(url, {"action": "status"}).status_code == 403
+    client.force_login(compliance_user)
+    flag = {"action": "flag_grant", "flag": FeatureFlag.STORYTELLER, "ids": [marc.pk]}
+    assert client.post(url, flag).status_code == 403
+    assert FeatureFlag.STORYTELLER not in User.objects.get(pk=marc.pk).flag_names()
+    client.force_login(admin_user)
+    admin_client = client
+    response = admin_client.post(url, {"action": "status", "ids": []}, headers=HX_RESULTS)
+    assert response.context["bulk_problem"] == "Select at least one user."
+    response = admin_client.post(url, {"action": "nope"}, headers=HX_RESULTS)
+    assert response.context["bulk_problem"] == "Choose an action."
+
+
+def test_bulk_flag_grant_and_revoke_by_admin(admin_client, people):
+    url = reverse("users:user-bulk")
+    marc, anna = people["marc"], people["anna"]
+    admin_client.post(
+        url, {"action": "flag_grant", "flag": FeatureFlag.ROBO_ADVISOR, "ids": [marc.pk, anna.pk]}
+    )
+    assert FeatureFlag.ROBO_ADVISOR in User.objects.get(pk=anna.pk).flag_names()
+    response = admin_client.post(
+        url,
+        {"action": "flag_revoke", "flag": FeatureFlag.ROBO_ADVISOR, "ids": [marc.pk]},
+        headers=HX_RESULTS,
+    )
+    assert [u.pk for u in response.context["bulk_report"]["done"]] == [marc.pk]
+    assert FeatureFlag.ROBO_ADVISOR not in User.objects.get(pk=marc.pk).flag_names()
+
+
+def read_csv(response) -> list[dict[str, str]]:
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+def test_export_streams_the_current_filter(back_office_client, people):
+    response = back_office_client.get(reverse("users:user-export"), {"residency_country": "BE"})
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment;" in response["Content-Disposition"]
+    rows = read_csv(response)
+    assert [row["last_name"] for row in rows] == ["Peeters"]
+    row = rows[0]
+    assert row["phone"] == "+32470123456"
+    assert row["bank_account_number"] == VALID_IBANS[0]
+    assert row["feature_flags"] == "ROBO_ADVISOR"
+    for secret in ("password", "last_login", "session"):
+        assert not any(secret in column for column in row)
+
+
+def test_export_neutralises_spreadsheet_formulas(back_office_client, admin_user):
+    make_user(actor=admin_user, first_name="=HYPERLINK(1)", last_name="Evil")
+    rows = read_csv(back_office_client.get(reverse("users:user-export"), {"q": "evil"}))
+    assert rows[0]["first_name"] == "'=HYPERLINK(1)"
+
+
+def test_export_needs_permission(client, db):
+    # Every role exports today; a user whose role lacks the permission must not.
+    user = make_console_user(Role.BACK_OFFICE)
+    user.groups.get().permissions.remove(Permission.objects.get(codename="export_users"))
+    client.force_login(user)
+    assert client.get(reverse("users:user-export")).status_code == 403
+
+
+def test_export_iterates_in_keyset_chunks(db, admin_user, django_assert_max_num_queries):
+    for _ in range(5):
+        make_user(actor=admin_user)
+    qs = selectors.user_list_queryset()
+    # 6 users (5 + the admin) in chunks of 2: 4 chunk queries and 3 flag prefetches.
+    with django_assert_max_num_queries(7) as ctx:
+        exported = [user.pk for user in selectors.iter_users_for_export(qs, chunk_size=2)]
+    assert exported == sorted(qs.values_list("pk", flat=True))
+    assert any('"id" >' in q["sql"] or "id` >" in q["sql"] for q in ctx.captured_queries)
+    assert not any("OFFSET" in q["sql"] for q in ctx.captured_queries)
+
+
+def test_export_with_a_bad_query_goes_back_to_the_list(back_office_client, db):
+    response = back_office_client.get(
+        reverse("users:user-export"), {"mode": "advanced", "q": "status eq"}
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith(LIST)

@@ -1,0 +1,265 @@
+"""Role-by-URL permission matrix over EVERY URL pattern of the console.
+
+HOW TO REGISTER A NEW URL (other screens too): add an entry to `MATRIX` below, keyed by the
+pattern's full name (`"users:user-list"`, or `"login"` for an un-namespaced one), saying
+
+- `method`: the request the check makes ("GET" or "POST"; POST for anything that writes),
+- `allowed`: the roles that get through (anything else must get a 403),
+- `kwargs`: how to fill the URL's parameters from the `Subjects` fixture (a live user, a deleted
+  one, an API token id),
+- `data`: the POST body, if it matters (it should be a valid request, so "allowed" is real),
+- `public`: True only for pages everyone may open (sign-in, sign-out, invitation links),
+- `get_refused`: True when the URL must refuse GET (POST-only: nothing changes on GET).
+
+`test_every_url_is_in_the_matrix` walks the resolver and FAILS for any pattern without an entry,
+so a new screen cannot ship without saying who may use it. Unnamed patterns fail too: name them.
+
+The Django admin (`admin/`) and the JSON API (`api/`) are left out on purpose: the admin has its
+own permission system and tests (tests/test_admin.py), the API its token auth and tests
+(tests/test_api.py).
+
+A person without a console role cannot hold a session at all (console/auth.py drops it at the
+next request), so the `no_role` column expects the sign-in page, exactly like `anonymous`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.factories import make_console_user, make_user
+from users import services
+from users.models import FeatureFlag, FeatureFlagGrant, Role, Status, StatusChange, UserVersion
+from users.tokens import issue_token
+
+EXCLUDED_PREFIXES = (
+    "admin/",  # Django admin: its own permission checks (is_staff, model perms) and tests
+    "api/",  # JSON API: token auth, tested in tests/test_api.py
+)
+ROLES = ("anonymous", "no_role", Role.BACK_OFFICE, Role.COMPLIANCE, Role.ADMIN)
+ALL_ROLES = frozenset({Role.BACK_OFFICE, Role.COMPLIANCE, Role.ADMIN})
+BACK_OFFICE, COMPLIANCE, ADMIN = Role.BACK_OFFICE, Role.COMPLIANCE, Role.ADMIN
+
+
+@dataclass
+class Subjects:
+    user: Any
+    deleted: Any
+    token_pk: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    method: str
+    allowed: frozenset[str]
+    kwargs: Callable[[Subjects], dict[str, Any]] = lambda s: {}
+    data: Callable[[Subjects], dict[str, Any]] = lambda s: {}
+    public: bool = False
+    get_refused: bool = False
+    notes: str = field(default="", compare=False)
+
+
+def user_pk(s: Subjects) -> dict[str, Any]:
+    return {"pk": s.user.pk}
+
+
+MATRIX: dict[str, Entry] = {
+    # sign-in and own account
+    "login": Entry("GET", ALL_ROLES, public=True),
+    "logout": Entry("POST", ALL_ROLES, public=True, get_refused=True),
+    "password_change": Entry("GET", ALL_ROLES),
+    "password_change_done": Entry("GET", ALL_ROLES),
+    "users:invite-accept": Entry(
+        "GET", ALL_ROLES, kwargs=lambda s: {"uidb64": "MA", "token": "nope"}, public=True
+    ),
+    # list, board, export
+    "users:home": Entry("GET", ALL_ROLES),
+    "users:user-list": Entry("GET", ALL_ROLES),
+    "users:user-export": Entry("GET", ALL_ROLES),
+    "users:user-bulk": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        data=lambda s: {
+            "action": "status",
+            "status": Status.WAITING_FOR_SIGNATURE,
+            "ids": [s.user.pk],
+        },
+        get_refused=True,
+    ),
+    "users:board": Entry("GET", ALL_ROLES),
+    "users:board-move": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        kwargs=user_pk,
+        data=lambda s: {"status": Status.WAITING_FOR_SIGNATURE},
+        get_refused=True,
+    ),
+    # detail, create, edit
+    "users:user-detail": Entry("GET", ALL_ROLES, kwargs=user_pk),
+    "users:user-create": Entry("GET", frozenset({BACK_OFFICE, ADMIN})),
+    "users:user-validate-field": Entry(
+        "POST",
+        frozenset({BACK_OFFICE, ADMIN}),
+        data=lambda s: {"_field": "first_name", "first_name": "Jo"},
+        get_refused=True,
+    ),
+    "users:user-edit": Entry("GET", frozenset({BACK_OFFICE, ADMIN}), kwargs=user_pk),
+    "users:user-status": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        kwargs=user_pk,
+        data=lambda s: {"status": Status.WAITING_FOR_SIGNATURE},
+        get_refused=True,
+    ),
+    "users:user-flag": Entry(
+        "POST",
+        frozenset({ADMIN}),
+        kwargs=user_pk,
+        data=lambda s: {"flag": FeatureFlag.STORYTELLER, "enabled": "1"},
+        get_refused=True,
+    ),
+    "users:user-diff": Entry("GET", frozenset({COMPLIANCE, ADMIN}), kwargs=user_pk),
+    # GET is the confirmation page (works without JavaScript); POST deletes.
+    "users:user-delete": Entry("POST", frozenset({BACK_OFFICE, ADMIN}), kwargs=user_pk),
+    "users:user-restore": Entry(
+        "POST",
+        frozenset({ADMIN}),
+        kwargs=lambda s: {"pk": s.deleted.pk},
+        get_refused=True,
+    ),
+    # API tokens page (the API itself is excluded above)
+    "users:api-tokens": Entry("GET", frozenset({ADMIN})),
+    "users:api-token-revoke": Entry(
+        "POST", frozenset({ADMIN}), kwargs=lambda s: {"pk": s.token_pk}, get_refused=True
+    ),
+}
+
+
+def walk(patterns, prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str | None]]:
+    """(route, full name) for every pattern, descending into includes."""
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            ns = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from walk(pattern.url_patterns, prefix + str(pattern.pattern), ns)
+        elif isinstance(pattern, URLPattern):
+            name = f"{namespace}{pattern.name}" if pattern.name else None
+            yield prefix + str(pattern.pattern), name
+
+
+def console_patterns() -> list[tuple[str, str | None]]:
+    return [
+        (route, name)
+        for route, name in walk(get_resolver().url_patterns)
+        if not route.startswith(EXCLUDED_PREFIXES)
+    ]
+
+
+def test_every_url_is_in_the_matrix():
+    patterns = console_patterns()
+    unnamed = [route for route, name in patterns if name is None]
+    assert not unnamed, f"Name these URL patterns so the matrix can list them: {unnamed}"
+    missing = sorted({name for _, name in patterns} - set(MATRIX))
+    assert not missing, (
+        f"URL patterns without a permission entry: {missing}. "
+        "Add them to MATRIX in tests/test_permissions.py (see the comment at its top)."
+    )
+    stale = sorted(set(MATRIX) - {name for _, name in patterns})
+    assert not stale, f"MATRIX lists URLs that no longer exist: {stale}"
+
+
+@pytest.fixture
+def subjects(db, admin_user) -> Subjects:
+    user = make_user(actor=admin_user)
+    deleted = make_user(actor=admin_user)
+    services.user_delete(user=deleted, actor=admin_user)
+    token, _secret = issue_token(user=admin_user, name="matrix")
+    return Subjects(user=user, deleted=deleted, token_pk=token.pk)
+
+
+def client_for(role: str) -> Client:
+    client = Client()
+    if role == "anonymous":
+        return client
+    if role == "no_role":
+        user = make_console_user(Role.BACK_OFFICE)
+        user.groups.clear()
+        client.force_login(user)
+        return client
+    client.force_login(make_console_user(role))
+    return client
+
+
+def audit_counts() -> tuple[int, int, int]:
+    return (
+        UserVersion.objects.count(),
+        StatusChange.objects.count(),
+        FeatureFlagGrant.objects.count(),
+    )
+
+
+def is_sign_in_redirect(response) -> bool:
+    return response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_role_url_matrix(name, role, subjects):
+    entry = MATRIX[name]
+    url = reverse(name, kwargs=entry.kwargs(subjects))
+    client = client_for(role)
+    before = audit_counts()
+    send = client.get if entry.method == "GET" else client.post
+    response = send(url, entry.data(subjects))
+
+    assert response.status_code < 500, f"{name} as {role}: {response.status_code}"
+    if entry.public:
+        assert response.status_code != 403, f"{name} is public but refused {role}"
+    elif role in ("anonymous", "no_role"):
+        assert is_sign_in_redirect(response), f"{name} as {role} must go to sign-in"
+    elif role in entry.allowed:
+        assert response.status_code != 403, f"{name} must allow {role}"
+        assert not is_sign_in_redirect(response), f"{name} sent {role} to sign-in"
+    else:
+        assert response.status_code == 403, f"{name} must refuse {role}: {response.status_code}"
+        assert "You do not have access" in response.content.decode()
+    if entry.method == "GET" or (response.status_code in (302, 403) and role not in entry.allowed):
+        # Nothing changes on GET, and nothing changes when refused.
+        assert audit_counts() == before, f"{name} as {role} changed data"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in MATRIX.items() if e.get_refused))
+def test_post_only_urls_refuse_get(name, subjects, admin_user):
+    entry = MATRIX[name]
+    client = Client()
+    client.force_login(admin_user)
+    before = audit_counts()
+    response = client.get(reverse(name, kwargs=entry.kwargs(subjects)))
+    assert response.status_code == 405
+    assert audit_counts() == before
+
+
+def test_htmx_posts_need_the_csrf_token(subjects, compliance_user):
+    """CSRF applies to HTMX requests too: base.html sends the token as X-CSRFToken."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(compliance_user)
+    url = reverse("users:board-move", kwargs={"pk": subjects.user.pk})
+    data = {"status": Status.WAITING_FOR_SIGNATURE}
+    refused = client.post(url, data, headers={"HX-Request": "true"})
+    assert refused.status_code == 403
+    subjects.user.refresh_from_db()
+    assert subjects.user.status == Status.WAITING_FOR_VERIFICATION
+
+    page = client.get(reverse("users:board"))
+    token = page.context["csrf_token"]
+    assert f'"X-CSRFToken": "{token}"' in page.content.decode()
+    accepted = client.post(
+        url, data, headers={"HX-Request": "true", "HX-Target": "board", "X-CSRFToken": str(token)}
+    )
+    assert accepted.status_code == 200
+    subjects.user.refresh_from_db()
+    assert subjects.user.status == Status.WAITING_FOR_SIGNATURE

@@ -186,7 +186,10 @@ class UserForm(forms.Form):
                     field.widget.attrs["readonly"] = True
                     field.widget.attrs["aria-readonly"] = "true"
                     field.help_text = "Write-once: set, and can never be changed."
-        self.fields["first_name"].widget.attrs["autofocus"] = True
+        if not self.is_bound:
+            # Only a fresh page takes the focus: htmx honours autofocus in swapped content, and a
+            # re-rendered field or form must not pull the cursor away from where the user is.
+            self.fields["first_name"].widget.attrs["autofocus"] = True
 
     @staticmethod
     def initial_for(user: User) -> dict[str, Any]:

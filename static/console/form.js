@@ -35,6 +35,15 @@
     if (bankIdType) bankIdType.value = "BIC";
     button.hidden = true;
     bankId.focus();
+    // As if typed: the bank id is checked against the IBAN like any edited input.
+    bankId.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+
+  // A field check that answers after the whole form was re-rendered (a submit) has nowhere to
+  // go: its wrapper is gone. Drop it instead of letting htmx fail on a detached element.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && !document.body.contains(target)) event.detail.shouldSwap = false;
   });
 
   function init() {

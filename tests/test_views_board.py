@@ -1,0 +1,215 @@
+"""The status board: full page and fragments, counts, SLA, load more, moves and refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import make_console_user, make_user
+from users import services
+from users.models import FeatureFlag, Role, Status, StatusChange, User
+from users.views import board as board_views
+
+BOARD = reverse("users:board")
+
+
+def move_url(user: User) -> str:
+    return reverse("users:board-move", kwargs={"pk": user.pk})
+
+
+@pytest.fixture
+def waiting(admin_user) -> User:
+    return make_user(
+        actor=admin_user,
+        first_name="Wanda",
+        last_name="Waiting",
+        residency_country="BE",
+        feature_flags=[FeatureFlag.SELF_INVESTOR],
+    )
+
+
+def column(response, status: str) -> dict:
+    return next(c for c in response.context["columns"] if c["status"] == status)
+
+
+def test_full_page_has_a_column_per_status(back_office_client, waiting):
+    response = back_office_client.get(BOARD)
+    assert response.status_code == 200
+    html = response.content.decode()
+    for status in Status:
+        assert f'id="column-{status.value}"' in html
+        assert status.label in html
+    waiting_column = column(response, Status.WAITING_FOR_VERIFICATION)
+    assert waiting in waiting_column["cards"]
+    assert "Wanda Waiting" in html
+    assert "Self Investor" in html
+    # Back office sees the board but cannot move cards.
+    assert "data-move-form" not in html
+    assert 'draggable="true"' not in html
+    assert "HX-Request" in response["Vary"]
+
+
+def test_board_fragment_and_column_fragment(compliance_client, waiting):
+    fragment = compliance_client.get(
+        BOARD, {"q": "wanda"}, headers={"HX-Request": "true", "HX-Target": "board"}
+    )
+    html = fragment.content.decode()
+    assert html.lstrip().startswith('<div id="board"')
+    assert "<html" not in html
+    assert fragment["HX-Push-Url"] == f"{BOARD}?q=wanda"
+
+    one = compliance_client.get(
+        BOARD,
+        {"limit_ACTIVE": "50"},
+        headers={"HX-Request": "true", "HX-Target": f"column-{Status.ACTIVE}"},
+    )
+    html = one.content.decode()
+    assert html.lstrip().startswith(f'<section id="column-{Status.ACTIVE}"')
+    assert "column-WAITING_FOR_VERIFICATION" not in html
+
+
+def test_list_filters_apply_to_the_board(back_office_client, waiting, admin_user):
+    make_user(actor=admin_user, first_name="Nico", last_name="Dutch", residency_country="NL")
+    response = back_office_client.get(BOARD, {"residency_country": "BE"})
+    cards = column(response, Status.WAITING_FOR_VERIFICATION)["cards"]
+    assert [c.display_name for c in cards] == ["Wanda Waiting"]
+    assert column(response, Status.WAITING_FOR_VERIFICATION)["count"] == 1
+    searched = back_office_client.get(BOARD, {"q": "dutch"})
+    assert [c.display_name for c in column(searched, Status.WAITING_FOR_VERIFICATION)["cards"]] == [
+        "Nico Dutch"
+    ]
+
+
+def test_longest_waiting_first_and_sla_mark(back_office_client, waiting, admin_user, settings):
+    settings.BOARD_SLA_HOURS = 48
+    old = make_user(actor=admin_user, first_name="Olga", last_name="Overdue")
+    User.objects.filter(pk=old.pk).update(status_changed_at=timezone.now() - dt.timedelta(days=3))
+    response = back_office_client.get(BOARD, {"q": "a"})
+    cards = column(response, Status.WAITING_FOR_VERIFICATION)["cards"]
+    assert cards[0].pk == old.pk
+    assert cards[0].overdue
+    assert not next(c for c in cards if c.pk == waiting.pk).overdue
+    assert "more than 48 h" in response.content.decode()
+
+
+def test_load_more(back_office_client, admin_user, monkeypatch):
+    monkeypatch.setattr(board_views, "COLUMN_SIZE", 2)
+    for n in range(5):
+        make_user(actor=admin_user, first_name="Many", last_name=f"Person{n}")
+    first = back_office_client.get(BOARD, {"q": "many"})
+    col = column(first, Status.WAITING_FOR_VERIFICATION)
+    assert len(col["cards"]) == 2
+    assert col["remaining"] == 3
+    assert col["more_query"] == "q=many&limit_WAITING_FOR_VERIFICATION=4"
+    more = back_office_client.get(BOARD, {"q": "many", "limit_WAITING_FOR_VERIFICATION": "4"})
+    assert len(column(more, Status.WAITING_FOR_VERIFICATION)["cards"]) == 4
+    last = back_office_client.get(BOARD, {"q": "many", "limit_WAITING_FOR_VERIFICATION": "6"})
+    assert column(last, Status.WAITING_FOR_VERIFICATION)["more_query"] is None
+    # Nonsense limits fall back to the default instead of failing.
+    assert back_office_client.get(BOARD, {"limit_ACTIVE": "lots"}).status_code == 200
+
+
+def test_recommended_moves_first_and_off_flow_only_for_those_allowed(compliance_client, waiting):
+    html = compliance_client.get(BOARD).content.decode()
+    start = html.index(f'id="move-{waiting.pk}"')
+    menu = html[start : html.index("</select>", start)]
+    assert menu.index("Recommended") < menu.index("Off flow")
+    assert menu.index("Waiting for signature") < menu.index("Off flow")
+    assert f'data-recommended="{Status.WAITING_FOR_SIGNATURE} {Status.VERIFICATION_FAILED}"' in html
+    assert 'id="reason-dialog"' in html
+
+
+def test_move_along_the_flow_returns_the_board(compliance_client, waiting):
+    response = compliance_client.post(
+        move_url(waiting),
+        {"status": Status.WAITING_FOR_SIGNATURE, "version": waiting.version, "query": "q=wanda"},
+        headers={"HX-Request": "true", "HX-Target": "board"},
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="board"')
+    assert "Wanda Waiting moved to Waiting for signature." in html
+    assert "user-moved" in response["HX-Trigger"]
+    assert column(response, Status.WAITING_FOR_SIGNATURE)["count"] == 1
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_SIGNATURE
+    change = StatusChange.objects.get(user=waiting, to_status=Status.WAITING_FOR_SIGNATURE)
+    assert not change.off_flow
+
+
+def test_off_flow_move_needs_a_reason(compliance_client, waiting):
+    refused = compliance_client.post(
+        move_url(waiting),
+        {"status": Status.ACTIVE, "version": waiting.version},
+        headers={"HX-Request": "true", "HX-Target": "board"},
+    )
+    assert refused.status_code == 200
+    assert refused.context["board_errors"]
+    assert "reason" in refused.context["board_errors"][0].lower()
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_VERIFICATION
+
+    compliance_client.post(
+        move_url(waiting),
+        {"status": Status.ACTIVE, "version": waiting.version, "reason": "Checked in branch"},
+        headers={"HX-Request": "true", "HX-Target": "board"},
+    )
+    waiting.refresh_from_db()
+    assert waiting.status == Status.ACTIVE
+    change = StatusChange.objects.get(user=waiting, to_status=Status.ACTIVE)
+    assert change.off_flow
+    assert change.reason == "Checked in branch"
+
+
+def test_stale_card_is_refused(compliance_client, waiting, admin_user):
+    stale_version = waiting.version
+    services.user_update(user=waiting, data={"first_name": "Wendy"}, actor=admin_user)
+    response = compliance_client.post(
+        move_url(waiting),
+        {"status": Status.WAITING_FOR_SIGNATURE, "version": stale_version},
+        headers={"HX-Request": "true", "HX-Target": "board"},
+    )
+    assert response.context["board_errors"]
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_VERIFICATION
+
+
+def test_move_without_javascript_redirects_back_with_filters(compliance_client, waiting):
+    response = compliance_client.post(
+        move_url(waiting),
+        {"status": Status.WAITING_FOR_SIGNATURE, "query": "residency_country=BE"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == f"{BOARD}?residency_country=BE"
+    assert "moved to Waiting for signature" in response.content.decode()
+
+
+def test_unknown_status_is_a_clear_error(compliance_client, waiting):
+    response = compliance_client.post(
+        move_url(waiting), {"status": "ON_THE_MOON"}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    assert response.context["board_errors"]
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_VERIFICATION
+
+
+def test_moves_need_permission(back_office_client, waiting):
+    response = back_office_client.post(move_url(waiting), {"status": Status.WAITING_FOR_SIGNATURE})
+    assert response.status_code == 403
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_VERIFICATION
+
+
+def test_off_flow_needs_its_own_permission(client, waiting):
+    mover = make_console_user(Role.COMPLIANCE)
+    mover.groups.get().permissions.remove(Permission.objects.get(codename="change_status_off_flow"))
+    client.force_login(mover)
+    response = client.post(move_url(waiting), {"status": Status.ACTIVE, "reason": "because"})
+    assert response.status_code == 403
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_VERIFICATION

@@ -288,7 +288,8 @@ def test_database_constraint_decides_a_race_as_a_validation_error(monkeypatch):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback puts back what migrations made (role groups) after the flush.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("second_email", ["race@example.com", "RACE@example.com"])
 def test_concurrent_creates_with_the_same_email(monkeypatch, second_email):
     """Two requests create the same email at once: one wins, the other gets a ValidationError.

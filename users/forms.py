@@ -67,7 +67,7 @@ def _text(label: str, **attrs: Any) -> forms.CharField:
 
 
 def _country(label: str) -> forms.CharField:
-    return _text(label, placeholder="BE", autocomplete="off", size="4", **{"class": "short"})
+    return _text(label, autocomplete="off", maxlength="2", spellcheck="false")
 
 
 def metadata_to_text(metadata: dict[str, str] | None) -> str:
@@ -121,10 +121,19 @@ class UserForm(forms.Form):
         label="Email",
         required=False,
         strip=True,
-        widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "jane@example.com"}),
+        help_text="Write-once: cannot be changed once saved.",
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
     )
-    phone = _text("Phone", type="tel", placeholder="+32 470 12 34 56", autocomplete="off")
-    language = _text("Language", placeholder="nl-BE", autocomplete="off", **{"class": "short"})
+    phone = forms.CharField(
+        label="Phone",
+        required=False,
+        strip=True,
+        help_text="Write-once. International form, or national with the residency country.",
+        widget=forms.TextInput(
+            attrs={"type": "tel", "placeholder": "+32 470 12 34 56", "autocomplete": "off"}
+        ),
+    )
+    language = _text("Language", placeholder="e.g. nl-BE", autocomplete="off")
 
     bank_account_number = _text(
         "Account number", placeholder="BE71 0961 2345 6769", autocomplete="off", spellcheck="false"
@@ -134,7 +143,7 @@ class UserForm(forms.Form):
         required=False,
         choices=[("", "Detect"), *BankAccountNumberType.choices],
     )
-    bank_id = _text("Bank id", placeholder="GKCCBEBB", autocomplete="off", spellcheck="false")
+    bank_id = _text("Bank id", autocomplete="off", spellcheck="false")
     bank_id_type = forms.ChoiceField(
         label="Bank id type", required=False, choices=[("", "Detect"), *BankIdType.choices]
     )
@@ -146,7 +155,7 @@ class UserForm(forms.Form):
     address_country_code = _country("Country")
 
     tax_country_code = _country("Country")
-    tax_proof_type = _text("Proof type", placeholder="TIN", autocomplete="off")
+    tax_proof_type = _text("Proof type", placeholder="e.g. TIN", autocomplete="off")
     tax_value = _text("Number", autocomplete="off")
 
     brokerage_user_id = _text("Brokerage user id", autocomplete="off")
@@ -156,7 +165,7 @@ class UserForm(forms.Form):
         required=False,
         strip=False,
         help_text="One key=value per line.",
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "placeholder": "crm=42"}),
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
     )
 
     status = forms.ChoiceField(
@@ -186,6 +195,7 @@ class UserForm(forms.Form):
                     field.widget.attrs["readonly"] = True
                     field.widget.attrs["aria-readonly"] = "true"
                     field.help_text = "Write-once: set, and can never be changed."
+                    field.widget.attrs.pop("placeholder", None)
         if not self.is_bound:
             # Only a fresh page takes the focus: htmx honours autofocus in swapped content, and a
             # re-rendered field or form must not pull the cursor away from where the user is.

@@ -105,7 +105,7 @@ def test_add_goes_through_the_service(admin_client, admin_user):
             "email": ["lena.maes@example.com"],
             "phone": ["0470 11 22 33"],
             "residency_country": ["be"],
-            "bank_account_number": ["BE71 0961 2345 6769"],
+            "bank_account_number": ["MT84 MALT 0110 0001 2345 MTLC AST0 01S"],  # 38 typed
             "feature_flags": ["ROBO_ADVISOR"],
         }
     )
@@ -113,7 +113,7 @@ def test_add_goes_through_the_service(admin_client, admin_user):
     assert response.status_code == 302, response.content.decode()[:3000]
     user = User.objects.get(email="lena.maes@example.com")
     assert user.phone == "+32470112233"
-    assert user.bank_account_number == "BE71096123456769"
+    assert user.bank_account_number == "MT84MALT011000012345MTLCAST001S"
     assert user.flag_names() == {"ROBO_ADVISOR"}
     version = UserVersion.objects.get(user=user)
     assert version.version == 1

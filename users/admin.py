@@ -43,6 +43,11 @@ FORM_FIELDS = (
 
 
 class UserAdminForm(forms.ModelForm):
+    # Typed input is longer than what is stored (a formatted IBAN, a national phone number with
+    # spaces); the services normalise it, so the form must not cut it at the column length.
+    phone = forms.CharField(max_length=32, required=False)
+    bank_account_number = forms.CharField(max_length=64, required=False)
+    bank_id = forms.CharField(max_length=16, required=False)
     feature_flags = forms.MultipleChoiceField(
         choices=FeatureFlag.choices, required=False, widget=forms.CheckboxSelectMultiple
     )

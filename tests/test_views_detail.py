@@ -379,3 +379,32 @@ def test_nothing_changes_on_get(admin_client, user):
         )
     after = (snapshot(user), UserVersion.objects.count(), StatusChange.objects.count())
     assert before == after
+
+
+def test_flag_on_a_deleted_user_is_refused(admin_client, admin_user, user):
+    services.user_delete(user=user, actor=admin_user)
+    version = User.objects.get(pk=user.pk).version
+    response = admin_client.post(
+        reverse("users:user-flag", args=[user.pk]),
+        {"flag": FeatureFlag.ROBO_ADVISOR, "enabled": "1"},
+        **htmx("flags"),
+    )
+    assert "restore it first" in response.content.decode()
+    assert User.objects.get(pk=user.pk).version == version
+
+
+def test_detail_page_query_count_does_not_grow_with_history(
+    admin_client, admin_user, user, django_assert_max_num_queries
+):
+    services.user_update(user=user, data={"first_name": "First"}, actor=admin_user)
+    admin_client.get(detail_url(user))  # warm the session and permission caches
+    with django_assert_max_num_queries(20) as captured:
+        admin_client.get(detail_url(user))
+    baseline = len(captured)
+    for n in range(15):
+        services.user_update(user=user, data={"first_name": f"N{n}"}, actor=admin_user)
+        services.user_set_flag(
+            user=user, flag=FeatureFlag.ROBO_ADVISOR, enabled=n % 2 == 0, actor=admin_user
+        )
+    with django_assert_max_num_queries(baseline):
+        admin_client.get(detail_url(user))

@@ -134,7 +134,7 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     `change_status_off_flow` and a reason (the service refuses a move without one)."""
     require_perm(request, "change_status")
     target = request.POST.get("status", "")
-    user = get_object_or_404(User.objects.only("id", "status", "first_name", "last_name"), pk=pk)
+    user = get_object_or_404(User, pk=pk)
     if (
         target in Status.values
         and target != user.status

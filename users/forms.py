@@ -154,9 +154,9 @@ class UserForm(forms.Form):
     address_city = _text("City", autocomplete="off")
     address_country_code = _country("Country")
 
-    tax_country_code = _country("Country")
+    tax_country_code = _country("Tax country")
     tax_proof_type = _text("Proof type", placeholder="e.g. TIN", autocomplete="off")
-    tax_value = _text("Number", autocomplete="off")
+    tax_value = _text("Tax number", autocomplete="off")
 
     brokerage_user_id = _text("Brokerage user id", autocomplete="off")
     idp_user_id = _text("IdP user id", autocomplete="off")

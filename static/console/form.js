@@ -58,9 +58,22 @@
     init();
   }
 
+  // Once every marked field has been fixed (checked on blur), the "Not saved" summary of the
+  // last submit no longer tells the truth: take it away.
+  function dropStaleSummary(form) {
+    var summary = form.querySelector("[data-error-summary=fields]");
+    if (summary && !form.querySelector(".field.has-error")) {
+      summary.remove();
+    }
+  }
+
   document.addEventListener("htmx:load", function (event) {
     var elt = event.detail.elt;
     revealScriptedControls(elt);
+    if (elt.classList && elt.classList.contains("field")) {
+      var form = elt.closest("form");
+      if (form) dropStaleSummary(form);
+    }
     // Only a whole re-rendered form moves focus; a field checked on blur never does.
     if (elt.id === "user-form") focusProblem(elt);
   });

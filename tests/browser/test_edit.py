@@ -46,6 +46,7 @@ def test_create_with_a_bad_iban_then_fix_it(page: Page, sign_in, url, screenshot
     expect(hint).to_contain_text("BE71 0961 2345 6769")
     expect(hint).to_contain_text("GKCCBEBB")
     expect(field(page, "bank_account_number").locator(".errorlist")).to_have_count(0)
+    expect(page.get_by_role("alert").filter(has_text="Not saved")).to_have_count(0)  # all fixed
     screenshot("iban-hint")
     hint.get_by_role("button", name="Use this BIC").click()
     expect(page.get_by_label("Bank id", exact=True)).to_have_value("GKCCBEBB")

@@ -11,12 +11,14 @@ import datetime as dt
 import json
 import re
 import threading
+from io import StringIO
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core import mail
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
@@ -872,3 +874,15 @@ def test_patch_version_out_of_range_is_422(admin_api, user):
     response = admin_api.patch(f"/api/users/{user.pk}", {"version": 10**30})
     assert response.status_code == 422
     assert locs(response) == [["body", "version"]]
+
+
+def test_purge_removes_only_expired_keys(admin_api, admin_user):
+    admin_api.post("/api/users/", {}, headers={"Idempotency-Key": "old"})
+    admin_api.post("/api/users/", {}, headers={"Idempotency-Key": "new"})
+    IdempotencyKey.objects.filter(key="old").update(
+        created_at=dt.datetime.now(dt.UTC) - IDEMPOTENCY_TTL - dt.timedelta(minutes=1)
+    )
+    out = StringIO()
+    call_command("purge_idempotency_keys", stdout=out)
+    assert out.getvalue().strip() == "Deleted 1 expired idempotency key(s)."
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]

@@ -89,6 +89,7 @@ def test_schema_documents_every_operation():
 @settings(
     max_examples=25,
     deadline=None,
+    database=None,  # no .hypothesis/ example store in the working tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @pytest.mark.django_db

@@ -343,6 +343,9 @@ def test_create_login_requires_email_and_phone(admin_api):
     assert response.status_code == 422
     assert sorted(locs(response)) == [["body", "email"], ["body", "idp_user_id"], ["body", "phone"]]
     assert User.objects.count() == 1
+    response = admin_api.post("/api/users/", {}, create_idp_user="maybe")
+    assert response.status_code == 422
+    assert locs(response) == [["query", "create_idp_user"]]
 
 
 def test_invitation_for_a_console_user_leads_to_sign_in(

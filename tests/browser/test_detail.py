@@ -156,3 +156,49 @@ def test_delete_with_confirmation_then_restore(page: Page, sign_in, url, browser
     page.get_by_role("button", name="Restore user").click()
     expect(page.locator("#summary .badge-deleted")).to_have_count(0)
     assert not User.objects.get(pk=subject.pk).deleted
+
+
+def test_detail_and_edit_work_without_javascript(browser, browser_context, sign_in, url):
+    """The same screens with scripts off: plain forms, full pages, redirects."""
+    admin = sign_in(Role.ADMIN)
+    subject = rich_user(admin)
+    context = browser.new_context(
+        base_url=url("/"), java_script_enabled=False, viewport={"width": 1440, "height": 900}
+    )
+    context.add_cookies(browser_context.cookies())
+    page = context.new_page()
+    try:
+        page.goto(url("users:user-detail", subject.pk))
+        page.locator("#status").get_by_role("button", name="→ Waiting for signature").click()
+        expect(page.get_by_text("Moved to Waiting for signature.")).to_be_visible()
+
+        page.locator('#flags [data-flag="SELF_INVESTOR"]').click()
+        expect(page.locator('#flags [data-flag="SELF_INVESTOR"]')).to_have_attribute(
+            "aria-checked", "true"
+        )
+
+        page.get_by_role("link", name="Delete user…").click()
+        expect(page).to_have_url(url("users:user-delete", subject.pk))
+        page.get_by_role("button", name="Yes, delete").click()
+        expect(page.locator("#summary")).to_contain_text("This user is deleted")
+        page.get_by_role("button", name="Restore user").click()
+        expect(page.get_by_text("User restored.")).to_be_visible()
+
+        page.get_by_role("link", name="Edit").click()
+        page.get_by_label("Account number").fill("BE01234567891234")
+        page.get_by_role("button", name="Save changes").click()
+        expect(page.locator("#field-bank_account_number")).to_contain_text(
+            "IBAN check digits are wrong."
+        )
+        page.get_by_label("Account number").fill(VALID_IBANS[0])
+        page.get_by_label("Last name").fill("Byron")
+        page.get_by_role("button", name="Save changes").click()
+        expect(page).to_have_url(url("users:user-detail", subject.pk))
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Ada Byron")
+    finally:
+        context.close()
+    saved = User.objects.get(pk=subject.pk)
+    assert saved.status == Status.WAITING_FOR_SIGNATURE
+    assert FeatureFlag.SELF_INVESTOR in saved.flag_names()
+    assert not saved.deleted
+    assert saved.last_name == "Byron"

@@ -267,6 +267,13 @@ def test_roles_in_the_admin_are_versioned(admin_client, admin_user):
 
 def test_admin_delete_is_soft_and_restore_action(admin_client, admin_user):
     user = make_user(actor=admin_user)
+    confirm = admin_client.get(reverse("admin:users_user_delete", args=[user.pk]))
+    assert confirm.status_code == 200
+    # Soft delete: the page must not announce that the history goes too.
+    page = confirm.content.decode().lower()
+    assert "user version" not in page
+    assert "status change" not in page
+    assert "feature flag grant" not in page
     response = admin_client.post(
         reverse("admin:users_user_delete", args=[user.pk]), {"post": "yes"}
     )

@@ -11,6 +11,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import capfirst
 
 from users import services
 from users.models import FeatureFlag, Role, StatusChange, User, UserVersion
@@ -268,6 +271,21 @@ class UserAdmin(admin.ModelAdmin):
             from django.http import HttpResponseRedirect
 
             return HttpResponseRedirect(request.path)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple:
+        """Deletion is soft: only the users change, their history stays. Say so on the page."""
+        users = list(objs)
+        listed = [
+            format_html(
+                '{}: <a href="{}">{}</a>',
+                capfirst(User._meta.verbose_name),
+                reverse("admin:users_user_change", args=[user.pk]),
+                user,
+            )
+            for user in users
+        ]
+        perms_needed = set() if self.has_delete_permission(request) else {"user"}
+        return listed, {User._meta.verbose_name_plural: len(users)}, perms_needed, []
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         services.user_delete(user=obj, actor=request.user)

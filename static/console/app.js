@@ -24,6 +24,51 @@
     }
   });
 
+  // --- failed htmx requests ------------------------------------------------------------------
+  // htmx does not swap error responses, so without this a refused or failed click would look
+  // like nothing happened.
+  function flash(text) {
+    const box = document.getElementById("messages");
+    if (!box) return;
+    const alert = document.createElement("div");
+    alert.className = "alert alert-error";
+    alert.setAttribute("role", "alert");
+    alert.textContent = text;
+    box.replaceChildren(alert);
+    window.scrollTo({ top: 0 });
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    const status = event.detail.xhr ? event.detail.xhr.status : 0;
+    if (status === 403) {
+      flash("You do not have permission for this action. Nothing was changed.");
+    } else if (status === 404) {
+      flash("Not found: the user may have been deleted, or the link is old. Reload the page.");
+    } else if (status === 400) {
+      flash("The request was not valid. Reload the page and try again.");
+    } else {
+      flash("The server could not complete the request (" + status + "). Reload the page and check before retrying.");
+    }
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    flash("The console could not reach the server. Check your connection and try again.");
+  });
+
+  // After a board move, keyboard users land on the result message instead of the page top.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    const target = event.detail.target;
+    const config = event.detail.requestConfig;
+    if (!(target instanceof Element) || target.id !== "board" || !config || config.verb !== "post") return;
+    // outerHTML swap: `target` is the element that was replaced; look up its successor.
+    const board = document.getElementById("board");
+    const note = board && board.querySelector(".board-errors");
+    if (note) {
+      note.setAttribute("tabindex", "-1");
+      note.focus({ preventScroll: false });
+    }
+  });
+
   // --- bulk selection --------------------------------------------------------------------------
   function bulkScope(element) {
     return element.closest("[data-bulk]") || document;

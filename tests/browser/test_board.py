@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
@@ -35,7 +36,9 @@ def test_move_a_card_by_drag_along_the_flow(page: Page, sign_in, url, waiting):
 
     expect(column(page, Status.WAITING_FOR_SIGNATURE)).to_contain_text("Wanda Waiting")
     expect(column(page, Status.WAITING_FOR_SIGNATURE).locator(".count")).to_have_text("1")
-    expect(page.get_by_role("status")).to_contain_text("moved to Waiting for signature")
+    expect(page.locator("#board .board-errors")).to_contain_text("moved to Waiting for signature")
+    # Keyboard users land on the result.
+    expect(page.locator("#board .board-errors")).to_be_focused()
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING_FOR_SIGNATURE
 
@@ -116,3 +119,20 @@ def test_board_applies_the_list_filters_and_loads_more(page: Page, sign_in, url,
     expect(first.locator(".sla")).to_be_visible()
     # Back office may look but not move.
     expect(page.locator(".movemenu")).to_have_count(0)
+
+
+def test_refused_htmx_request_is_reported(page: Page, sign_in, url, waiting, page_problems):
+    """A 403 on an htmx request is not swapped in; the page says so instead of doing nothing."""
+    # Chromium logs the failed load and htmx its error event; both expected here.
+    page_problems.allow(r"\b403\b")
+    sign_in(Role.COMPLIANCE)
+    page.goto(url("users:board"))
+    # The role loses the permission while the page is open.
+    Group.objects.get(name=Role.COMPLIANCE).permissions.remove(
+        Permission.objects.get(codename="change_status")
+    )
+    card(page, waiting).locator("summary").click()
+    card(page, waiting).get_by_role("button", name="Move").click()
+    expect(page.locator("#messages")).to_contain_text("You do not have permission")
+    waiting.refresh_from_db()
+    assert waiting.status == Status.WAITING_FOR_VERIFICATION

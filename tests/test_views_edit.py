@@ -323,7 +323,10 @@ def test_object_level_modifier_may_edit(admin_user):
     client = Client()
     client.force_login(modifier)
     assert client.get(edit_url(subject)).status_code == 200
-    response = client.post(edit_url(subject), form_post(subject, first_name="ByModifier"))
+    # Their form has no access lists (see the next test), so the browser sends none.
+    data = {k: v for k, v in form_post(subject, first_name="ByModifier").items()}
+    del data["readable_by"], data["modifiable_by"]
+    response = client.post(edit_url(subject), data)
     assert response.status_code == 302
     assert User.objects.get(pk=subject.pk).first_name == "ByModifier"
 
@@ -407,3 +410,35 @@ def test_blur_permissions(compliance_client, user):
 
 def test_validate_refuses_get(back_office_client):
     assert back_office_client.get(reverse(VALIDATE)).status_code == 405
+
+
+def test_access_lists_are_edited_as_user_ids(back_office_client, back_office_user, admin_user):
+    subject = make_user(actor=admin_user)
+    reader = make_console_user(Role.COMPLIANCE)
+    response = back_office_client.post(
+        edit_url(subject), form_post(subject, readable_by=f"{reader.pk}, {back_office_user.pk}")
+    )
+    assert response.status_code == 302
+    assert services.user_snapshot(User.objects.get(pk=subject.pk))["readable_by"] == sorted(
+        [reader.pk, back_office_user.pk]
+    )
+    html = back_office_client.get(edit_url(subject)).content.decode()
+    assert reader.pk in html
+
+    unknown = "U" + "0" * 26
+    response = back_office_client.post(edit_url(subject), form_post(subject, modifiable_by=unknown))
+    assert response.status_code == 200
+    assert f"No user with id {unknown}" in response.context["form"].errors["modifiable_by"][0]
+
+
+def test_object_level_modifier_cannot_change_access_lists(admin_user):
+    modifier = make_console_user(Role.COMPLIANCE)
+    subject = make_user(actor=admin_user, modifiable_by=[modifier.pk])
+    client = Client()
+    client.force_login(modifier)
+    html = client.get(edit_url(subject)).content.decode()
+    assert 'name="modifiable_by"' not in html
+    data = {k: v for k, v in form_post(subject).items() if not k.endswith("_by")}
+    response = client.post(edit_url(subject), {**data, "modifiable_by": ""})
+    assert response.status_code == 403
+    assert services.user_snapshot(User.objects.get(pk=subject.pk))["modifiable_by"] == [modifier.pk]

@@ -8,6 +8,7 @@ Nothing here saves.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pycountry
@@ -56,7 +57,11 @@ SIMPLE_FIELDS = (
     "brokerage_user_id",
     "idp_user_id",
     "metadata",
+    "readable_by",
+    "modifiable_by",
 )
+# Lists typed as comma- or space-separated values.
+LIST_FIELDS = ("nationalities", "readable_by", "modifiable_by")
 
 
 def _text(label: str, **attrs: Any) -> forms.CharField:
@@ -168,6 +173,19 @@ class UserForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
     )
 
+    readable_by = forms.CharField(
+        label="Also readable by",
+        required=False,
+        help_text="User ids, comma-separated: people who may read this record beyond their role.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    modifiable_by = forms.CharField(
+        label="Also modifiable by",
+        required=False,
+        help_text="User ids, comma-separated: people who may edit this record beyond their role.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
     status = forms.ChoiceField(
         label="Starts in",
         required=False,
@@ -176,11 +194,18 @@ class UserForm(forms.Form):
     )
     expected_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, user: User | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, user: User | None = None, manage_access: bool = True, **kwargs: Any
+    ) -> None:
         self.user = user
         if user is not None and "initial" not in kwargs and not args and "data" not in kwargs:
             kwargs["initial"] = self.initial_for(user)
         super().__init__(*args, **kwargs)
+        self.manage_access = manage_access
+        if not manage_access:
+            # Object-level editors change the record, not who else may read or edit it.
+            del self.fields["readable_by"]
+            del self.fields["modifiable_by"]
         if user is None:
             del self.fields["expected_version"]
         else:
@@ -205,9 +230,9 @@ class UserForm(forms.Form):
     def initial_for(user: User) -> dict[str, Any]:
         snapshot = services.user_snapshot(user)
         initial: dict[str, Any] = {
-            name: snapshot[name] or "" for name in SIMPLE_FIELDS if name != "nationalities"
+            name: ", ".join(snapshot[name]) if name in LIST_FIELDS else snapshot[name] or ""
+            for name in SIMPLE_FIELDS
         }
-        initial["nationalities"] = ", ".join(snapshot["nationalities"])
         initial["metadata"] = metadata_to_text(snapshot["metadata"])
         for group, inputs in GROUPS.items():
             values = snapshot[group] or {}
@@ -235,10 +260,13 @@ class UserForm(forms.Form):
             return values if any(values.values()) else None
         if field == "metadata":
             return parse_metadata(self.data.get("metadata") or "")
+        if field in ("readable_by", "modifiable_by"):
+            return [part for part in re.split(r"[\s,]+", self._value(field)) if part]
         return self._value(field)
 
     def contract_fields(self) -> list[str]:
-        fields = [name for name in SIMPLE_FIELDS if self._present(name)]
+        # Only inputs this form has: a crafted POST cannot reach a field the form left out.
+        fields = [name for name in SIMPLE_FIELDS if name in self.fields and self._present(name)]
         fields += [group for group, inputs in GROUPS.items() if any(map(self._present, inputs))]
         return fields
 

@@ -43,7 +43,7 @@ def _own_value(form: UserForm, field: str, subject: User) -> Any:
 
 
 def merge_conflict(
-    data: QueryDict, exc: services.StaleVersion, subject: User
+    data: QueryDict, exc: services.StaleVersion, subject: User, *, manage_access: bool
 ) -> tuple[QueryDict, dict[str, Any]]:
     """Re-base the user's input on the current version after a stale save.
 
@@ -54,7 +54,7 @@ def merge_conflict(
     """
     merged = data.copy()
     merged["expected_version"] = str(subject.version)
-    submitted = UserForm(data, user=subject)
+    submitted = UserForm(data, user=subject, manage_access=manage_access)
     current = UserForm.initial_for(subject)
     rows = []
     for field, (old, new) in exc.changes.items():
@@ -157,12 +157,15 @@ def user_edit(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     subject = load_user(pk)
     if not can_edit(request.user, subject):
         raise PermissionDenied
+    manage_access = request.user.has_perm("users.change_user")
     if subject.deleted:
         messages.error(request, "This user is deleted; restore it before editing.")
         return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))
     conflict = None
     if request.method == "POST":
-        form = UserForm(request.POST, user=subject)
+        if not manage_access and {"readable_by", "modifiable_by"} & set(request.POST):
+            raise PermissionDenied  # refused, never silently dropped
+        form = UserForm(request.POST, user=subject, manage_access=manage_access)
         expected = parse_version(request.POST.get("expected_version"))
         try:
             if expected is not None and expected != subject.version:
@@ -189,12 +192,12 @@ def user_edit(request: HtmxHttpRequest, pk: str) -> HttpResponse:
                 return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))
         except services.StaleVersion as exc:
             subject = load_user(pk)
-            data, conflict = merge_conflict(request.POST, exc, subject)
-            form = UserForm(data, user=subject)
+            data, conflict = merge_conflict(request.POST, exc, subject, manage_access=manage_access)
+            form = UserForm(data, user=subject, manage_access=manage_access)
         except ValidationError as exc:
             form.add_service_errors(exc)
     else:
-        form = UserForm(user=subject)
+        form = UserForm(user=subject, manage_access=manage_access)
     return render_form(request, form, subject=subject, conflict=conflict)
 
 
@@ -209,7 +212,9 @@ def user_validate_field(request: HtmxHttpRequest) -> HttpResponse:
             raise PermissionDenied
     elif not request.user.has_perm("users.add_user"):
         raise PermissionDenied
-    form = UserForm(request.POST, user=subject)
+    form = UserForm(
+        request.POST, user=subject, manage_access=request.user.has_perm("users.change_user")
+    )
     name = request.POST.get("_field") or (request.htmx.trigger_name if request.htmx else "")
     if not name or name not in form.fields or form.fields[name].widget.is_hidden:
         return HttpResponse("Unknown field.", status=400, content_type="text/plain")

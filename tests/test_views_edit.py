@@ -442,3 +442,12 @@ def test_object_level_modifier_cannot_change_access_lists(admin_user):
     response = client.post(edit_url(subject), {**data, "modifiable_by": ""})
     assert response.status_code == 403
     assert services.user_snapshot(User.objects.get(pk=subject.pk))["modifiable_by"] == [modifier.pk]
+
+
+def test_edit_from_a_future_version_is_refused_clearly(back_office_client, user):
+    response = back_office_client.post(
+        edit_url(user), form_post(user, expected_version=user.version + 5, last_name="X")
+    )
+    assert response.status_code == 200
+    assert "reload the page" in response.context["form"].non_field_errors()[0]
+    assert User.objects.get(pk=user.pk).last_name == user.last_name

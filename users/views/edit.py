@@ -68,7 +68,7 @@ def merge_conflict(
                 kept = mine not in (old, new)
             except ValidationError:
                 kept = True  # their input does not even validate: leave it for them to fix
-                mine = submitted.contract_value(field) if field != "metadata" else None
+                mine = " ".join(data.get(name, "") for name in inputs).strip()
         if in_form and not kept:
             for name in inputs:
                 merged.setlist(name, [str(current.get(name) or "")])
@@ -168,6 +168,12 @@ def user_edit(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         form = UserForm(request.POST, user=subject, manage_access=manage_access)
         expected = parse_version(request.POST.get("expected_version"))
         try:
+            if expected is not None and expected > subject.version:
+                raise ValidationError(
+                    f"This form claims version {expected}, but the user is at version "
+                    f"{subject.version}; reload the page.",
+                    code="version",
+                )
             if expected is not None and expected != subject.version:
                 # The service refuses a stale edit before reading the data; so does the screen,
                 # rather than judge the input against a version its author never saw.

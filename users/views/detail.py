@@ -8,7 +8,6 @@ a version number or a status badge is never left stale on the page.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.contrib import messages
@@ -18,7 +17,6 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from django_htmx.middleware import HtmxDetails
@@ -132,10 +130,6 @@ def bank_details(user: User) -> dict[str, Any] | None:
         return None
 
 
-def time_in_status(user: User) -> dt.timedelta:
-    return timezone.now() - user.status_changed_at
-
-
 # --- context per region -----------------------------------------------------------------------
 
 
@@ -147,7 +141,6 @@ def status_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
         "off_flow_moves": off_flow,
         "can_move": request.user.has_perm("users.change_status") and not user.deleted,
         "can_move_off_flow": request.user.has_perm("users.change_status_off_flow"),
-        "time_in_status": time_in_status(user),
     }
 
 
@@ -167,7 +160,16 @@ def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     versions = list(
         UserVersion.objects.filter(user=user)
         .select_related("author")
-        .only("version", "created_at", "changes", "author__first_name", "author__last_name")
+        .only(
+            "version",
+            "created_at",
+            "changes",
+            # what display_name may fall back on, so no author is fetched again
+            "author__first_name",
+            "author__last_name",
+            "author__email",
+            "author__external_id",
+        )
         .order_by("-version")[:HISTORY_LIMIT]
     )
     for version in versions:
@@ -179,7 +181,6 @@ def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     )
     return {
         "versions": versions,
-        "version_numbers": range(user.version, 0, -1),
         "status_changes": status_changes,
         "history_limit": HISTORY_LIMIT,
     }

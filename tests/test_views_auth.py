@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from tests.factories import make_console_user, make_user
@@ -95,6 +96,25 @@ def test_password_change_keeps_session_and_writes_no_version(client, back_office
     assert client.get(reverse("password_change_done")).status_code == 200
     # Auth internals are not versioned (contract).
     assert UserVersion.objects.filter(user=back_office_user).count() == versions
+
+
+def test_password_change_signs_out_other_sessions(client, back_office_user):
+    other = Client()
+    other.force_login(back_office_user)
+    assert other.get(reverse("password_change_done")).status_code == 200
+    client.force_login(back_office_user)
+    client.post(
+        reverse("password_change"),
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a-much-better-passphrase-42",
+            "new_password2": "a-much-better-passphrase-42",
+        },
+    )
+    assert client.get(reverse("password_change_done")).status_code == 200
+    response = other.get(reverse("password_change_done"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
 
 
 def test_password_change_does_not_overwrite_concurrent_edits(client, back_office_user, admin_user):

@@ -40,6 +40,8 @@ def test_full_page_has_a_column_per_status(back_office_client, waiting):
     response = back_office_client.get(BOARD)
     assert response.status_code == 200
     html = response.content.decode()
+    assert "{#" not in html
+    assert "{%" not in html
     for status in Status:
         assert f'id="column-{status.value}"' in html
         assert status.label in html

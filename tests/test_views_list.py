@@ -56,6 +56,8 @@ def test_full_page_and_results_fragment(back_office_client, people):
     assert "<html" in html
     assert 'id="list-form"' in html
     assert 'id="results"' in html
+    assert "{#" not in html
+    assert "{%" not in html
     assert "HX-Request" in page["Vary"]
 
     fragment = back_office_client.get(LIST, {"q": "peeters"}, headers=HX_RESULTS)

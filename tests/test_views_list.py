@@ -358,3 +358,21 @@ def test_export_with_a_bad_query_goes_back_to_the_list(back_office_client, db):
     )
     assert response.status_code == 302
     assert response["Location"].startswith(LIST)
+
+
+def test_urls_built_from_the_state_are_canonical(back_office_client, db):
+    response = back_office_client.get(
+        LIST,
+        {
+            "junk": "1",
+            "created_before": "2030-01-01",
+            "q": "jan",
+            "mode": "simple",
+            "status": ["ACTIVE", "INACTIVE"],
+            "limit_ACTIVE": "50",
+            "page": "2",
+        },
+    )
+    assert response.context["query"] == (
+        "q=jan&status=ACTIVE&status=INACTIVE&created_before=2030-01-01"
+    )

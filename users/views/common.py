@@ -113,11 +113,10 @@ class ListState:
         return params.urlencode()
 
     def params(self) -> QueryDict:
+        """The known, non-empty parameters in a fixed order: one canonical URL per view."""
         params = QueryDict(mutable=True)
         data = self.filterset.data
-        for key in data:
-            if key in ("page", "sort") or key.startswith("limit_"):
-                continue
+        for key in state_keys(self.filterset):
             values = [value for value in data.getlist(key) if value != ""]
             if key == "mode" and (values != ["advanced"] or not self.q):
                 continue  # the default mode, or a mode without a search, says nothing
@@ -126,6 +125,21 @@ class ListState:
         if self.sort != DEFAULT_SORT:
             params["sort"] = self.sort
         return params
+
+
+def state_keys(filterset: UserFilter) -> list[str]:
+    """URL keys that describe the set of users: search, mode and every filter's inputs.
+
+    Unknown parameters are dropped, so a URL built from the state never carries junk along.
+    """
+    keys = list(STATE_PARAMS)
+    for name, form_field in filterset.form.fields.items():
+        suffixes = getattr(form_field.widget, "suffixes", None)
+        if suffixes:  # a range widget: created_after, created_before
+            keys.extend(f"{name}_{suffix}" for suffix in suffixes)
+        else:
+            keys.append(name)
+    return keys
 
 
 def _advanced(text: str) -> tuple[Q | None, list[str], QueryProblem | None, bool]:

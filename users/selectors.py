@@ -7,16 +7,18 @@ in one place without touching views. Nothing here writes or looks at a request.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from users import validators
-from users.models import USER_ID_REGEX, Status, User
+from users.models import USER_ID_REGEX, FeatureFlagGrant, Status, User
 
 # The columns the list and board show; the rest of the row is never loaded for them.
 LIST_FIELDS = (
@@ -34,9 +36,13 @@ LIST_FIELDS = (
     "version",
     "deleted",
 )
-# Counting a million rows exactly on every keystroke is wasted work: past this we say "10,000+".
-COUNT_CAP = 10_000
-EXPORT_CHUNK = 2_000
+# Counting a million rows exactly on every keystroke is wasted work: past this we say "1,000+".
+# A capped count still visits `cap` matching rows; at 1M users 10,000 of them cost a search or a
+# filter combination 150-400 ms, 1,000 cost 15-40 ms (EXPLAIN ANALYZE, issue 4).
+COUNT_CAP = 1_000
+EXPORT_CHUNK = 5_000
+# From this offset on, a page first picks its primary keys from an index alone, then its rows.
+DEFERRED_JOIN_FROM = 500
 
 
 def user_list_queryset(*, include_deleted: bool = False) -> QuerySet[User]:
@@ -158,9 +164,39 @@ def capped_count(qs: QuerySet[User], cap: int | None = None) -> tuple[int, bool]
     return (cap, True) if count > cap else (count, False)
 
 
-def status_counts(qs: QuerySet[User]) -> dict[str, int]:
-    """Users per status for the board's column heads, in one grouped query."""
+def page_of_users(
+    qs: QuerySet[User], ordering: Sequence[str], offset: int, limit: int
+) -> list[User]:
+    """Rows `offset` to `offset + limit` of `qs` sorted by `ordering`.
+
+    A deep page is a "deferred join": its primary keys come first (`values_list`), which
+    PostgreSQL reads from an index alone (index-only scan of `user_live_created_idx` for the
+    default order), then only those rows are loaded. OFFSET still walks the index entries, but
+    no longer the 500-byte table rows behind the skipped ones (4x faster at row 100,000).
+    """
+    ordered = qs.order_by(*ordering)
+    if offset < DEFERRED_JOIN_FROM:
+        return list(ordered[offset : offset + limit])
+    pks = list(ordered.values_list("pk", flat=True)[offset : offset + limit])
+    found = {user.pk: user for user in qs.filter(pk__in=pks).order_by()}
+    return [found[pk] for pk in pks if pk in found]
+
+
+def status_counts(qs: QuerySet[User], *, all_live: bool = False) -> dict[str, int]:
+    """Users per status for the board's column heads, in one grouped query.
+
+    `all_live=True` says that `qs` is every user not deleted (an unfiltered board). On
+    PostgreSQL the counts then come from `users_status_count`, kept up to date by triggers
+    (migration 0004): a grouped count over a million rows is a full scan, 0.3-0.9 s here.
+    """
     counts = {status: 0 for status in Status.values}
+    if all_live and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT status, n FROM users_status_count WHERE NOT deleted")
+            for status, n in cursor.fetchall():
+                if status in counts:
+                    counts[status] = n
+        return counts
     for row in qs.order_by().values("status").annotate(n=Count("pk")):
         counts[row["status"]] = row["n"]
     return counts
@@ -188,3 +224,44 @@ def iter_users_for_export(qs: QuerySet[User], *, chunk_size: int = EXPORT_CHUNK)
         if len(chunk) < chunk_size:
             return
         last_pk = chunk[-1].pk
+
+
+def iter_export_chunks(
+    qs: QuerySet[User], fields: Sequence[str], *, chunk_size: int | None = None
+) -> Iterator[list[tuple[tuple[Any, ...], list[str]]]]:
+    """`qs` as chunks of (values of `fields`, sorted flag names), in primary-key order.
+
+    The export's fast path: keyset chunks like `iter_users_for_export`, but plain tuples
+    (no model instances) and the flags of a whole chunk in one query, so that a million rows
+    stream at tens of thousands a second with flat memory.
+    """
+    size = chunk_size or EXPORT_CHUNK
+    rows_qs = qs.order_by("pk").values_list("pk", *fields)
+    last_pk: str | None = None
+    while True:
+        page = rows_qs if last_pk is None else rows_qs.filter(pk__gt=last_pk)
+        rows = list(page[:size])
+        if not rows:
+            return
+        flags: dict[str, list[str]] = {}
+        for user_id, flag in _flags_of([row[0] for row in rows]):
+            flags.setdefault(user_id, []).append(flag)
+        yield [(row[1:], flags.get(row[0], [])) for row in rows]
+        if len(rows) < size:
+            return
+        last_pk = rows[-1][0]
+
+
+def _flags_of(user_ids: list[str]) -> list[tuple[str, str]]:
+    """(user id, flag) of these users, in order. On PostgreSQL the ids go as one array
+    parameter: building 5,000 `IN (%s, ...)` placeholders cost more than running the query."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT user_id, flag FROM {FeatureFlagGrant._meta.db_table} "
+                "WHERE user_id = ANY(%s) ORDER BY user_id, flag",
+                [user_ids],
+            )
+            return cursor.fetchall()
+    grants = FeatureFlagGrant.objects.filter(user_id__in=user_ids).order_by("user_id", "flag")
+    return list(grants.values_list("user_id", "flag"))

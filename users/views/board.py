@@ -54,7 +54,12 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
     state = list_state(params)
     now = timezone.now()
     sla = dt.timedelta(hours=settings.BOARD_SLA_HOURS)
-    counts = selectors.status_counts(state.queryset) if state.is_valid else {}
+    # No filter and no search: every live user, whose counts the database keeps ready.
+    counts = (
+        selectors.status_counts(state.queryset, all_live=not state.params())
+        if state.is_valid
+        else {}
+    )
     query = state.querystring()
     columns = []
     for status in Status:

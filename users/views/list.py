@@ -8,6 +8,7 @@ the whole state (`hx-push-url`), so a view of the list can be bookmarked and sha
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -104,7 +105,7 @@ def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> d
     rows: list[User] = []
     count, capped = 0, False
     if state.is_valid:
-        rows = list(state.queryset.order_by(*state.ordering)[offset : offset + PAGE_SIZE + 1])
+        rows = selectors.page_of_users(state.queryset, state.ordering, offset, PAGE_SIZE + 1)
         count, capped = selectors.capped_count(state.queryset)
     has_next = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
@@ -283,11 +284,24 @@ class _Echo:
 # Cells a spreadsheet would run as a formula. A phone number's leading "+" is left alone: it
 # is digits only, and the export must keep the contract's E.164 form.
 _FORMULA_START = ("=", "@", "\t", "\r", "-", "+")
+_FORMULA_FIRST = frozenset("".join(_FORMULA_START))
 
 
 def _cell(value: Any) -> str:
+    # The common types first, by exact type: an export is a million rows of 20 cells.
+    kind = type(value)
+    if kind is str:
+        if value and value[0] in _FORMULA_FIRST and not value[1:].isdigit():
+            return "'" + value
+        return value
     if value is None:
         return ""
+    if kind is dt.datetime or kind is dt.date:
+        return value.isoformat()
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)  # "-5": a number, never a formula
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -304,12 +318,16 @@ def _export_rows(state: ListState) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
     fields = [c for c in EXPORT_COLUMNS if c != "feature_flags"]
-    for user in selectors.iter_users_for_export(state.queryset.only(*fields)):
-        values = [
-            sorted(user.flag_names()) if column == "feature_flags" else getattr(user, column)
-            for column in EXPORT_COLUMNS
-        ]
-        yield writer.writerow([_cell(value) for value in values])
+    flags_at = EXPORT_COLUMNS.index("feature_flags")
+    # Plain tuples in keyset chunks, one yielded string per chunk: model instances and one
+    # write per row made the export ~30x slower than the 50,000 rows/s it needs at 1M users.
+    for chunk in selectors.iter_export_chunks(state.queryset, fields):
+        lines = []
+        for values, flags in chunk:
+            cells = [_cell(value) for value in values]
+            cells.insert(flags_at, _cell(flags))
+            lines.append(writer.writerow(cells))
+        yield "".join(lines)
 
 
 @require_GET

@@ -1,0 +1,183 @@
+"""Query counts of the console's pages: fixed, whatever the number of users shown.
+
+Each page is requested with a few users, then with many more (every one with flags, versions and
+status history); an N+1 makes the second count larger and fails. The absolute ceilings keep a new
+per-page query from slipping in unnoticed; raise them deliberately, with the reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from tests.factories import VALID_IBANS, make_user
+from users import selectors, services
+from users.models import FeatureFlag, Status, User
+
+# Session, user + CONSOLE flag, roles, and the two permission lookups of `has_perm`.
+AUTH_QUERIES = 5
+LIST_MAX = AUTH_QUERIES + 4  # rows, flags of the rows, capped count, spare
+BOARD_MAX = AUTH_QUERIES + 2 * len(Status) + 2  # counts, 5 columns and their flags
+DETAIL_MAX = AUTH_QUERIES + 12
+
+
+def add_users(actor: User, count: int, *, start: int = 0) -> list[User]:
+    """Users spread over every status, each with flags, a counter account and a few versions."""
+    users = []
+    moves = {
+        Status.WAITING_FOR_SIGNATURE: [Status.WAITING_FOR_SIGNATURE],
+        Status.VERIFICATION_FAILED: [Status.VERIFICATION_FAILED],
+        Status.ACTIVE: [Status.WAITING_FOR_SIGNATURE, Status.ACTIVE],
+        Status.INACTIVE: [Status.WAITING_FOR_SIGNATURE, Status.ACTIVE, Status.INACTIVE],
+        Status.WAITING_FOR_VERIFICATION: [],
+    }
+    statuses = list(moves)
+    for index in range(start, start + count):
+        user = make_user(
+            actor=actor,
+            first_name=f"Anna{index}",
+            counter_account={
+                "bank_account_number": VALID_IBANS[index % len(VALID_IBANS)],
+                "bank_account_number_type": "IBAN",
+            },
+            feature_flags=[FeatureFlag.ROBO_ADVISOR, FeatureFlag.SELF_INVESTOR],
+            residency_country="BE",
+        )
+        for status in moves[statuses[index % len(statuses)]]:
+            user = services.user_change_status(user=user, status=status, actor=actor)
+        users.append(user)
+    return users
+
+
+def count_queries(client, url: str, **kwargs) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, **kwargs)
+        if response.streaming:
+            b"".join(response.streaming_content)
+    assert response.status_code == 200, url
+    return len(captured.captured_queries)
+
+
+LIST_URLS = [
+    reverse("users:user-list"),
+    reverse("users:user-list") + "?q=anna",
+    reverse("users:user-list") + "?status=ACTIVE&residency_country=BE&flag=ROBO_ADVISOR",
+    reverse("users:user-list") + "?sort=name",
+]
+
+
+@pytest.mark.parametrize("url", LIST_URLS)
+def test_list_queries_do_not_grow_with_the_rows(admin_client, admin_user, url):
+    add_users(admin_user, 3)
+    few = count_queries(admin_client, url)
+    add_users(admin_user, 30, start=3)
+    many = count_queries(admin_client, url)
+    assert many == few
+    assert many <= LIST_MAX
+
+
+def test_list_page_renders_every_row_without_extra_queries(
+    admin_client, admin_user, django_assert_max_num_queries
+):
+    add_users(admin_user, 30)
+    with django_assert_max_num_queries(LIST_MAX):
+        response = admin_client.get(reverse("users:user-list"))
+    html = response.content.decode()
+    assert html.count("Robo Advisor") >= 30  # the flags of every row were shown
+
+
+def test_board_queries_do_not_grow_with_the_cards(admin_client, admin_user):
+    board = reverse("users:board")
+    add_users(admin_user, 5)
+    few = count_queries(admin_client, board)
+    add_users(admin_user, 40, start=5)
+    many = count_queries(admin_client, board)
+    assert many == few
+    assert many <= BOARD_MAX
+    filtered = count_queries(admin_client, board + "?residency_country=BE")
+    assert filtered <= BOARD_MAX
+
+
+def test_detail_queries_do_not_grow_with_the_history(admin_client, admin_user):
+    (user,) = add_users(admin_user, 1)
+    others = add_users(admin_user, 4, start=1)
+    url = reverse("users:user-detail", args=[user.pk])
+    few = count_queries(admin_client, url)
+    for index in range(6):
+        user = services.user_update(
+            user=user, data={"first_name": f"Renamed{index}"}, actor=admin_user
+        )
+    for status in (Status.ACTIVE, Status.INACTIVE, Status.ACTIVE):
+        user = services.user_change_status(user=user, status=status, actor=admin_user)
+    services.user_update(
+        user=user,
+        data={
+            "readable_by": [other.pk for other in others],
+            "modifiable_by": [others[0].pk],
+            "feature_flags": [FeatureFlag.STORYTELLER, FeatureFlag.ROBO_ADVISOR],
+        },
+        actor=admin_user,
+    )
+    many = count_queries(admin_client, url)
+    assert many == few
+    assert many <= DETAIL_MAX
+
+
+def test_export_queries_grow_per_chunk_not_per_row(admin_client, admin_user, monkeypatch):
+    monkeypatch.setattr(selectors, "EXPORT_CHUNK", 10)
+    export = reverse("users:user-export")
+    add_users(admin_user, 5)
+    small = count_queries(admin_client, export)
+    add_users(admin_user, 20, start=5)
+    large = count_queries(admin_client, export)
+    # 25 users + the admin: 3 chunks instead of 1, at most two queries each (rows, flags).
+    assert large - small <= 2 * 2
+
+
+@pytest.mark.postgres
+def test_status_counters_follow_every_write(admin_user):
+    """The board's maintained counters (PostgreSQL triggers) equal a real grouped count."""
+    users = add_users(admin_user, 10)
+    services.user_delete(user=users[0], actor=admin_user)
+    services.user_change_status(
+        user=users[1], status=Status.INACTIVE, actor=admin_user, reason="Closed on request"
+    )
+    User.objects.filter(pk=users[2].pk).update(status=Status.VERIFICATION_FAILED)
+    User.objects.filter(pk=users[3].pk).delete()
+    live = User.objects.filter(deleted=False)
+    expected = {status: live.filter(status=status).count() for status in Status.values}
+    assert selectors.status_counts(live, all_live=True) == expected
+    assert selectors.status_counts(live) == expected
+
+
+@pytest.mark.parametrize("sort", ["-created", "name", "-email", "status"])
+def test_deep_pages_are_the_same_rows_as_plain_offsets(admin_user, monkeypatch, sort):
+    """The deferred join (keys first, then rows) returns exactly what OFFSET would."""
+    from django.http import QueryDict
+
+    from users.views.common import list_state
+
+    add_users(admin_user, 12)
+    state = list_state(QueryDict(f"sort={sort}"))
+    expected = list(state.queryset.order_by(*state.ordering))
+    monkeypatch.setattr(selectors, "DEFERRED_JOIN_FROM", 0)
+    for offset in (0, 4, 9):
+        rows = selectors.page_of_users(state.queryset, state.ordering, offset, 5)
+        assert [u.pk for u in rows] == [u.pk for u in expected[offset : offset + 5]]
+        assert all(hasattr(u, "_prefetched_objects_cache") for u in rows)
+
+
+@pytest.mark.parametrize("value", [None, "", "BE", "XX"])
+def test_country_select_renders_what_django_renders(value):
+    """The Python-rendered country select is byte for byte Django's template output."""
+    from django import forms
+
+    from users.filters import FastSelect, country_choices
+
+    choices = [("", "Any country"), *country_choices(), ("<&>", "Quote \" & 'tag' <b>")]
+    for attrs in (None, {"id": "id_residency_country", "required": True, "data-x": False}):
+        assert FastSelect(choices=choices).render(
+            "residency_country", value, attrs
+        ) == forms.Select(choices=choices).render("residency_country", value, attrs)

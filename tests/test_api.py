@@ -608,12 +608,14 @@ def test_role_permissions(back_office_api, compliance_api, user):
     response = back_office_api.post("/api/users/", {"feature_flags": ["ROBO_ADVISOR"]})
     assert response.status_code == 403
     assert back_office_api.patch(path, {"feature_flags": ["ROBO_ADVISOR"]}).status_code == 403
-    assert back_office_api.patch(path, {"readable_by": [user.pk]}).status_code == 403
+    assert compliance_api.patch(path, {"readable_by": [user.pk]}).status_code == 403
+    assert back_office_api.patch(path, {"readable_by": [user.pk]}).status_code == 200
     response = back_office_api.post("/api/users/", {"status": "ACTIVE", "status_reason": "x"})
     assert response.status_code == 403
     # Sending back the stored values needs no extra permission.
     response = back_office_api.patch(
-        path, {"first_name": "Y", "feature_flags": [], "status": user.status, "readable_by": []}
+        path,
+        {"first_name": "Y", "feature_flags": [], "status": user.status, "readable_by": [user.pk]},
     )
     assert response.status_code == 200
     user.refresh_from_db()
@@ -649,6 +651,8 @@ def test_object_level_access_through_the_lists(admin_user, back_office_user):
     assert api.patch(f"/api/users/{hidden.pk}", {"first_name": "X"}).status_code == 404
     assert api.get(f"/api/users/{readable.pk}").status_code == 200
     assert api.patch(f"/api/users/{readable.pk}", {"first_name": "X"}).status_code == 403
+    response = api.patch(f"/api/users/{modifiable.pk}", {"readable_by": [back_office_user.pk]})
+    assert response.status_code == 403  # object-level editors do not manage the lists
     response = api.patch(f"/api/users/{modifiable.pk}", {"first_name": "X"})
     assert response.status_code == 200
     assert response.json()["first_name"] == "X"

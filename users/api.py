@@ -336,7 +336,8 @@ def _check_access_lists(actor: User, data: dict[str, Any], user: User | None) ->
             continue
         current = sorted(o.pk for o in getattr(user, relation).all()) if user else []
         if sorted(set(data[relation] or [])) != current:
-            _require(actor, "manage_roles", f"Your role may not change who is in {relation}.")
+            # As in the console's edit form: role editors only, never an object-level editor.
+            _require(actor, "change_user", f"Your role may not change who is in {relation}.")
 
 
 def check_create_permissions(actor: User, data: dict[str, Any]) -> None:

@@ -81,10 +81,10 @@ class UserIn(_Input):
     identity: str | None = Field(None, description="National identity number, ≤ 64.")
     metadata: dict[str, str] | None = Field(None, description="≤ 50 keys of ≤ 40 characters.")
     readable_by: list[str] | None = Field(
-        None, description="User ids that may read this user (needs manage_roles)."
+        None, description="User ids that may read this user (needs change_user)."
     )
     modifiable_by: list[str] | None = Field(
-        None, description="User ids that may modify this user (needs manage_roles)."
+        None, description="User ids that may modify this user (needs change_user)."
     )
 
 

@@ -31,6 +31,7 @@ from users.models import (
     UserVersion,
     is_recommended_move,
 )
+from users.selectors import can_edit, can_view
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
@@ -56,23 +57,6 @@ def load_user(pk: str) -> User:
         ),
         pk=pk,
     )
-
-
-def _listed_in(user: User, relation: str, actor: User) -> bool:
-    return any(other.pk == actor.pk for other in getattr(user, relation).all())
-
-
-def can_view(actor: User, user: User) -> bool:
-    """Role permission, or object-level access through `readable_by` / `modifiable_by`."""
-    return (
-        actor.has_perm("users.view_user")
-        or _listed_in(user, "readable_by", actor)
-        or _listed_in(user, "modifiable_by", actor)
-    )
-
-
-def can_edit(actor: User, user: User) -> bool:
-    return actor.has_perm("users.change_user") or _listed_in(user, "modifiable_by", actor)
 
 
 def require_perm(request: HtmxHttpRequest, codename: str) -> None:
@@ -246,6 +230,28 @@ def render_page(
     return render(request, TEMPLATE, detail_context(request, user, **extra), status=status)
 
 
+def render_region_or_page(
+    request: HtmxHttpRequest, user: User, region: str, **extra: Any
+) -> HttpResponse:
+    """The region alone for htmx, the whole page (same context) for a plain request."""
+    if request.htmx:
+        return render_region(request, user, region, **extra)
+    return render_page(request, user, **extra)
+
+
+def region_saved(
+    request: HtmxHttpRequest, user: User, region: str, message: str, message_key: str
+) -> HttpResponse:
+    """After a successful POST: the updated region plus a refresh event for the others
+    (htmx), or a flash message and a redirect to the page (plain request)."""
+    if request.htmx:
+        return announce_change(
+            render_region(request, user, region, **{message_key: message}), source=region
+        )
+    messages.success(request, message)
+    return redirect("users:user-detail", pk=user.pk)
+
+
 def error_messages(exc: ValidationError) -> list[str]:
     return list(exc.messages)
 
@@ -303,16 +309,9 @@ def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     user = load_user(pk)
     if errors:
         extra = {"status_errors": errors, "status_reason": request.POST.get("reason", "")}
-        if request.htmx:
-            return render_region(request, user, "status", **extra)
-        return render_page(request, user, **extra)
+        return render_region_or_page(request, user, "status", **extra)
     message = f"Moved to {Status(user.status).label}."
-    if request.htmx:
-        return announce_change(
-            render_region(request, user, "status", status_message=message), source="status"
-        )
-    messages.success(request, message)
-    return redirect("users:user-detail", pk=user.pk)
+    return region_saved(request, user, "status", message, "status_message")
 
 
 @require_POST
@@ -333,16 +332,9 @@ def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
             errors = error_messages(exc)
     user = load_user(pk)
     if errors:
-        if request.htmx:
-            return render_region(request, user, "flags", flag_errors=errors)
-        return render_page(request, user, flag_errors=errors)
+        return render_region_or_page(request, user, "flags", flag_errors=errors)
     message = f"{FeatureFlag(flag).label} {'granted' if enabled else 'revoked'}."
-    if request.htmx:
-        return announce_change(
-            render_region(request, user, "flags", flag_message=message), source="flags"
-        )
-    messages.success(request, message)
-    return redirect("users:user-detail", pk=user.pk)
+    return region_saved(request, user, "flags", message, "flag_message")
 
 
 @require_GET
@@ -363,9 +355,7 @@ def user_delete(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     require_perm(request, "delete_user")
     user = load_user(pk)
     if request.method == "GET":
-        if request.htmx:
-            return render_region(request, user, "danger", confirm_delete=True)
-        return render_page(request, user, confirm_delete=True)
+        return render_region_or_page(request, user, "danger", confirm_delete=True)
     try:
         services.user_delete(
             user=user,
@@ -375,9 +365,7 @@ def user_delete(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     except services.StaleVersion as exc:
         errors = [str(exc)]
         user = load_user(pk)
-        if request.htmx:
-            return render_region(request, user, "danger", danger_errors=errors)
-        return render_page(request, user, danger_errors=errors)
+        return render_region_or_page(request, user, "danger", danger_errors=errors)
     messages.success(request, "User deleted. An admin can restore it.")
     return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))
 
@@ -391,8 +379,6 @@ def user_restore(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         services.user_restore(user=user, actor=request.user)
     except ValidationError as exc:
         errors = error_messages(exc)
-        if request.htmx:
-            return render_region(request, user, "danger", danger_errors=errors)
-        return render_page(request, user, danger_errors=errors)
+        return render_region_or_page(request, user, "danger", danger_errors=errors)
     messages.success(request, "User restored.")
     return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))

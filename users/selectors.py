@@ -15,7 +15,7 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from users import validators
 from users.models import USER_ID_REGEX, FeatureFlagGrant, Status, User
@@ -265,3 +265,42 @@ def _flags_of(user_ids: list[str]) -> list[tuple[str, str]]:
             return cursor.fetchall()
     grants = FeatureFlagGrant.objects.filter(user_id__in=user_ids).order_by("user_id", "flag")
     return list(grants.values_list("user_id", "flag"))
+
+
+# --- object-level access ---------------------------------------------------------------------
+# One rule for the console and the API: a role permission, or being named on the record.
+
+
+def _listed_in(user: User, relation: str, actor: User) -> bool:
+    # Iterates the relation so that a prefetched list costs no query.
+    return any(other.pk == actor.pk for other in getattr(user, relation).all())
+
+
+def can_view(actor: User, user: User) -> bool:
+    """Role permission, or object-level access through `readable_by` / `modifiable_by`."""
+    return (
+        actor.has_perm("users.view_user")
+        or _listed_in(user, "readable_by", actor)
+        or _listed_in(user, "modifiable_by", actor)
+    )
+
+
+def can_edit(actor: User, user: User) -> bool:
+    """Role permission, or object-level access through `modifiable_by`."""
+    return actor.has_perm("users.change_user") or _listed_in(user, "modifiable_by", actor)
+
+
+def _through_exists(relation: str, actor: User) -> Exists:
+    through = getattr(User, relation).through
+    return Exists(through.objects.filter(from_user=OuterRef("pk"), to_user=actor))
+
+
+def visible_users(actor: User) -> QuerySet[User]:
+    """What `actor` may read (the queryset form of `can_view`): everyone with view_user, else
+    the users whose readable_by / modifiable_by lists name them (EXISTS: no duplicate rows)."""
+    users = User.objects.all()
+    if actor.has_perm("users.view_user"):
+        return users
+    return users.filter(
+        Q(_through_exists("readable_by", actor)) | Q(_through_exists("modifiable_by", actor))
+    )

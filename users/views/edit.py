@@ -19,9 +19,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from users import services
 from users.forms import GROUPS, INPUT_TO_GROUP, UserForm
 from users.models import User, UserVersion
+from users.selectors import can_edit
 from users.views.detail import (
     HtmxHttpRequest,
-    can_edit,
     display,
     load_user,
     parse_version,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import authenticate
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.urls import reverse
 
-from console.auth import can_use_console
+from console.auth import ConsoleBackend, can_use_console
 from tests.factories import make_console_user, make_user
 from users import services
 from users.models import FeatureFlag, Role, User, UserVersion
@@ -138,3 +140,34 @@ def test_create_user_manager_shim_goes_through_the_service():
     assert user.version == 1
     assert user.check_password("x-long-password")
     assert not can_use_console(user)  # no flag, no role
+
+
+def test_each_request_loads_the_user_roles_and_permissions_in_two_queries(
+    django_assert_num_queries,
+):
+    # get_user runs on every request: the user with its CONSOLE grant, then groups and
+    # permissions together. has_perm must then answer from what was loaded, as ModelBackend
+    # would have from its own queries (including a permission granted to the user directly).
+    user = make_console_user(Role.COMPLIANCE, email="perm-check@bank.example")
+    user.user_permissions.add(Permission.objects.get(codename="export_users"))
+    with django_assert_num_queries(2):
+        loaded = ConsoleBackend().get_user(user.pk)
+        assert loaded.role_names() == {Role.COMPLIANCE}
+        assert loaded.has_perm("users.change_status")
+        assert loaded.has_perm("users.export_users")
+        assert not loaded.has_perm("users.manage_feature_flags")
+        granted = loaded.get_all_permissions()
+    assert granted == ModelBackend().get_all_permissions(User.objects.get(pk=user.pk))
+    assert "users.export_users" in granted
+
+
+def test_a_group_that_is_not_a_role_gives_its_permissions_but_no_console_access():
+    user = make_console_user(Role.BACK_OFFICE, email="extra-group@bank.example")
+    auditors = Group.objects.create(name="auditors")
+    auditors.permissions.add(Permission.objects.get(codename="view_history"))
+    user.groups.add(auditors)
+    loaded = ConsoleBackend().get_user(user.pk)
+    assert loaded.role_names() == {Role.BACK_OFFICE}
+    assert loaded.has_perm("users.view_history")
+    user.groups.remove(Group.objects.get(name=Role.BACK_OFFICE))
+    assert ConsoleBackend().get_user(user.pk) is None

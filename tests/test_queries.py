@@ -16,8 +16,8 @@ from tests.factories import VALID_IBANS, make_user
 from users import selectors, services
 from users.models import FeatureFlag, Status, User
 
-# Session, user + CONSOLE flag, roles, and the two permission lookups of `has_perm`.
-AUTH_QUERIES = 5
+# Session, user + CONSOLE flag, then groups and permissions together (console/auth.py).
+AUTH_QUERIES = 3
 LIST_MAX = AUTH_QUERIES + 4  # rows, flags of the rows, capped count, spare
 BOARD_MAX = AUTH_QUERIES + 2 * len(Status) + 2  # counts, 5 columns and their flags
 DETAIL_MAX = AUTH_QUERIES + 12

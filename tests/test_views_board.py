@@ -46,7 +46,7 @@ def test_full_page_has_a_column_per_status(back_office_client, waiting):
         assert f'id="column-{status.value}"' in html
         assert status.label in html
     waiting_column = column(response, Status.WAITING_FOR_VERIFICATION)
-    assert waiting in waiting_column["cards"]
+    assert waiting.pk in [card.pk for card in waiting_column["cards"]]
     assert "Wanda Waiting" in html
     assert "Self Investor" in html
     # Back office sees the board but cannot move cards.
@@ -215,3 +215,33 @@ def test_off_flow_needs_its_own_permission(client, waiting):
     assert response.status_code == 403
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING_FOR_VERIFICATION
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "< 1 min"),
+        (59, "< 1 min"),
+        (60, "1 min"),
+        (3 * 3600 + 5 * 60 + 7, "3 h 5 min"),
+        (3 * 86400 + 4 * 3600 + 59, "3 d 4 h"),
+        (3 * 86400 + 5 * 60, "3 d"),
+        (400 * 86400, "1 y 35 d"),
+        (2 * 365 * 86400 + 5 * 3600, "2 y"),
+    ],
+)
+def test_time_in_status_two_largest_adjacent_units(seconds, shown):
+    assert board_views.time_in_status(seconds) == shown
+
+
+def test_cards_show_time_in_status_and_flags(compliance_client, waiting):
+    User.objects.filter(pk=waiting.pk).update(
+        status_changed_at=timezone.now() - dt.timedelta(days=2, hours=5, minutes=1)
+    )
+    html = compliance_client.get(BOARD).content.decode()
+    card = html[html.index(f'data-card="{waiting.pk}"') :]
+    card = card[: card.index("</li>")]
+    assert ">2 d 5 h</span>" in card
+    assert '<span class="flag flag-SELF_INVESTOR">Self Investor</span>' in card
+    assert f'href="/users/{waiting.pk}/"' in card
+    assert f'action="/board/move/{waiting.pk}/"' in card

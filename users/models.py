@@ -7,6 +7,8 @@ enforces as much of that as it can.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -216,8 +218,14 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def display_name(self) -> str:
-        name = f"{self.first_name} {self.last_name}".strip()
-        return name or self.email or self.external_id or self.id
+        return User.display_name_of(self)
+
+    @staticmethod
+    def display_name_of(user: Any) -> str:
+        """The name shown for `user`: anything with first_name, last_name, email, external_id
+        and id (a User, or the plain rows the board reads instead of model instances)."""
+        name = f"{user.first_name} {user.last_name}".strip()
+        return name or user.email or user.external_id or user.id
 
     @property
     def counter_account(self) -> dict[str, str] | None:

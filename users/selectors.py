@@ -202,9 +202,60 @@ def status_counts(qs: QuerySet[User], *, all_live: bool = False) -> dict[str, in
     return counts
 
 
-def board_column(qs: QuerySet[User], status: str, *, limit: int) -> list[User]:
-    """The `limit` users who have waited longest in `status` (the board shows them first)."""
-    return list(qs.filter(status=status).order_by("status_changed_at", "pk")[:limit])
+# What a board card needs of a user, as plain tuples (no model instances for 125 cards).
+CARD_FIELDS = (
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "external_id",
+    "version",
+    "status_changed_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CardRow:
+    id: str
+    first_name: str
+    last_name: str
+    email: str | None
+    external_id: str | None
+    version: int
+    status_changed_at: Any
+    flags: tuple[str, ...]
+
+    @property
+    def display_name(self) -> str:
+        return User.display_name_of(self)
+
+
+def board_columns(qs: QuerySet[User], limits: dict[str, int]) -> dict[str, list[CardRow]]:
+    """For each status, the `limits[status]` users who have waited longest in it.
+
+    Two queries whatever the number of columns: one UNION ALL of a LIMITed index scan per
+    status (`user_live_status_idx`), then the flags of every card. SQLite cannot order and
+    slice inside a compound statement, so there it is one query per column.
+    """
+    rows_qs = qs.order_by("status_changed_at", "pk").values_list(*CARD_FIELDS, "status")
+    parts = [rows_qs.filter(status=status)[:limit] for status, limit in limits.items()]
+    if not parts:
+        return {}
+    if connection.features.supports_slicing_ordering_in_compound:
+        # order_by(): the parts keep their own ORDER BY; the outer one would repeat the first's.
+        rows = list(parts[0].union(*parts[1:], all=True).order_by())
+    else:
+        rows = [row for part in parts for row in part]
+    flags: dict[str, list[str]] = {}
+    for user_id, flag in _flags_of([row[0] for row in rows]):
+        flags.setdefault(user_id, []).append(flag)
+    columns: dict[str, list[CardRow]] = {status: [] for status in limits}
+    for *values, status in rows:
+        columns[status].append(CardRow(*values, flags=tuple(flags.get(values[0], ()))))
+    # UNION ALL keeps each part's rows together but says nothing of their order.
+    for cards in columns.values():
+        cards.sort(key=lambda card: (card.status_changed_at, card.id))
+    return columns
 
 
 def iter_users_for_export(qs: QuerySet[User], *, chunk_size: int = EXPORT_CHUNK) -> Iterator[User]:

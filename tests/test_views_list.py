@@ -327,9 +327,18 @@ def test_export_streams_the_current_filter(back_office_client, people):
 
 
 def test_export_neutralises_spreadsheet_formulas(back_office_client, admin_user):
-    make_user(actor=admin_user, first_name="=HYPERLINK(1)", last_name="Evil")
+    # On PostgreSQL the database writes these cells (COPY), elsewhere Python: same rule.
+    make_user(
+        actor=admin_user,
+        first_name="=HYPERLINK(1)",
+        last_name="Evil",
+        external_id="@SUM(A1)",
+        phone="+32470123456",
+    )
     rows = read_csv(back_office_client.get(reverse("users:user-export"), {"q": "evil"}))
     assert rows[0]["first_name"] == "'=HYPERLINK(1)"
+    assert rows[0]["external_id"] == "'@SUM(A1)"
+    assert rows[0]["phone"] == "+32470123456"  # digits after the "+": a number, kept as is
 
 
 def test_export_needs_permission(client, db):

@@ -188,3 +188,51 @@ def test_country_select_renders_what_django_renders(value):
         assert FastSelect(choices=choices).render(
             "residency_country", value, attrs
         ) == forms.Select(choices=choices).render("residency_country", value, attrs)
+
+
+@pytest.mark.parametrize(
+    ("offset", "shown", "has_next", "expected", "queries"),
+    [
+        (0, 3, False, (3, False), 0),  # one short page: it is the whole result
+        (3, 2, False, (5, False), 0),  # the last page: offset + what it shows
+        (0, 5, True, (6, True), 1),  # a full first page: count, capped at 6
+        (10, 5, True, (6, True), 0),  # a page ending past the cap: "6+" without counting
+        (40, 0, False, (6, True), 1),  # past the end: only a count can tell
+    ],
+)
+def test_count_for_page_counts_only_when_the_page_cannot_tell(
+    admin_user, django_assert_num_queries, offset, shown, has_next, expected, queries
+):
+    add_users(admin_user, 9)
+    live = User.objects.filter(deleted=False)  # 10 users with the admin: more than the cap
+    with django_assert_num_queries(queries):
+        assert (
+            selectors.count_for_page(live, offset=offset, shown=shown, has_next=has_next, cap=6)
+            == expected
+        )
+
+
+def test_an_exact_search_shows_its_count_without_counting(admin_client, admin_user):
+    (found,) = add_users(admin_user, 1)
+    add_users(admin_user, 3, start=1)
+    response = admin_client.get(reverse("users:user-list"), {"q": found.pk})
+    assert response.context["count"] == 1
+    assert not response.context["count_capped"]
+    with CaptureQueriesContext(connection) as captured:
+        admin_client.get(reverse("users:user-list"), {"q": found.pk})
+    assert not [q for q in captured.captured_queries if "COUNT(" in q["sql"]]
+
+
+def test_a_page_continued_from_a_row_costs_one_query_more_than_page_one(
+    admin_client, admin_user, monkeypatch
+):
+    from users.views import list as list_views
+
+    add_users(admin_user, 12)
+    monkeypatch.setattr(list_views, "PAGE_SIZE", 5)
+    url = reverse("users:user-list")
+    first = admin_client.get(url)
+    anchor = first.context["users"][-1].pk
+    page_one = count_queries(admin_client, url)
+    # The anchor's sort values, then the page itself; the count is still needed before the cap.
+    assert count_queries(admin_client, url, data={"page": 2, "after": anchor}) == page_one + 1

@@ -117,8 +117,8 @@ def test_load_more(back_office_client, admin_user, monkeypatch):
 
 def test_recommended_moves_first_and_off_flow_only_for_those_allowed(compliance_client, waiting):
     html = compliance_client.get(BOARD).content.decode()
-    start = html.index(f'id="move-{waiting.pk}"')
-    menu = html[start : html.index("</select>", start)]
+    start = html.index(f'data-card="{waiting.pk}"')
+    menu = html[html.index("<select", start) : html.index("</select>", start)]
     assert menu.index("Recommended") < menu.index("Off flow")
     assert menu.index("Waiting for signature") < menu.index("Off flow")
     assert f'data-recommended="{Status.WAITING_FOR_SIGNATURE} {Status.VERIFICATION_FAILED}"' in html

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.http import QueryDict
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import VALID_IBANS, make_console_user, make_user
 from users import selectors, services
 from users.models import FeatureFlag, Role, Status, StatusChange, User
 from users.views import list as list_views
+from users.views.common import list_state
 
 LIST = reverse("users:user-list")
 HX_RESULTS = {"HX-Request": "true", "HX-Target": "results"}
@@ -188,12 +192,13 @@ def test_pagination_and_capped_count(back_office_client, admin_user, monkeypatch
     first = back_office_client.get(LIST, {"q": "page"})
     assert first.context["count"] == 7
     assert first.context["last_page"] == 3
-    assert first.context["next_query"] == "q=page&page=2"
+    # Next continues from the page's last row (keyset), and says which page it is.
+    assert first.context["next_query"] == f"q=page&page=2&after={first.context['users'][-1].pk}"
     assert first.context["prev_query"] is None
     third = back_office_client.get(LIST, {"q": "page", "page": "3"})
     assert len(third.context["users"]) == 1
     assert third.context["next_query"] is None
-    assert third.context["prev_query"] == "q=page&page=2"
+    assert third.context["prev_query"] == f"q=page&page=2&before={third.context['users'][0].pk}"
     # Garbage page numbers read as page 1.
     assert back_office_client.get(LIST, {"page": "x"}).context["page"] == 1
 
@@ -385,3 +390,105 @@ def test_urls_built_from_the_state_are_canonical(back_office_client, db):
     assert response.context["query"] == (
         "q=jan&status=ACTIVE&status=INACTIVE&created_before=2030-01-01"
     )
+
+
+def walk(client, response, link: str) -> tuple[list[list[str]], object]:
+    """Follow the Next (or Previous) links from `response` to the end: each page's ids, and
+    the last response."""
+    pages = []
+    while True:
+        pages.append([row.pk for row in response.context["users"]])
+        query = response.context[link]
+        if query is None:
+            return pages, response
+        response = client.get(LIST, QueryDict(query))
+
+
+@pytest.mark.parametrize("sort", ["-created", "created", "name", "-name", "status", "country"])
+def test_next_and_previous_links_walk_every_row_once_in_order(
+    back_office_client, admin_user, monkeypatch, sort
+):
+    # Ties on every sort column but the id (same names, countries, statuses, three users
+    # created at the same instant): a page continued from its neighbour must neither skip
+    # nor repeat a row.
+    same_moment = timezone.now() - dt.timedelta(days=1)
+    for n in range(11):
+        user = make_user(
+            actor=admin_user,
+            first_name="Twin" if n % 2 else "Solo",
+            last_name="Peeters" if n < 6 else "Janssens",
+            residency_country="BE" if n % 3 else "",
+        )
+        if n in (3, 4, 5):
+            User.objects.filter(pk=user.pk).update(creation_datetime=same_moment)
+    monkeypatch.setattr(list_views, "PAGE_SIZE", 3)
+    ordering = list_state(QueryDict(f"sort={sort}")).ordering
+    expected = list(selectors.user_list_queryset().order_by(*ordering).values_list("pk", flat=True))
+
+    forward, last = walk(
+        back_office_client, back_office_client.get(LIST, {"sort": sort}), "next_query"
+    )
+    assert [pk for page in forward for pk in page] == expected
+    assert all(len(page) == 3 for page in forward[:-1])
+    assert all("after=" in page_link for page_link in [last.context["page_query"]])
+    # From the last page back to the first, Previous shows the same pages.
+    backward, first = walk(back_office_client, last, "prev_query")
+    assert backward == list(reversed(forward))
+    assert first.context["page"] == 1
+
+
+def test_a_keyset_page_is_found_from_its_row_not_by_offset(back_office_client, admin_user):
+    users = [make_user(actor=admin_user, first_name=f"Row{n}") for n in range(4)]
+    newest_first = list(
+        selectors.user_list_queryset()
+        .order_by("-creation_datetime", "-pk")
+        .values_list("pk", flat=True)
+    )
+    anchor = newest_first[1]
+    # The page number is only a label: the rows follow the anchor whatever it says.
+    response = back_office_client.get(LIST, {"page": "7", "after": anchor})
+    assert [row.pk for row in response.context["users"]] == newest_first[2:]
+    assert response.context["page"] == 7
+    assert {u.pk for u in users} <= set(newest_first)
+
+
+def test_email_sort_pages_by_offset(back_office_client, admin_user, monkeypatch):
+    for n in range(5):
+        make_user(actor=admin_user, email=f"user{n}@example.com" if n % 2 else None)
+    monkeypatch.setattr(list_views, "PAGE_SIZE", 2)
+    first = back_office_client.get(LIST, {"sort": "email"})
+    assert first.context["next_query"] == "sort=email&page=2"
+    # A cursor on an email sort is not used: the page number decides.
+    second = back_office_client.get(LIST, {"sort": "email", "page": "2", "after": "junk"})
+    assert second.context["page"] == 2
+    expected = list(
+        selectors.user_list_queryset().order_by("email", "pk").values_list("pk", flat=True)[2:4]
+    )
+    assert [row.pk for row in second.context["users"]] == expected
+
+
+@pytest.mark.parametrize("cursor", ["not-an-id", "U" + "0" * 26, "U01ARZ3NDEKTSV4RRFFQ69G5FAV'"])
+def test_an_unknown_or_malformed_cursor_falls_back_to_the_page_number(
+    back_office_client, admin_user, monkeypatch, cursor
+):
+    for n in range(5):
+        make_user(actor=admin_user, first_name=f"Row{n}")
+    monkeypatch.setattr(list_views, "PAGE_SIZE", 2)
+    response = back_office_client.get(LIST, {"page": "2", "after": cursor})
+    assert response.status_code == 200
+    expected = list(
+        selectors.user_list_queryset()
+        .order_by("-creation_datetime", "-pk")
+        .values_list("pk", flat=True)[2:4]
+    )
+    assert [row.pk for row in response.context["users"]] == expected
+
+
+def test_the_pushed_url_keeps_the_cursor(back_office_client, admin_user, monkeypatch):
+    for n in range(5):
+        make_user(actor=admin_user, first_name=f"Row{n}")
+    monkeypatch.setattr(list_views, "PAGE_SIZE", 2)
+    first = back_office_client.get(LIST)
+    anchor = first.context["users"][-1].pk
+    response = back_office_client.get(LIST, {"page": "2", "after": anchor}, headers=HX_RESULTS)
+    assert response["HX-Push-Url"] == f"{LIST}?page=2&after={anchor}"

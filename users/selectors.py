@@ -171,6 +171,24 @@ def capped_count(qs: QuerySet[User], cap: int | None = None) -> tuple[int, bool]
     return (cap, True) if count > cap else (count, False)
 
 
+def count_for_page(
+    qs: QuerySet[User], *, offset: int, shown: int, has_next: bool, cap: int | None = None
+) -> tuple[int, bool]:
+    """`capped_count(qs)`, without its query when the page just read already tells it.
+
+    A page with no next page is the last one: the count is `offset + shown` (exact searches,
+    short lists). A page that ends past the cap means "cap+" (deep pages). Only a full page
+    before the cap, or a page past the end, has to count.
+    """
+    cap = COUNT_CAP if cap is None else cap
+    if not has_next and (shown or not offset):
+        count = offset + shown
+        return (cap, True) if count > cap else (count, False)
+    if shown and offset + shown > cap:
+        return cap, True
+    return capped_count(qs, cap)
+
+
 def page_of_users(
     qs: QuerySet[User], ordering: Sequence[str], offset: int, limit: int
 ) -> list[User]:
@@ -187,6 +205,49 @@ def page_of_users(
     pks = list(ordered.values_list("pk", flat=True)[offset : offset + limit])
     found = {user.pk: user for user in qs.filter(pk__in=pks).order_by()}
     return [found[pk] for pk in pks if pk in found]
+
+
+def keyset_page(
+    qs: QuerySet[User],
+    ordering: Sequence[str],
+    anchor_pk: str,
+    limit: int,
+    *,
+    backwards: bool = False,
+) -> list[User] | None:
+    """The `limit` rows of `qs` right after the user `anchor_pk` in `ordering` (or right
+    before it, `backwards`), in `ordering`; None when there is no such user.
+
+    What the list's Next and Previous links read: a page found from the row before it, not by
+    skipping `offset` rows, costs the same at row 100,000 as on page 1. Every column of
+    `ordering` must be NOT NULL (NULLs sort differently on each database) and end with the pk.
+    """
+    columns = [spec.lstrip("-") for spec in ordering]
+    anchor = User.objects.filter(pk=anchor_pk).values(*columns).first()
+    if anchor is None:
+        return None
+    # (c1, c2, ..., pk) strictly after the anchor, built from the last column outwards:
+    # c1 > a1 OR (c1 = a1 AND (c2 > a2 OR (c2 = a2 AND ...))), each ">" read per direction.
+    after: Q | None = None
+    for spec in reversed(ordering):
+        column = spec.lstrip("-")
+        forward = spec.startswith("-") == backwards  # ascending in the direction we read
+        strictly = Q(**{f"{column}__{'gt' if forward else 'lt'}": anchor[column]})
+        after = strictly if after is None else strictly | (Q(**{column: anchor[column]}) & after)
+    # The same bound on the first column alone is what lets the index scan start at the
+    # anchor; the OR above is then only a filter on the rows that tie with it.
+    first = ordering[0].lstrip("-")
+    forward = ordering[0].startswith("-") == backwards
+    bound = Q(**{f"{first}__{'gte' if forward else 'lte'}": anchor[first]})
+    read = [_reverse(spec) for spec in ordering] if backwards else list(ordering)
+    rows = list(qs.filter(bound & after).order_by(*read)[:limit])
+    if backwards:
+        rows.reverse()
+    return rows
+
+
+def _reverse(spec: str) -> str:
+    return spec[1:] if spec.startswith("-") else f"-{spec}"
 
 
 def status_counts(qs: QuerySet[User], *, all_live: bool = False) -> dict[str, int]:

@@ -139,8 +139,16 @@
     });
   }
 
+  // A card's status and recommended moves are its column's (the server prints them once
+  // per column, not on each of up to 125 cards).
+  function statusOf(card) {
+    const column = card.closest("[data-drop-status]");
+    return column ? column.getAttribute("data-drop-status") : null;
+  }
+
   function recommendedFor(card) {
-    return (card.getAttribute("data-recommended") || "").split(" ").filter(Boolean);
+    const column = card.closest("[data-drop-status]");
+    return ((column && column.getAttribute("data-recommended")) || "").split(" ").filter(Boolean);
   }
 
   document.addEventListener("dragstart", function (event) {
@@ -153,7 +161,7 @@
     const recommended = recommendedFor(card);
     document.querySelectorAll("[data-drop-status]").forEach(function (column) {
       const status = column.getAttribute("data-drop-status");
-      if (status === card.getAttribute("data-status")) return;
+      if (status === statusOf(card)) return;
       column.classList.add(recommended.indexOf(status) >= 0 ? "is-drop-recommended" : "is-drop-off-flow");
     });
   });
@@ -166,7 +174,7 @@
 
   document.addEventListener("dragover", function (event) {
     const column = columnOf(event.target);
-    if (!dragged || !column || column.getAttribute("data-drop-status") === dragged.getAttribute("data-status")) {
+    if (!dragged || !column || column.getAttribute("data-drop-status") === statusOf(dragged)) {
       return;
     }
     event.preventDefault();
@@ -184,7 +192,7 @@
     const card = dragged;
     const status = column.getAttribute("data-drop-status");
     clearDropMarks();
-    if (status === card.getAttribute("data-status")) return;
+    if (status === statusOf(card)) return;
     moveCard(card, status);
   });
 

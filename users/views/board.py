@@ -26,8 +26,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url, trigger_client_event
 
 from users import selectors, services
-from users.models import RECOMMENDED_MOVES, FeatureFlag, Status, User, is_recommended_move
+from users.models import RECOMMENDED_MOVES, Status, User, is_recommended_move
 from users.views.common import (
+    FlagBadges,
     HtmxHttpRequest,
     htmx_target,
     list_state,
@@ -98,17 +99,14 @@ def time_in_status(seconds: float) -> str:
     return " ".join(parts) if parts else "< 1 min"
 
 
-def _cards(rows: list[selectors.CardRow], now: dt.datetime, sla: dt.timedelta) -> list[Card]:
+def _cards(
+    rows: list[selectors.CardRow], now: dt.datetime, sla: dt.timedelta, badges: FlagBadges
+) -> list[Card]:
     detail_url = url_for_each("users:user-detail")
     move_url = url_for_each("users:board-move")
     tz = timezone.get_current_timezone()
-    badges: dict[tuple[str, ...], str] = {}
     cards = []
     for row in rows:
-        if row.flags not in badges:
-            badges[row.flags] = render_to_string(
-                f"{TEMPLATE}#flag-badges", {"flags": [FeatureFlag(f) for f in row.flags]}
-            )
         waited = now - row.status_changed_at
         # Ids are [0-9A-Z] and the URLs are made of them; only the name can hold markup.
         cards.append(
@@ -121,7 +119,7 @@ def _cards(rows: list[selectors.CardRow], now: dt.datetime, sla: dt.timedelta) -
                 since=SafeString(time_in_status(waited.total_seconds())),
                 since_title=SafeString(f"{row.status_changed_at.astimezone(tz):%Y-%m-%d %H:%M}"),
                 overdue=waited > sla,
-                flags_html=badges[row.flags],
+                flags_html=badges(row.flags),
             )
         )
     return cards
@@ -156,10 +154,11 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
     can_move_off_flow = request.user.has_perm("users.change_status_off_flow")
     limits = {status.value: _limit(params, status.value) for status in Status}
     rows = selectors.board_columns(state.queryset, limits) if state.is_valid else {}
+    badges = FlagBadges(f"{TEMPLATE}#flag-badges")
     columns = []
     for status in Status:
         limit = limits[status.value]
-        cards = _cards(rows.get(status.value, []), now, sla)
+        cards = _cards(rows.get(status.value, []), now, sla, badges)
         count = counts.get(status.value, 0)
         more = f"{query}&" if query else ""
         columns.append(

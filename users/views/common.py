@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
@@ -22,7 +23,7 @@ from django_htmx.middleware import HtmxDetails
 
 from users import selectors
 from users.filters import UserFilter
-from users.models import User
+from users.models import FeatureFlag, User
 
 SEARCH_MODES = ("simple", "advanced")
 # Public sort keys (what the URL says) → columns. The primary key always breaks ties so that
@@ -37,6 +38,9 @@ SORTS: dict[str, tuple[str, ...]] = {
     "id": ("id",),
 }
 DEFAULT_SORT = "-created"
+# Sort keys over a column that may be NULL. NULLs order differently on PostgreSQL and SQLite,
+# so these pages are read by offset, not continued from a neighbouring row.
+NULLABLE_SORTS = frozenset({"email"})
 # Parameters that describe which users are shown (not how: page and sort are excluded).
 STATE_PARAMS = ("q", "mode")
 
@@ -64,6 +68,26 @@ def url_for_each(name: str) -> Callable[[str], str]:
     """
     head, _, tail = reverse(name, args=[_PLACEHOLDER_ID]).partition(_PLACEHOLDER_ID)
     return lambda pk: f"{head}{pk}{tail}"
+
+
+class FlagBadges:
+    """The flag badges of many rows, each combination of flags rendered once.
+
+    A page of 50 users or a board of 125 cards holds a handful of combinations; rendering the
+    `partial` (a template fragment taking `flags`, a list of FeatureFlag) per row cost more
+    than the query that found the rows.
+    """
+
+    def __init__(self, partial: str) -> None:
+        self.partial = partial
+        self._rendered: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, flags: tuple[str, ...]) -> str:
+        html = self._rendered.get(flags)
+        if html is None:
+            html = render_to_string(self.partial, {"flags": [FeatureFlag(f) for f in flags]})
+            self._rendered[flags] = html
+        return html
 
 
 def htmx_target(request: HtmxHttpRequest) -> str | None:
@@ -107,6 +131,14 @@ class ListState:
     @property
     def is_valid(self) -> bool:
         return self.problem is None and self.filterset.form.is_valid()
+
+    @property
+    def keyset_pages(self) -> bool:
+        """Whether Next / Previous may continue from a row (`selectors.keyset_page`): every
+        column of the ordering is NOT NULL. An advanced query's `orderby` may name any field."""
+        if self.query_ordering and self.sort == DEFAULT_SORT:
+            return False
+        return self.sort.lstrip("-") not in NULLABLE_SORTS
 
     @property
     def ordering(self) -> list[str]:

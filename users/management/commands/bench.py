@@ -185,6 +185,7 @@ class Command(BaseCommand):
             return lambda i: Call("GET", query_string(ADMIN_LIST, {"q": value_of(pick(i))}))
 
         console_deep = console_deep_page_url()
+        console_deep_by_number = console_deep_page_url(by_number=True)
         admin_deep = query_string(ADMIN_LIST, {"p": DEEP_ROW // ADMIN_PAGE_SIZE})
 
         def edit(path_of, users: list[dict[str, str]], expect: tuple[int, ...]) -> Any:
@@ -216,9 +217,16 @@ class Command(BaseCommand):
             ),
             Scenario(
                 "deep_page",
-                f"List, deep page (row {DEEP_ROW:,})",
+                f"List, deep page by Next links (row {DEEP_ROW:,})",
                 40,
                 lambda i: Call("GET", console_deep),
+                lambda i: Call("GET", admin_deep),
+            ),
+            Scenario(
+                "deep_page_by_number",
+                f"List, deep page typed as a number (row {DEEP_ROW:,}, OFFSET)",
+                None,
+                lambda i: Call("GET", console_deep_by_number),
                 lambda i: Call("GET", admin_deep),
             ),
             Scenario(
@@ -315,11 +323,24 @@ def sample_users(count: int) -> list[dict[str, str]]:
         ]
 
 
-def console_deep_page_url() -> str:
-    """The console's page holding row 100,000 of the default list."""
+def console_deep_page_url(*, by_number: bool = False) -> str:
+    """The console's page holding row 100,000 of the default list.
+
+    As a person reaches it, by Next links: each one carries the last row of its page, so this
+    URL continues from row 99,999 (found once, untimed). `by_number` is the same page typed as
+    a number in the URL, which has to skip 99,999 rows (OFFSET).
+    """
+    from django.http import QueryDict
+
+    from users.views.common import list_state
     from users.views.list import PAGE_SIZE
 
-    return query_string(CONSOLE_LIST, {"page": DEEP_ROW // PAGE_SIZE})
+    page = DEEP_ROW // PAGE_SIZE + 1
+    if by_number:
+        return query_string(CONSOLE_LIST, {"page": page})
+    state = list_state(QueryDict())
+    anchor = state.queryset.order_by(*state.ordering).values_list("pk", flat=True)[DEEP_ROW - 1]
+    return query_string(CONSOLE_LIST, {"page": page, "after": anchor})
 
 
 def _estimate(table: str, model: Any) -> int:

@@ -81,6 +81,9 @@ def test_move_a_card_with_the_keyboard(page: Page, sign_in, url, waiting, screen
     select.select_option(Status.INACTIVE)
     card(page, waiting).get_by_role("button", name="Move").press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("reason")
+    # The refreshed board has settled once the message has the focus (app.js); a keypress
+    # before that could land on the card being replaced.
+    expect(page.locator("#board .board-errors")).to_be_focused()
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING_FOR_VERIFICATION
 

@@ -8,9 +8,13 @@ their next click, not at the end of their session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
-from django.db.models import CharField, Exists, OuterRef, Value
+from django.db import connections, router
+from django.db.models import CharField, Exists, OuterRef, QuerySet, Value
 
 from users.models import FeatureFlag, FeatureFlagGrant, Role, User
 
@@ -50,15 +54,7 @@ class ConsoleBackend(ModelBackend):
         CONSOLE grant, then its groups and permissions together (what `has_perm` would
         otherwise fetch in two more queries on the first check of each request).
         """
-        user = (
-            User.objects.filter(pk=user_id)
-            .annotate(
-                has_console=Exists(
-                    FeatureFlagGrant.objects.filter(user=OuterRef("pk"), flag=FeatureFlag.CONSOLE)
-                )
-            )
-            .first()
-        )
+        user = next(iter(_USER_WITH_CONSOLE_FLAG.raw(user_id)), None)
         if user is None or not user.has_console:
             return None
         if user.deleted or not user.has_usable_password():
@@ -77,8 +73,54 @@ class ConsoleBackend(ModelBackend):
         return user
 
 
-def _groups_and_permissions(user_id: str) -> tuple[set[str], set[str], set[str]]:
-    """(group names, "app.codename" through groups, "app.codename" held directly), one query."""
+class CompiledQuery:
+    """A queryset of one user id, compiled to SQL once per database, then run for any id.
+
+    `get_user` runs on every request; compiling its two querysets cost more than running
+    them (1.5 of 2 ms each). The ORM still writes the SQL: it is compiled for a stand-in id,
+    whose parameters are then replaced by the real one.
+    """
+
+    STAND_IN = "U" + "Z" * 26
+
+    def __init__(self, build: Callable[[str], QuerySet[Any]]) -> None:
+        self.build = build
+        self._compiled: dict[tuple[str, str], tuple[str, tuple[Any, ...]]] = {}
+
+    def sql(self, user_id: str) -> tuple[str, list[Any]]:
+        alias = router.db_for_read(User)
+        key = (alias, connections[alias].vendor)
+        if key not in self._compiled:
+            sql, params = self.build(self.STAND_IN).query.sql_with_params()
+            if self.STAND_IN in sql or self.STAND_IN not in params:
+                raise ValueError("The user id must reach the query as a parameter.")
+            self._compiled[key] = sql, params
+        sql, params = self._compiled[key]
+        return sql, [user_id if param == self.STAND_IN else param for param in params]
+
+    def raw(self, user_id: str) -> Any:
+        """The users it selects (a RawQuerySet: annotations become attributes)."""
+        return User.objects.raw(*self.sql(user_id))
+
+    def rows(self, user_id: str) -> list[tuple[Any, ...]]:
+        sql, params = self.sql(user_id)
+        with connections[router.db_for_read(User)].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+
+_USER_WITH_CONSOLE_FLAG = CompiledQuery(
+    lambda user_id: User.objects.filter(pk=user_id).annotate(
+        has_console=Exists(
+            FeatureFlagGrant.objects.filter(user=OuterRef("pk"), flag=FeatureFlag.CONSOLE)
+        )
+    )[:1]
+)
+
+
+def _groups_of(user_id: str) -> QuerySet[Any]:
+    """Group names with each of their permissions ("app", "codename"), then the permissions
+    held directly (group None); one UNION."""
     # order_by(): Permission's default ordering is not allowed inside a UNION.
     through_groups = (
         Group.objects.filter(user=user_id)
@@ -90,10 +132,18 @@ def _groups_and_permissions(user_id: str) -> tuple[set[str], set[str], set[str]]
         .order_by()
         .values_list(Value(None, output_field=CharField()), "content_type__app_label", "codename")
     )
+    return through_groups.union(direct, all=True)
+
+
+_GROUPS_AND_PERMISSIONS = CompiledQuery(_groups_of)
+
+
+def _groups_and_permissions(user_id: str) -> tuple[set[str], set[str], set[str]]:
+    """(group names, "app.codename" through groups, "app.codename" held directly), one query."""
     groups: set[str] = set()
     group_perms: set[str] = set()
     user_perms: set[str] = set()
-    for group, app_label, codename in through_groups.union(direct, all=True):
+    for group, app_label, codename in _GROUPS_AND_PERMISSIONS.rows(user_id):
         if group is None:
             user_perms.add(f"{app_label}.{codename}")
             continue

@@ -171,3 +171,19 @@ def test_a_group_that_is_not_a_role_gives_its_permissions_but_no_console_access(
     assert loaded.has_perm("users.view_history")
     user.groups.remove(Group.objects.get(name=Role.BACK_OFFICE))
     assert ConsoleBackend().get_user(user.pk) is None
+
+
+def test_the_compiled_get_user_queries_answer_for_each_user_they_are_run_for():
+    # Compiled once, run with each request's user id: never the first user's answer again.
+    compliance = make_console_user(Role.COMPLIANCE, email="first@bank.example")
+    back_office = make_console_user(Role.BACK_OFFICE, email="second@bank.example")
+    investor = make_user(email="investor@example.com")
+    backend = ConsoleBackend()
+    assert backend.get_user(compliance.pk).role_names() == {Role.COMPLIANCE}
+    second = backend.get_user(back_office.pk)
+    assert second.pk == back_office.pk
+    assert second.role_names() == {Role.BACK_OFFICE}
+    assert second.has_perm("users.add_user")
+    assert not second.has_perm("users.change_status")
+    assert backend.get_user(investor.pk) is None
+    assert backend.get_user("U" + "0" * 26) is None

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, QueryDict
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -62,7 +63,7 @@ class Card:
 
     pk: str
     display_name: str
-    version: int
+    version: str  # text: an int would go through number localisation on every card
     detail_url: str
     move_url: str
     since: str  # time in this status, "3 d 4 h"
@@ -113,7 +114,7 @@ def _cards(
             Card(
                 pk=SafeString(row.id),
                 display_name=escape(row.display_name),
-                version=row.version,
+                version=SafeString(row.version),
                 detail_url=SafeString(detail_url(row.id)),
                 move_url=SafeString(move_url(row.id)),
                 since=SafeString(time_in_status(waited.total_seconds())),
@@ -191,6 +192,7 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
         "sla_hours": settings.BOARD_SLA_HOURS,
         "can_move": can_move,
         "can_move_off_flow": can_move_off_flow,
+        "card_csrf_token": get_token(request) if can_move else "",
         "board_errors": [],
         **extra,
     }

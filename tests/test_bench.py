@@ -57,8 +57,12 @@ def test_report_tables():
 
 
 @pytest.mark.django_db
-def test_the_benchmark_refuses_sqlite():
-    if connection.vendor == "postgresql":
-        pytest.skip("the refusal is for other databases")
-    with pytest.raises(CommandError, match="needs PostgreSQL"):
-        call_command("bench", "--no-seed")
+def test_the_benchmark_refuses_bad_settings_before_touching_the_database():
+    # Other databases are refused outright; on PostgreSQL a bad option is refused before the
+    # migrations and the seeding run.
+    if connection.vendor != "postgresql":
+        with pytest.raises(CommandError, match="needs PostgreSQL"):
+            call_command("bench", "--no-seed")
+    else:
+        with pytest.raises(CommandError, match="--requests must be at least 1"):
+            call_command("bench", "--no-seed", "--requests", "0")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -352,41 +353,76 @@ def _estimate(table: str, model: Any) -> int:
     return int(row[0]) if row and row[0] and row[0] > 0 else model.objects.count()
 
 
+@dataclass(frozen=True)
+class Line:
+    """One scenario of a report, as both tables show it."""
+
+    label: str
+    console_p50: float | None
+    console_p95: float | None
+    admin_p50: float | None
+    admin_p95: float | None
+    target: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.admin_p95 and self.console_p95:
+            return self.admin_p95 / self.console_p95
+        return None
+
+    @property
+    def met(self) -> str:
+        return verdict(self.console_p95, self.admin_p95, self.target)
+
+
+def report_lines(report: dict[str, Any]) -> list[Line]:
+    lines = []
+    for key, entry in report.get("scenarios", {}).items():
+        console, admin = entry.get("console", {}), entry.get("admin", {})
+        lines.append(
+            Line(
+                label=entry.get("label", key),
+                console_p50=console.get("p50_ms"),
+                console_p95=console.get("p95_ms"),
+                admin_p50=admin.get("p50_ms"),
+                admin_p95=admin.get("p95_ms"),
+                target=entry.get("target_ms"),
+            )
+        )
+    return lines
+
+
 def format_table(report: dict[str, Any]) -> str:
     """One line per scenario: console and admin p50/p95, the admin/console ratio, the target."""
-    entries = report.get("scenarios", {})
-    width = max([len("scenario"), *(len(e.get("label", k)) for k, e in entries.items())])
+    lines = report_lines(report)
+    width = max([len("scenario"), *(len(line.label) for line in lines)])
     header = (
         f"{'scenario':{width}} {'console p50':>12} {'console p95':>12} {'admin p50':>11} "
         f"{'admin p95':>11} {'admin/console':>14} {'target p95':>11}  met"
     )
-    lines = [header, "-" * len(header)]
-    for key, entry in entries.items():
-        console, admin = entry.get("console", {}), entry.get("admin", {})
-        c50, c95 = console.get("p50_ms"), console.get("p95_ms")
-        a50, a95 = admin.get("p50_ms"), admin.get("p95_ms")
-        ratio = f"{a95 / c95:.1f}x" if a95 and c95 else "n/a"
-        target = entry.get("target_ms")
-        met = verdict(c95, a95, target)
-        lines.append(
-            f"{entry.get('label', key):{width}} {_ms(c50):>12} {_ms(c95):>12} {_ms(a50):>11} "
-            f"{_ms(a95):>11} {ratio:>14} {_ms(target):>11}  {met}"
+    out = [header, "-" * len(header)]
+    for line in lines:
+        ratio = f"{line.ratio:.1f}x" if line.ratio else "n/a"
+        out.append(
+            f"{line.label:{width}} {_ms(line.console_p50):>12} {_ms(line.console_p95):>12} "
+            f"{_ms(line.admin_p50):>11} {_ms(line.admin_p95):>11} {ratio:>14} "
+            f"{_ms(line.target):>11}  {line.met}"
         )
     csv = report.get("csv")
     if csv and "rows_per_s" in csv:
-        lines.append(
+        out.append(
             f"{'CSV export, all rows':{width}} {csv['rows_per_s']:>10,} rows/s, peak RSS "
             f"+{csv['peak_rss_growth_mb']} MB ({csv['rows']:,} rows; admin: none); "
             f"target >= 50,000 rows/s, <= 50 MB: {'yes' if csv_met(csv) else 'NO'}"
         )
     elif csv:
-        lines.append(f"{'CSV export, all rows':{width}} {csv.get('error')}")
-    return "\n".join(lines)
+        out.append(f"{'CSV export, all rows':{width}} {csv.get('error')}")
+    return "\n".join(out)
 
 
 def format_markdown(report: dict[str, Any]) -> str:
     """The same figures as a Markdown table, as the README shows them."""
-    lines = [
+    out = [
         "| scenario | console p50 ms | console p95 ms | admin p50 ms | admin p95 ms "
         "| admin/console (p95) | target p95 | met |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -395,25 +431,22 @@ def format_markdown(report: dict[str, Any]) -> str:
     def cell(value: float | None) -> str:
         return "" if value is None else f"{value:,.1f}"
 
-    for key, entry in report.get("scenarios", {}).items():
-        console, admin = entry.get("console", {}), entry.get("admin", {})
-        c95, a95 = console.get("p95_ms"), admin.get("p95_ms")
-        target = entry.get("target_ms")
-        met = verdict(c95, a95, target)
-        lines.append(
-            f"| {entry.get('label', key)} | {cell(console.get('p50_ms'))} | {cell(c95)} "
-            f"| {cell(admin.get('p50_ms'))} | {cell(a95)} "
-            f"| {f'{a95 / c95:.1f}x' if a95 and c95 else ''} "
-            f"| {f'≤ {target:g} ms' if target else ''} | {'**no**' if met == 'NO' else met} |"
+    for line in report_lines(report):
+        out.append(
+            f"| {line.label} | {cell(line.console_p50)} | {cell(line.console_p95)} "
+            f"| {cell(line.admin_p50)} | {cell(line.admin_p95)} "
+            f"| {f'{line.ratio:.1f}x' if line.ratio else ''} "
+            f"| {f'≤ {line.target:g} ms' if line.target else ''} "
+            f"| {'**no**' if line.met == 'NO' else line.met} |"
         )
     csv = report.get("csv")
     if csv and "rows_per_s" in csv:
-        lines.append(
+        out.append(
             f"| CSV export, all {csv['rows']:,} rows | {csv['rows_per_s']:,} rows/s "
             f"| peak RSS +{csv['peak_rss_growth_mb']} MB | (none) | | "
             f"| ≥ 50,000 rows/s, ≤ 50 MB | {'yes' if csv_met(csv) else '**no**'} |"
         )
-    return "\n".join(lines)
+    return "\n".join(out)
 
 
 def csv_met(csv: dict[str, Any]) -> bool:

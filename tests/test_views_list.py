@@ -356,12 +356,16 @@ def test_export_needs_permission(client, db):
 
 def test_export_iterates_in_keyset_chunks(db, admin_user, django_assert_max_num_queries):
     for _ in range(5):
-        make_user(actor=admin_user)
+        make_user(actor=admin_user, feature_flags=[FeatureFlag.ROBO_ADVISOR])
     qs = selectors.user_list_queryset()
-    # 6 users (5 + the admin) in chunks of 2: 4 chunk queries and 3 flag prefetches.
+    # 6 users (5 + the admin) in chunks of 2: 3 chunk queries, each with its flags query,
+    # then one that finds the end.
     with django_assert_max_num_queries(7) as ctx:
-        exported = [user.pk for user in selectors.iter_users_for_export(qs, chunk_size=2)]
-    assert exported == sorted(qs.values_list("pk", flat=True))
+        chunks = list(selectors.iter_export_chunks(qs, ["email"], chunk_size=2))
+    assert [len(chunk) for chunk in chunks] == [2, 2, 2]
+    emails = [values[0] for chunk in chunks for values, _ in chunk]
+    assert emails == list(qs.order_by("pk").values_list("email", flat=True))
+    assert sum(flags == [FeatureFlag.ROBO_ADVISOR] for chunk in chunks for _, flags in chunk) == 5
     assert any('"id" >' in q["sql"] or "id` >" in q["sql"] for q in ctx.captured_queries)
     assert not any("OFFSET" in q["sql"] for q in ctx.captured_queries)
 

@@ -31,6 +31,7 @@ from users.models import RECOMMENDED_MOVES, Status, User, is_recommended_move
 from users.views.common import (
     FlagBadges,
     HtmxHttpRequest,
+    TemplateRow,
     htmx_target,
     list_state,
     require_perm,
@@ -52,7 +53,7 @@ def _limit(params: QueryDict, status: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Card:
+class Card(TemplateRow):
     """What one card shows, worked out in Python.
 
     The board draws up to 125 cards: each `{% url %}`, filter or model property the template
@@ -70,11 +71,6 @@ class Card:
     since_title: str  # the moment it entered it, local time
     overdue: bool
     flags_html: str  # the flag badges, rendered once per combination of flags
-
-    def __getitem__(self, name: str) -> Any:
-        # Django's template engine tries `card[name]` before `card.name`; answering it saves a
-        # raised TypeError per lookup.
-        return getattr(self, name)
 
 
 # Units of `time_in_status`, largest first.

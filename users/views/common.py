@@ -70,6 +70,19 @@ def url_for_each(name: str) -> Callable[[str], str]:
     return lambda pk: f"{head}{pk}{tail}"
 
 
+class TemplateRow:
+    """Base of the rows and cards views compute for templates (slotted dataclasses).
+
+    Django's template engine tries `row[name]` before `row.name`; answering the item lookup
+    saves a raised TypeError on each of the thousands of lookups a page of rows makes.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
+
+
 class FlagBadges:
     """The flag badges of many rows, each combination of flags rendered once.
 

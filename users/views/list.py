@@ -33,6 +33,7 @@ from users.views.common import (
     FlagBadges,
     HtmxHttpRequest,
     ListState,
+    TemplateRow,
     htmx_target,
     list_state,
     require_perm,
@@ -105,7 +106,7 @@ def sort_links(state: ListState) -> dict[str, dict[str, str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
+class Row(TemplateRow):
     """What one line of the list shows, worked out in Python: the template prints 50 of them,
     and a `{% url %}`, a `|date` or a model property per cell cost more than the query."""
 
@@ -122,11 +123,6 @@ class Row:
     created_title: str  # date and time, local time
     deleted: bool
     selected: bool
-
-    def __getitem__(self, name: str) -> Any:
-        # Django's template engine tries `row[name]` before `row.name`; answering it saves a
-        # raised TypeError per lookup.
-        return getattr(self, name)
 
 
 def _rows(users: list[User], selected: set[str]) -> list[Row]:

@@ -53,6 +53,10 @@ check: setup
 		$(PY) manage.py check --deploy --fail-level WARNING
 
 # Console vs admin at 1M users on PostgreSQL (seeds them first when missing; see README).
+# The database named by PG_URL is created when it does not exist yet.
 bench: setup
+	@db="$(PG_URL)"; db="$${db##*/}"; server="$(PG_URL)"; server="$${server%/*}/postgres"; \
+	psql "$$server" -Atc "SELECT 1 FROM pg_database WHERE datname = '$$db'" | grep -q 1 \
+		|| { echo "Creating database $$db"; psql "$$server" -qc "CREATE DATABASE \"$$db\""; }
 	DATABASE_URL=$(PG_URL) SECRET_KEY=$$(head -c 48 /dev/urandom | base64) \
 		$(PY) manage.py bench $(BENCH_ARGS)

@@ -496,3 +496,28 @@ def test_the_pushed_url_keeps_the_cursor(back_office_client, admin_user, monkeyp
     anchor = first.context["users"][-1].pk
     response = back_office_client.get(LIST, {"page": "2", "after": anchor}, headers=HX_RESULTS)
     assert response["HX-Push-Url"] == f"{LIST}?page=2&after={anchor}"
+
+
+def test_a_bulk_action_on_a_continued_page_comes_back_to_the_same_rows(
+    admin_client, admin_user, monkeypatch
+):
+    for n in range(5):
+        make_user(actor=admin_user, first_name=f"Row{n}")
+    monkeypatch.setattr(list_views, "PAGE_SIZE", 2)
+    first = admin_client.get(LIST)
+    second = admin_client.get(LIST, QueryDict(first.context["next_query"]))
+    shown = [row.pk for row in second.context["users"]]
+    html = second.content.decode()
+    assert f'name="query" value="page=2&amp;after={first.context["users"][-1].pk}"' in html
+    response = admin_client.post(
+        reverse("users:user-bulk"),
+        {
+            "action": "flag_grant",
+            "flag": FeatureFlag.STORYTELLER,
+            "ids": shown[:1],
+            "query": second.context["page_query"],
+        },
+        headers=HX_RESULTS,
+    )
+    assert [row.pk for row in response.context["users"]] == shown
+    assert response.context["page"] == 2

@@ -133,3 +133,47 @@ def test_bulk_move_reports_each_refusal(page: Page, sign_in, url, people):
         ).count()
         == 2
     )
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no-javascript"])
+def test_next_and_previous_pages(
+    browser, browser_context, page: Page, sign_in, url, admin_user, monkeypatch, javascript
+):
+    from users.views import list as list_views
+
+    for n in range(6):
+        make_user(actor=admin_user, first_name=f"Paged{n:02d}", last_name="Person")
+    monkeypatch.setattr(list_views, "PAGE_SIZE", 3)
+    sign_in(Role.BACK_OFFICE)
+    context = None
+    if not javascript:
+        context = browser.new_context(base_url=url("/"), java_script_enabled=False)
+        context.add_cookies(browser_context.cookies())
+        page = context.new_page()
+    try:
+        walk_pages(page, url)
+    finally:
+        if context is not None:
+            context.close()
+
+
+def walk_pages(page: Page, url) -> None:
+    names = page.locator("#results tbody td.name a")
+    page.goto(url("users:user-list"))
+    expect(names).to_have_count(3)
+    first = names.all_inner_texts()
+
+    # Next continues from the last row shown, and the address bar says so.
+    page.get_by_role("link", name="Next").click()
+    expect(page).to_have_url(re.compile(r"/users/\?page=2&after=U[0-9A-Z]{26}$"))
+    expect(page.locator(".pagination .current")).to_contain_text("Page 2")
+    second = names.all_inner_texts()
+    assert len(second) == 3
+    assert not set(first) & set(second)
+
+    # A reload shows the same rows; Previous goes back to the plain first page.
+    page.reload()
+    expect(names).to_have_text(second)
+    page.get_by_role("link", name="Previous").click()
+    expect(page).to_have_url(url("users:user-list"))
+    expect(names).to_have_text(first)

@@ -245,3 +245,63 @@ def test_cards_show_time_in_status_and_flags(compliance_client, waiting):
     assert '<span class="flag flag-SELF_INVESTOR">Self Investor</span>' in card
     assert f'href="/users/{waiting.pk}/"' in card
     assert f'action="/board/move/{waiting.pk}/"' in card
+
+
+def test_a_longer_column_stays_long_through_load_more_moves_and_reloads(
+    compliance_client, admin_user, monkeypatch
+):
+    monkeypatch.setattr(board_views, "COLUMN_SIZE", 2)
+    many = [make_user(actor=admin_user, first_name="Many", last_name=f"P{n}") for n in range(5)]
+    waiting = Status.WAITING_FOR_VERIFICATION
+    # "Load more" on a column: the address bar gets its new length.
+    more = compliance_client.get(
+        BOARD,
+        {"q": "many", f"limit_{waiting}": "4"},
+        headers={"HX-Request": "true", "HX-Target": f"column-{waiting}"},
+    )
+    assert more["HX-Push-Url"] == f"{BOARD}?q=many&limit_{waiting}=4"
+    assert len(column(more, waiting)["cards"]) == 4
+    # The next "Load more" keeps what the other columns had.
+    assert column(more, waiting)["more_query"] == f"q=many&limit_{waiting}=6"
+
+    # A move made with htmx comes back to the board of the address bar, column still long.
+    moved = compliance_client.post(
+        move_url(many[0]),
+        {"status": Status.WAITING_FOR_SIGNATURE, "version": many[0].version, "query": "q=many"},
+        headers={
+            "HX-Request": "true",
+            "HX-Target": "board",
+            "HX-Current-URL": f"http://testserver{BOARD}?q=many&limit_{waiting}=4",
+        },
+    )
+    assert moved.status_code == 200
+    assert len(column(moved, waiting)["cards"]) == 4  # 4 of the 4 still waiting
+    assert column(moved, Status.WAITING_FOR_SIGNATURE)["count"] == 1
+
+    # Without JavaScript the page's own forms carry the length, and the redirect keeps it.
+    page = compliance_client.get(BOARD, {"q": "many", f"limit_{waiting}": "4"})
+    assert f'name="query" value="q=many&amp;limit_{waiting}=4"' in page.content.decode()
+    plain = compliance_client.post(
+        move_url(many[1]),
+        {
+            "status": Status.WAITING_FOR_SIGNATURE,
+            "version": many[1].version,
+            "query": f"q=many&limit_{waiting}=4",
+        },
+    )
+    assert plain.status_code == 302
+    assert plain["Location"] == f"{BOARD}?q=many&limit_{waiting}=4"
+
+
+def test_a_move_from_another_page_ignores_its_address(compliance_client, waiting):
+    # HX-Current-URL is only read when it is the board itself.
+    response = compliance_client.post(
+        move_url(waiting),
+        {"status": Status.WAITING_FOR_SIGNATURE, "version": waiting.version, "query": "q=wanda"},
+        headers={
+            "HX-Request": "true",
+            "HX-Target": "board",
+            "HX-Current-URL": "http://testserver/users/?q=nobody",
+        },
+    )
+    assert response.context["state"].q == "wanda"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -139,3 +140,26 @@ def test_refused_htmx_request_is_reported(page: Page, sign_in, url, waiting, pag
     expect(page.locator("#messages")).to_contain_text("You do not have permission")
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING_FOR_VERIFICATION
+
+
+def test_a_column_opened_with_load_more_stays_open_after_a_move(
+    page: Page, sign_in, url, admin_user
+):
+    for n in range(27):
+        make_user(actor=admin_user, first_name="Bulk", last_name=f"Person{n:02d}")
+    sign_in(Role.COMPLIANCE)
+    page.goto(url("users:board", q="bulk"))
+    waiting = column(page, Status.WAITING_FOR_VERIFICATION)
+    waiting.get_by_role("link", name="Load more").click()
+    expect(waiting.locator("[data-card]")).to_have_count(27)
+    expect(page).to_have_url(re.compile(r"limit_WAITING_FOR_VERIFICATION=50"))
+
+    moving = waiting.locator("[data-card]").last
+    name = moving.get_attribute("data-name")
+    moving.locator("summary").click()
+    moving.get_by_role("button", name="Move").click()
+    expect(page.locator("#board .board-errors")).to_contain_text(f"{name} moved to")
+    # 26 left, all shown: the column did not fall back to its first 25.
+    expect(waiting.locator("[data-card]")).to_have_count(26)
+    page.reload()
+    expect(waiting.locator("[data-card]")).to_have_count(26)

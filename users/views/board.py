@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -150,6 +151,10 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
     can_move = request.user.has_perm("users.change_status")
     can_move_off_flow = request.user.has_perm("users.change_status_off_flow")
     limits = {status.value: _limit(params, status.value) for status in Status}
+    # Columns opened further with "Load more" stay open through moves and reloads: their
+    # limits are part of the board's URL and of what a move comes back to.
+    expanded = {f"limit_{s}": n for s, n in limits.items() if n > COLUMN_SIZE}
+    board_query = state.querystring(**expanded)
     rows = selectors.board_columns(state.queryset, limits) if state.is_valid else {}
     badges = FlagBadges(f"{TEMPLATE}#flag-badges")
     columns = []
@@ -157,7 +162,6 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
         limit = limits[status.value]
         cards = _cards(rows.get(status.value, []), now, sla, badges)
         count = counts.get(status.value, 0)
-        more = f"{query}&" if query else ""
         columns.append(
             {
                 "status": status.value,
@@ -172,7 +176,7 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
                     else ""
                 ),
                 "more_query": (
-                    f"{more}limit_{status.value}={limit + COLUMN_SIZE}"
+                    state.querystring(**{**expanded, f"limit_{status.value}": limit + COLUMN_SIZE})
                     if count > len(cards) and limit < COLUMN_MAX
                     else None
                 ),
@@ -184,6 +188,7 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
         "filter": state.filterset,
         "columns": columns,
         "query": query,
+        "board_query": board_query,
         "kept_statuses": [v for v in params.getlist("status") if v in Status.values],
         "sla_hours": settings.BOARD_SLA_HOURS,
         "can_move": can_move,
@@ -200,20 +205,31 @@ def board(request: HtmxHttpRequest) -> HttpResponse:
     require_perm(request, "view_user")
     context = board_context(request, request.GET)
     target = htmx_target(request) or ""
+    query = context["board_query"]
+    url = f"{request.path}?{query}" if query else request.path
     if target == "board":
-        response = render(request, f"{TEMPLATE}#board", context)
-        query = context["query"]
-        return vary_on_htmx(
-            push_url(response, f"{request.path}?{query}" if query else request.path)
-        )
+        return vary_on_htmx(push_url(render(request, f"{TEMPLATE}#board", context), url))
     if target.startswith("column-"):
         status = target.removeprefix("column-")
         column = next((c for c in context["columns"] if c["status"] == status), None)
         if column is not None:
-            return vary_on_htmx(
-                render(request, f"{TEMPLATE}#column", {**context, "column": column})
-            )
+            # The address bar keeps the longer column, so a move or a reload keeps it too.
+            response = render(request, f"{TEMPLATE}#column", {**context, "column": column})
+            return vary_on_htmx(push_url(response, url))
     return vary_on_htmx(render(request, TEMPLATE, context))
+
+
+def _board_params(request: HtmxHttpRequest) -> QueryDict:
+    """The board a move returns to: the page the request came from.
+
+    Without JavaScript that is the form's `query`, written when the page was drawn. With htmx
+    it is the address bar (HX-Current-URL): "Load more" lengthens one column after the other
+    cards' forms were drawn, and only the address bar has followed it.
+    """
+    current = urlsplit(request.htmx.current_url or "") if request.htmx else None
+    if current is not None and current.path == reverse("users:board"):
+        return QueryDict(current.query)
+    return QueryDict(request.POST.get("query", ""))
 
 
 def _version(raw: str | None) -> int | None:
@@ -238,7 +254,7 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         and not request.user.has_perm("users.change_status_off_flow")
     ):
         raise PermissionDenied
-    params = QueryDict(request.POST.get("query", ""))
+    params = _board_params(request)
     errors: list[str] = []
     try:
         user = services.user_change_status(

@@ -220,6 +220,7 @@ def test_off_flow_needs_its_own_permission(client, waiting):
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [
+        (-5, "< 1 min"),
         (0, "< 1 min"),
         (59, "< 1 min"),
         (60, "1 min"),

@@ -85,7 +85,7 @@ def time_in_status(seconds: float) -> str:
     calendar-aware timesince, which the board would call 125 times per request.
     """
     parts: list[str] = []
-    remaining = int(seconds)
+    remaining = max(0, int(seconds))  # a clock a little ahead is "< 1 min", not "-1 y"
     for unit, size in _UNITS:
         amount, remaining = divmod(remaining, size)
         if amount:

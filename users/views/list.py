@@ -163,7 +163,9 @@ def _cursor(params: QueryDict, state: ListState) -> tuple[str, str] | None:
     return None
 
 
-def _page_rows(state: ListState, params: QueryDict, page: int) -> tuple[list[User], bool]:
+def _page_rows(
+    state: ListState, cursor: tuple[str, str] | None, page: int
+) -> tuple[list[User], bool]:
     """The page's users and whether a next page exists.
 
     Next / Previous links carry the row they continue from (`after` / `before`): the page is
@@ -171,7 +173,6 @@ def _page_rows(state: ListState, params: QueryDict, page: int) -> tuple[list[Use
     A typed page number, a sort on a nullable column or a cursor whose user is gone read the
     page by its offset instead; `page` always says which page this is.
     """
-    cursor = _cursor(params, state)
     if cursor is not None:
         direction, pk = cursor
         rows = selectors.keyset_page(
@@ -191,11 +192,12 @@ def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> d
     state = list_state(params)
     page = _page_number(params.get("page"))
     offset = (page - 1) * PAGE_SIZE
+    cursor = _cursor(params, state)
     rows: list[User] = []
     has_next = False
     count, capped = 0, False
     if state.is_valid:
-        rows, has_next = _page_rows(state, params, page)
+        rows, has_next = _page_rows(state, cursor, page)
     rows = rows[:PAGE_SIZE]
     if state.is_valid:
         count, capped = selectors.count_for_page(
@@ -209,7 +211,6 @@ def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> d
     if has_next:
         after = {"after": rows[-1].pk} if keyset else {}
         next_query = state.querystring(page=page + 1, **after)
-    cursor = _cursor(params, state)
     selected = extra.pop("selected", set())
     rows = _rows(rows, selected)
     last_page = None if capped else max(1, -(-count // PAGE_SIZE))

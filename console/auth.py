@@ -19,12 +19,16 @@ from django.db.models import CharField, Exists, OuterRef, QuerySet, Value
 from users.models import FeatureFlag, FeatureFlagGrant, Role, User
 
 
-def can_use_console(user: User) -> bool:
+def can_use_console(user: User, *, holds_console_flag: bool | None = None) -> bool:
+    """The contract's login rule. `holds_console_flag` is for a caller that read the CONSOLE
+    grant with the user (`get_user`); otherwise the user's flags are read."""
+    if holds_console_flag is None:
+        holds_console_flag = FeatureFlag.CONSOLE in user.flag_names()
     return (
         user.is_active
         and not user.deleted
         and user.has_usable_password()
-        and FeatureFlag.CONSOLE in user.flag_names()
+        and holds_console_flag
         and bool(user.role_names())
     )
 
@@ -56,17 +60,15 @@ class ConsoleBackend(ModelBackend):
         """
         user = next(iter(_USER_WITH_CONSOLE_FLAG.raw(user_id)), None)
         if user is None or not user.has_console:
-            return None
-        if user.deleted or not user.has_usable_password():
-            return None
+            return None  # refused without the second query
         groups, group_perms, user_perms = _groups_and_permissions(user.pk)
         user._role_names = groups & set(Role.values)
-        if not user._role_names:
+        if not can_use_console(user, holds_console_flag=user.has_console):
             return None
         # The caches ModelBackend fills itself on the first has_perm (see its
         # get_user_permissions / get_group_permissions / get_all_permissions). A superuser
         # passes every has_perm without them, so its caches are left to ModelBackend.
-        if user.is_active and not user.is_superuser:
+        if not user.is_superuser:
             user._user_perm_cache = user_perms
             user._group_perm_cache = group_perms
             user._perm_cache = user_perms | group_perms

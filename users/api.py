@@ -52,11 +52,11 @@ from users.api_schemas import (
 )
 from users.models import (
     INITIAL_STATUSES,
-    USER_ID_REGEX,
     IdempotencyKey,
     Role,
     User,
     is_recommended_move,
+    is_user_id,
 )
 from users.query import QueryError, parse_orderby, parse_query, referenced_fields
 
@@ -68,7 +68,6 @@ IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 # Service error codes that are business-rule refusals (409) rather than invalid input (422).
 CONFLICT_CODES = frozenset({"write_once", "unique", "deleted", "not_deleted", "unchanged"})
-_user_id_re = re.compile(USER_ID_REGEX)
 _idempotency_key_re = re.compile(r"[\x21-\x7e]{1,255}")
 
 
@@ -252,7 +251,7 @@ def with_relations(users: QuerySet[User]) -> QuerySet[User]:
 
 
 def _get_visible(actor: User, user_id: str) -> User:
-    if not _user_id_re.fullmatch(user_id):
+    if not is_user_id(user_id):
         raise Http404(f"No user with id {user_id[:40]!r}.")
     user = with_relations(selectors.visible_users(actor)).filter(pk=user_id).first()
     if user is None:

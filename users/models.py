@@ -7,6 +7,7 @@ enforces as much of that as it can.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -17,6 +18,14 @@ from ulid import ULID
 
 USER_ID_LENGTH = 27
 USER_ID_REGEX = r"^U[0-9A-HJKMNP-TV-Z]{26}$"
+_user_id_re = re.compile(USER_ID_REGEX)
+
+
+def is_user_id(text: str) -> bool:
+    """Whether `text` is a user id as the contract writes them ("U" + a ULID)."""
+    return _user_id_re.fullmatch(text) is not None
+
+
 PHONE_REGEX = r"^\+[1-9][0-9]{7,15}$"
 COUNTRY_REGEX = r"^[A-Z]{2}$"
 

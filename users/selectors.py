@@ -20,7 +20,7 @@ from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Count, Exists, F, Func, OuterRef, Q, QuerySet, TextField
 
 from users import validators
-from users.models import USER_ID_REGEX, FeatureFlagGrant, Status, User
+from users.models import FeatureFlagGrant, Status, User, is_user_id
 
 # The columns the list and board show; the rest of the row is never loaded for them.
 LIST_FIELDS = (
@@ -80,7 +80,6 @@ class SearchTerm:
         }[self.kind]
 
 
-_user_id_re = re.compile(USER_ID_REGEX)
 _phone_like_re = re.compile(r"^[0-9+ ()./-]{7,}$")
 _iban_like_re = re.compile(r"^[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 ]{8,}$")
 
@@ -118,7 +117,7 @@ def classify_search(text: str) -> SearchTerm | None:
     text = " ".join(text.split())
     if not text:
         return None
-    if _user_id_re.match(text.upper()):
+    if is_user_id(text.upper()):
         return SearchTerm("id", text.upper())
     if "@" in text and " " not in text:
         try:

@@ -142,12 +142,12 @@
   // A card's status and recommended moves are its column's (the server prints them once
   // per column, not on each of up to 125 cards).
   function statusOf(card) {
-    const column = card.closest("[data-drop-status]");
+    const column = columnOf(card);
     return column ? column.getAttribute("data-drop-status") : null;
   }
 
   function recommendedFor(card) {
-    const column = card.closest("[data-drop-status]");
+    const column = columnOf(card);
     return ((column && column.getAttribute("data-recommended")) || "").split(" ").filter(Boolean);
   }
 

@@ -97,29 +97,34 @@ def time_in_status(seconds: float) -> str:
     return " ".join(parts) if parts else "< 1 min"
 
 
-def _cards(
-    rows: list[selectors.CardRow], now: dt.datetime, sla: dt.timedelta, badges: FlagBadges
-) -> list[Card]:
+def _cards(columns: dict[str, list[selectors.CardRow]]) -> dict[str, list[Card]]:
+    """The cards of every column (status -> rows), drawn with one set of helpers."""
+    now = timezone.now()
+    sla = dt.timedelta(hours=settings.BOARD_SLA_HOURS)
     detail_url = url_for_each("users:user-detail")
     move_url = url_for_each("users:board-move")
+    badges = FlagBadges(f"{TEMPLATE}#flag-badges")
     tz = timezone.get_current_timezone()
-    cards = []
-    for row in rows:
-        waited = now - row.status_changed_at
-        # Ids are [0-9A-Z] and the URLs are made of them; only the name can hold markup.
-        cards.append(
-            Card(
-                pk=SafeString(row.id),
-                display_name=escape(row.display_name),
-                version=SafeString(row.version),
-                detail_url=SafeString(detail_url(row.id)),
-                move_url=SafeString(move_url(row.id)),
-                since=SafeString(time_in_status(waited.total_seconds())),
-                since_title=SafeString(f"{row.status_changed_at.astimezone(tz):%Y-%m-%d %H:%M}"),
-                overdue=waited > sla,
-                flags_html=badges(row.flags),
+    cards: dict[str, list[Card]] = {}
+    for status, rows in columns.items():
+        cards[status] = []
+        for row in rows:
+            waited = now - row.status_changed_at
+            since = row.status_changed_at.astimezone(tz)
+            # Ids are [0-9A-Z] and the URLs are made of them; only the name can hold markup.
+            cards[status].append(
+                Card(
+                    pk=SafeString(row.id),
+                    display_name=escape(row.display_name),
+                    version=SafeString(row.version),
+                    detail_url=SafeString(detail_url(row.id)),
+                    move_url=SafeString(move_url(row.id)),
+                    since=SafeString(time_in_status(waited.total_seconds())),
+                    since_title=SafeString(f"{since:%Y-%m-%d %H:%M}"),
+                    overdue=waited > sla,
+                    flags_html=badges(row.flags),
+                )
             )
-        )
     return cards
 
 
@@ -139,8 +144,6 @@ def _move_options(status: Status, *, off_flow_allowed: bool) -> str:
 
 def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> dict[str, Any]:
     state = list_state(params)
-    now = timezone.now()
-    sla = dt.timedelta(hours=settings.BOARD_SLA_HOURS)
     # No filter and no search: every live user, whose counts the database keeps ready.
     counts = (
         selectors.status_counts(state.queryset, all_live=not state.params())
@@ -155,12 +158,11 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
     # limits are part of the board's URL and of what a move comes back to.
     expanded = {f"limit_{s}": n for s, n in limits.items() if n > COLUMN_SIZE}
     board_query = state.querystring(**expanded)
-    rows = selectors.board_columns(state.queryset, limits) if state.is_valid else {}
-    badges = FlagBadges(f"{TEMPLATE}#flag-badges")
+    cards_of = _cards(selectors.board_columns(state.queryset, limits) if state.is_valid else {})
     columns = []
     for status in Status:
         limit = limits[status.value]
-        cards = _cards(rows.get(status.value, []), now, sla, badges)
+        cards = cards_of.get(status.value, [])
         count = counts.get(status.value, 0)
         columns.append(
             {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
 from users import selectors, services
-from users.models import USER_ID_REGEX, FeatureFlag, Status, User, is_recommended_move
+from users.models import FeatureFlag, Status, User, is_recommended_move, is_user_id
 from users.views.common import (
     SORTS,
     FlagBadges,
@@ -45,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 TEMPLATE = "users/user_list.html"
 PAGE_SIZE = 50
-USER_ID = re.compile(USER_ID_REGEX)
 # A bulk action runs one audited service call per user; more than a page at once is a mistake.
 BULK_LIMIT = 200
 # Never in an export: credentials and session data are not user data (contract).
@@ -159,7 +157,7 @@ def _cursor(params: QueryDict, state: ListState) -> tuple[str, str] | None:
     for direction in ("after", "before"):
         pk = params.get(direction, "")
         if pk:
-            return (direction, pk) if USER_ID.fullmatch(pk) and state.keyset_pages else None
+            return (direction, pk) if is_user_id(pk) and state.keyset_pages else None
     return None
 
 

@@ -58,5 +58,5 @@ bench: setup
 	@db="$(PG_URL)"; db="$${db##*/}"; server="$(PG_URL)"; server="$${server%/*}/postgres"; \
 	psql "$$server" -Atc "SELECT 1 FROM pg_database WHERE datname = '$$db'" | grep -q 1 \
 		|| { echo "Creating database $$db"; psql "$$server" -qc "CREATE DATABASE \"$$db\""; }
-	DATABASE_URL=$(PG_URL) SECRET_KEY=$$(head -c 48 /dev/urandom | base64) \
+	DATABASE_URL=$(PG_URL) DEVTOOLS=1 SECRET_KEY=$$(head -c 48 /dev/urandom | base64) \
 		$(PY) manage.py bench $(BENCH_ARGS)

@@ -1,7 +1,7 @@
-"""Who may sign in to the console, and the role helpers views use.
+"""The console's authentication backend: sign-in by email, and the signed-in user per request.
 
-The contract's rule: a User may log in only when it has the CONSOLE flag, is not deleted, has a
-usable password and holds one of the console roles. `ModelBackend.get_user` calls
+Who may sign in is `users.policy.can_use_console` (the contract's rule: the CONSOLE flag, not
+deleted, a usable password and a console role). `ModelBackend.get_user` calls
 `user_can_authenticate` on every request, so a user who loses the flag or role is signed out at
 their next click, not at the end of their session.
 """
@@ -17,20 +17,7 @@ from django.db import connections, router
 from django.db.models import CharField, Exists, OuterRef, QuerySet, Value
 
 from users.models import FeatureFlag, FeatureFlagGrant, Role, User
-
-
-def can_use_console(user: User, *, holds_console_flag: bool | None = None) -> bool:
-    """The contract's login rule. `holds_console_flag` is for a caller that read the CONSOLE
-    grant with the user (`get_user`); otherwise the user's flags are read."""
-    if holds_console_flag is None:
-        holds_console_flag = FeatureFlag.CONSOLE in user.flag_names()
-    return (
-        user.is_active
-        and not user.deleted
-        and user.has_usable_password()
-        and holds_console_flag
-        and bool(user.role_names())
-    )
+from users.policy import can_use_console
 
 
 class ConsoleBackend(ModelBackend):

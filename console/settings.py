@@ -49,6 +49,10 @@ INSTALLED_APPS = [
     "ninja",
     "users",
 ]
+# Seeders and the benchmark (console/devtools/): development and CI only.
+DEVTOOLS = DEBUG or env_bool("DEVTOOLS")
+if DEVTOOLS:
+    INSTALLED_APPS.append("console.devtools")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -7,6 +7,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+# The seeders and the benchmark are under test too.
+os.environ.setdefault("DEVTOOLS", "1")
 
 from console.settings import *  # noqa: F403
 from console.settings import STORAGES

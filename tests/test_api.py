@@ -23,8 +23,7 @@ from django.db import connection
 from django.test import Client
 
 from tests.factories import make_console_user, make_user
-from users import services, tokens
-from users.api import IDEMPOTENCY_TTL
+from users import services
 from users.models import (
     FeatureFlag,
     IdempotencyKey,
@@ -34,6 +33,8 @@ from users.models import (
     User,
     UserVersion,
 )
+from users.services import tokens
+from users.services.idempotency import IDEMPOTENCY_TTL
 
 VALID_PHONE = "+32470123456"
 VALID_IE_IBAN = "IE29AIBK93115212345678"  # matches the seed's BIC IDQMIE2D (Ireland)

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.factories import VALID_IBANS, make_user
-from users import tokens
+from users.services import tokens
 
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", WSGIHandler())
 

@@ -9,10 +9,11 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.urls import reverse
 
-from console.auth import ConsoleBackend, can_use_console
+from console.auth import ConsoleBackend
 from tests.factories import make_console_user, make_user
 from users import services
 from users.models import FeatureFlag, Role, User, UserVersion
+from users.policy import can_use_console
 
 pytestmark = pytest.mark.django_db
 

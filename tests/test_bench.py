@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from users.management.commands.bench import format_markdown, format_table, verdict
+from console.devtools.management.commands.bench import format_markdown, format_table, verdict
 
 
 @pytest.mark.parametrize(

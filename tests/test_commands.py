@@ -11,8 +11,8 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 from django.utils import timezone
 
+from console.devtools.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD, SEED, Planner
 from users import validators
-from users.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD, SEED, Planner
 from users.models import FeatureFlagGrant, Role, Status, StatusChange, User, UserVersion
 
 pytestmark = pytest.mark.django_db

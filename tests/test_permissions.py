@@ -35,7 +35,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from tests.factories import make_console_user, make_user
 from users import services
 from users.models import FeatureFlag, FeatureFlagGrant, Role, Status, StatusChange, UserVersion
-from users.tokens import issue_token
+from users.services.tokens import issue_token
 
 EXCLUDED_PREFIXES = (
     "admin/",  # Django admin: its own permission checks (is_staff, model perms) and tests

@@ -133,7 +133,7 @@ def test_detail_queries_do_not_grow_with_the_history(admin_client, admin_user):
 
 
 def test_export_queries_grow_per_chunk_not_per_row(admin_client, admin_user, monkeypatch):
-    monkeypatch.setattr(selectors, "EXPORT_CHUNK", 10)
+    monkeypatch.setattr(selectors.export, "EXPORT_CHUNK", 10)
     export = reverse("users:user-export")
     add_users(admin_user, 5)
     small = count_queries(admin_client, export)
@@ -176,7 +176,7 @@ def test_deep_pages_are_the_same_rows_as_plain_offsets(admin_user, monkeypatch, 
     add_users(admin_user, 12)
     state = list_state(QueryDict(f"sort={sort}"))
     expected = list(state.queryset.order_by(*state.ordering))
-    monkeypatch.setattr(selectors, "DEFERRED_JOIN_FROM", 0)
+    monkeypatch.setattr(selectors.users, "DEFERRED_JOIN_FROM", 0)
     for offset in (0, 4, 9):
         rows = selectors.page_of_users(state.queryset, state.ordering, offset, 5)
         assert [u.pk for u in rows] == [u.pk for u in expected[offset : offset + 5]]
@@ -188,7 +188,8 @@ def test_country_select_renders_what_django_renders(value):
     """The Python-rendered country select is byte for byte Django's template output."""
     from django import forms
 
-    from users.filters import FastSelect, country_choices
+    from users.filters import country_choices
+    from users.views.kit import FastSelect
 
     choices = [("", "Any country"), *country_choices(), ("<&>", "Quote \" & 'tag' <b>")]
     for attrs in (None, {"id": "id_residency_country", "required": True, "data-x": False}):

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count
 from schwifty import IBAN
 
+from console.devtools.management.commands import seed_users
 from users import validators
-from users.management.commands import seed_users
 from users.models import (
     USER_ID_REGEX,
     FeatureFlagGrant,

@@ -1,4 +1,4 @@
-"""The write services (users/services.py): state after, version record, history; refusals change
+"""The write services (users/services/): state after, version record, history; refusals change
 nothing."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.factories import VALID_IBANS, make_user
-from users import services
+from users import contract, selectors, services
 from users.models import (
     FeatureFlag,
     FeatureFlagGrant,
@@ -22,6 +22,7 @@ from users.models import (
     User,
     UserVersion,
 )
+from users.services import users as service_users
 
 pytestmark = pytest.mark.django_db
 
@@ -277,7 +278,7 @@ def test_update_refuses_duplicate_external_id(admin_user):
 def test_database_constraint_decides_a_race_as_a_validation_error(monkeypatch):
     """Both pre-checks passed (simulated): the loser's insert becomes a field error, not a 500."""
     make_user(email="race@example.com")
-    monkeypatch.setattr(services, "_check_unique", lambda user, cleaned, errors: None)
+    monkeypatch.setattr(service_users, "_check_unique", lambda user, cleaned, errors: None)
     exc = refused(services.user_create, data={"email": "Race@Example.com"}, actor=None)
     assert errors_of(exc) == {"email": [("unique", "Email is already used by another user.")]}
     exc = refused(services.user_create, data={"external_id": make_user().external_id}, actor=None)
@@ -298,13 +299,13 @@ def test_concurrent_creates_with_the_same_email(monkeypatch, second_email):
     the database constraint (plain or case-insensitive) has to decide.
     """
     barrier = threading.Barrier(2, timeout=10)
-    real_save = services._save
+    real_save = service_users._save
 
     def save_after_both_checked(user, *, create):
         barrier.wait()
         real_save(user, create=create)
 
-    monkeypatch.setattr(services, "_save", save_after_both_checked)
+    monkeypatch.setattr(service_users, "_save", save_after_both_checked)
     outcomes: list[object] = []
 
     def create(email: str) -> None:
@@ -373,7 +374,7 @@ def test_update_records_a_version_with_the_diff(admin_user, back_office_user):
         ],
         "metadata": [{"a": "1"}, {"b": "2"}],
     }
-    assert services.version_diff(stored, from_version=1, to_version=2) == version.changes
+    assert selectors.version_diff(stored, from_version=1, to_version=2) == version.changes
 
 
 def test_update_with_unchanged_values_is_a_no_op(admin_user):
@@ -563,12 +564,12 @@ def test_version_diff_between_any_two_versions(admin_user):
     services.user_update(user=user, data={"first_name": "B"}, actor=admin_user)
     services.user_update(user=user, data={"first_name": "C", "last_name": "Y"}, actor=admin_user)
     services.user_update(user=user, data={"first_name": "A"}, actor=admin_user)
-    assert services.version_diff(user, from_version=1, to_version=4) == {"last_name": ["X", "Y"]}
-    assert services.version_diff(user, from_version=2, to_version=3) == {
+    assert selectors.version_diff(user, from_version=1, to_version=4) == {"last_name": ["X", "Y"]}
+    assert selectors.version_diff(user, from_version=2, to_version=3) == {
         "first_name": ["B", "C"],
         "last_name": ["X", "Y"],
     }
-    assert services.version_diff(user, from_version=3, to_version=1) == {
+    assert selectors.version_diff(user, from_version=3, to_version=1) == {
         "first_name": ["C", "A"],
         "last_name": ["Y", "X"],
     }
@@ -845,7 +846,7 @@ def test_password_change_is_not_versioned():
 def test_snapshot_is_the_contract_json():
     user = services.user_create(data=FULL_DATA, actor=None)
     snapshot = services.user_snapshot(User.objects.get(pk=user.pk))
-    assert set(snapshot) == set(services.TRACKED_FIELDS)
+    assert set(snapshot) == set(contract.TRACKED_FIELDS)
     assert snapshot["date_of_birth"] == "1985-04-12"
     assert snapshot["feature_flags"] == ["ROBO_ADVISOR"]
     assert snapshot["deleted"] is False

@@ -13,8 +13,9 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.factories import make_console_user, make_user
-from users import services, tokens
+from users import services
 from users.models import ApiToken, Role
+from users.services import tokens
 
 
 def test_issue_stores_only_a_hash(admin_user):

@@ -202,7 +202,7 @@ def test_pagination_and_capped_count(back_office_client, admin_user, monkeypatch
     # Garbage page numbers read as page 1.
     assert back_office_client.get(LIST, {"page": "x"}).context["page"] == 1
 
-    monkeypatch.setattr(selectors, "COUNT_CAP", 5)
+    monkeypatch.setattr(selectors.users, "COUNT_CAP", 5)
     capped = back_office_client.get(LIST, {"q": "page"})
     assert capped.context["count_capped"] is True
     assert "5+ users" in capped.content.decode()

@@ -6,16 +6,13 @@ queryset that includes them and narrows it itself, so no caller can forget.
 
 from __future__ import annotations
 
-from html import escape
-from typing import Any
-
 import django_filters
 import pycountry
 from django import forms
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils.safestring import mark_safe
 
 from users.models import FeatureFlag, FeatureFlagGrant, Status, User
+from users.views.kit import FastSelect
 
 DELETED_CHOICES = (("include", "Include deleted"), ("only", "Only deleted"))
 
@@ -24,46 +21,6 @@ def country_choices() -> list[tuple[str, str]]:
     return sorted(
         ((country.alpha_2, country.name) for country in pycountry.countries),
         key=lambda choice: choice[1],
-    )
-
-
-class FastSelect(forms.Select):
-    """A `Select` rendered in Python, to the same HTML as Django's templates.
-
-    Django renders every `<option>` through a template include: for the 249 countries that was
-    a large share of the time the list and the board took to render. Grouped choices fall back
-    to Django's own rendering.
-    """
-
-    def render(self, name, value, attrs=None, renderer=None):
-        choices = list(self.choices)
-        if any(isinstance(label, list | tuple) for _, label in choices):
-            return super().render(name, value, attrs, renderer)
-        widget_attrs = self.build_attrs(self.attrs, attrs)
-        if self.allow_multiple_selected:
-            widget_attrs["multiple"] = True
-        values = set(self.format_value(value))
-        parts = [f'<select name="{escape(name)}"{_attrs(widget_attrs)}>']
-        has_selected = False
-        for option_value, label in choices:
-            option = "" if option_value is None else str(option_value)
-            selected = (not has_selected or self.allow_multiple_selected) and option in values
-            has_selected |= selected
-            parts.append(
-                f'\n  <option value="{escape(option)}"{" selected" if selected else ""}>'
-                f"{escape(str(label))}</option>\n"
-            )
-        parts.append("\n</select>")
-        # html.escape is what django.utils.html.escape calls, without the lazy-string wrapper.
-        return mark_safe("".join(parts))
-
-
-def _attrs(attrs: dict[str, Any]) -> str:
-    """HTML attributes as django/forms/widgets/attrs.html writes them, in order."""
-    return "".join(
-        f" {escape(key)}" if value is True else f' {escape(key)}="{escape(str(value))}"'
-        for key, value in attrs.items()
-        if value is not False
     )
 
 

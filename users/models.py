@@ -8,6 +8,7 @@ enforces as much of that as it can.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -84,24 +85,33 @@ class Role(models.TextChoices):
 
 
 class UserManager(BaseUserManager["User"]):
+    """`create_user` and `create_superuser` (what `manage.py createsuperuser` calls) write
+    through the services, so those users get version 1, their roles and flags like any other.
+
+    Models never import the services: `UsersConfig.ready()` hands the manager the service that
+    creates users (`create_service`).
+    """
+
     use_in_migrations = True
+    create_service: Callable[..., User] | None = None
 
     def get_by_natural_key(self, username: str | None) -> User:
         return self.get(email__iexact=username)
 
-    def create_user(self, email: str | None = None, password: str | None = None, **data) -> User:
-        from users import services  # services import models; the manager is only a shim
+    def _create(self, **kwargs: Any) -> User:
+        if self.create_service is None:
+            raise RuntimeError("The users app is not ready: no service to create users with.")
+        return self.create_service(**kwargs)
 
-        return services.user_create(data={"email": email, **data}, actor=None, password=password)
+    def create_user(self, email: str | None = None, password: str | None = None, **data) -> User:
+        return self._create(data={"email": email, **data}, actor=None, password=password)
 
     def create_superuser(self, email: str | None = None, password: str | None = None, **data):
         """An admin who can sign in at once: CONSOLE flag and the admin role included."""
-        from users import services
-
         data.pop("is_superuser", None)
         data.pop("is_staff", None)
         flags = set(data.pop("feature_flags", ())) | {FeatureFlag.CONSOLE}
-        return services.user_create(
+        return self._create(
             data={"email": email, "feature_flags": sorted(flags), **data},
             actor=None,
             password=password,

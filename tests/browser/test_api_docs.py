@@ -2,7 +2,7 @@
 
 from playwright.sync_api import expect
 
-from users import tokens
+from users.services import tokens
 
 
 def test_docs_page_renders_without_csp_violations(page, url):

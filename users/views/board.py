@@ -8,7 +8,6 @@ list's filters and search (same query parameters) narrow the board too.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,15 +29,13 @@ from django_htmx.http import push_url, trigger_client_event
 from users import selectors, services
 from users.models import RECOMMENDED_MOVES, Status, User, is_recommended_move
 from users.views.common import (
-    FlagBadges,
     HtmxHttpRequest,
-    TemplateRow,
     htmx_target,
     list_state,
     require_perm,
-    url_for_each,
     vary_on_htmx,
 )
+from users.views.kit import Card, FlagBadges, url_for_each
 
 TEMPLATE = "users/board.html"
 COLUMN_SIZE = 25
@@ -51,27 +48,6 @@ def _limit(params: QueryDict, status: str) -> int:
     except ValueError:
         return COLUMN_SIZE
     return max(COLUMN_SIZE, min(value, COLUMN_MAX))
-
-
-@dataclass(frozen=True, slots=True)
-class Card(TemplateRow):
-    """What one card shows, worked out in Python.
-
-    The board draws up to 125 cards: each `{% url %}`, filter or model property the template
-    evaluated per card cost about as much as the query behind the whole column. The text
-    fields are escaped here, once, and marked safe: the template prints most of them twice
-    or more, and escaping was a third of its time.
-    """
-
-    pk: str
-    display_name: str
-    version: str  # text: an int would go through number localisation on every card
-    detail_url: str
-    move_url: str
-    since: str  # time in this status, "3 d 4 h"
-    since_title: str  # the moment it entered it, local time
-    overdue: bool
-    flags_html: str  # the flag badges, rendered once per combination of flags
 
 
 # Units of `time_in_status`, largest first.

@@ -6,7 +6,6 @@ shared URL means the same set of users on each of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,15 +14,13 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
-from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from users import selectors
 from users.filters import UserFilter
-from users.models import FeatureFlag, User
+from users.models import User
 
 SEARCH_MODES = ("simple", "advanced")
 # Public sort keys (what the URL says) → columns. The primary key always breaks ties so that
@@ -54,53 +51,6 @@ def require_perm(request: HttpRequest, *codenames: str) -> None:
     """Refuse (403) unless the user holds every permission; call before fetching any data."""
     if not all(request.user.has_perm(f"users.{codename}") for codename in codenames):
         raise PermissionDenied
-
-
-# A valid user id that no user has: reversed once, then replaced by each row's id.
-_PLACEHOLDER_ID = "U" + "0" * 26
-
-
-def url_for_each(name: str) -> Callable[[str], str]:
-    """`reverse(name, args=[pk])` for many users at the cost of one reverse.
-
-    The list and the board link every row (up to 125 cards); reverse() is ~15 µs a call and
-    user ids are [0-9A-Z] only, so splicing them into one reversed URL is exact.
-    """
-    head, _, tail = reverse(name, args=[_PLACEHOLDER_ID]).partition(_PLACEHOLDER_ID)
-    return lambda pk: f"{head}{pk}{tail}"
-
-
-class TemplateRow:
-    """Base of the rows and cards views compute for templates (slotted dataclasses).
-
-    Django's template engine tries `row[name]` before `row.name`; answering the item lookup
-    saves a raised TypeError on each of the thousands of lookups a page of rows makes.
-    """
-
-    __slots__ = ()
-
-    def __getitem__(self, name: str) -> Any:
-        return getattr(self, name)
-
-
-class FlagBadges:
-    """The flag badges of many rows, each combination of flags rendered once.
-
-    A page of 50 users or a board of 125 cards holds a handful of combinations; rendering the
-    `partial` (a template fragment taking `flags`, a list of FeatureFlag) per row cost more
-    than the query that found the rows.
-    """
-
-    def __init__(self, partial: str) -> None:
-        self.partial = partial
-        self._rendered: dict[tuple[str, ...], str] = {}
-
-    def __call__(self, flags: tuple[str, ...]) -> str:
-        html = self._rendered.get(flags)
-        if html is None:
-            html = render_to_string(self.partial, {"flags": [FeatureFlag(f) for f in flags]})
-            self._rendered[flags] = html
-        return html
 
 
 def htmx_target(request: HtmxHttpRequest) -> str | None:

@@ -21,17 +21,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from users import services, validators
+from users import selectors, services, validators
+from users.contract import FIELD_LABELS
 from users.models import (
     RECOMMENDED_MOVES,
     FeatureFlag,
     Status,
-    StatusChange,
     User,
-    UserVersion,
     is_recommended_move,
 )
-from users.selectors import can_edit, can_view
+from users.policy import can_edit, can_view
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
@@ -96,7 +95,7 @@ def diff_rows(changes: dict[str, list[Any]]) -> list[dict[str, str]]:
     return [
         {
             "field": name,
-            "label": services.FIELD_LABELS.get(name, name),
+            "label": FIELD_LABELS.get(name, name),
             "old": display(old),
             "new": display(new),
         }
@@ -141,28 +140,10 @@ def flags_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
 
 
 def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
-    versions = list(
-        UserVersion.objects.filter(user=user)
-        .select_related("author")
-        .only(
-            "version",
-            "created_at",
-            "changes",
-            # what display_name may fall back on, so no author is fetched again
-            "author__first_name",
-            "author__last_name",
-            "author__email",
-            "author__external_id",
-        )
-        .order_by("-version")[:HISTORY_LIMIT]
-    )
+    versions = selectors.recent_versions(user, limit=HISTORY_LIMIT)
     for version in versions:
-        version.fields = [services.FIELD_LABELS.get(name, name) for name in version.changes]
-    status_changes = list(
-        StatusChange.objects.filter(user=user)
-        .select_related("changed_by")
-        .order_by("-changed_at", "-id")[:HISTORY_LIMIT]
-    )
+        version.fields = [FIELD_LABELS.get(name, name) for name in version.changes]
+    status_changes = selectors.recent_status_changes(user, limit=HISTORY_LIMIT)
     return {
         "versions": versions,
         "status_changes": status_changes,
@@ -189,7 +170,7 @@ def diff_context(user: User, raw_from: str | None, raw_to: str | None) -> dict[s
         context["diff_rows"] = []
     else:
         context["diff_rows"] = diff_rows(
-            services.version_diff(user, from_version=from_version, to_version=to_version)
+            selectors.version_diff(user, from_version=from_version, to_version=to_version)
         )
     return context
 

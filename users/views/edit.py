@@ -16,10 +16,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from users import services
+from users import selectors, services
+from users.contract import FIELD_LABELS
 from users.forms import GROUPS, INPUT_TO_GROUP, UserForm
-from users.models import User, UserVersion
-from users.selectors import can_edit
+from users.models import User
+from users.policy import can_edit
 from users.views.detail import (
     HtmxHttpRequest,
     display,
@@ -75,18 +76,14 @@ def merge_conflict(
         rows.append(
             {
                 "field": field,
-                "label": services.FIELD_LABELS.get(field, field),
+                "label": FIELD_LABELS.get(field, field),
                 "old": display(old),
                 "new": display(new),
                 "kept": kept,
                 "yours": display(mine) if kept else "",
             }
         )
-    versions = (
-        UserVersion.objects.filter(user=subject, version__gt=exc.expected_version)
-        .select_related("author")
-        .order_by("version")
-    )
+    versions = selectors.versions_since(subject, exc.expected_version)
     conflict = {
         "expected_version": exc.expected_version,
         "current_version": subject.version,
@@ -97,7 +94,7 @@ def merge_conflict(
                 "version": version.version,
                 "author": version.author,
                 "created_at": version.created_at,
-                "fields": [services.FIELD_LABELS.get(name, name) for name in version.changes],
+                "fields": [FIELD_LABELS.get(name, name) for name in version.changes],
             }
             for version in versions
         ],
@@ -180,7 +177,7 @@ def user_edit(request: HtmxHttpRequest, pk: str) -> HttpResponse:
                 raise services.StaleVersion(
                     current=subject,
                     expected_version=expected,
-                    changes=services.version_diff(
+                    changes=selectors.version_diff(
                         subject, from_version=expected, to_version=subject.version
                     ),
                 )

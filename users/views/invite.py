@@ -17,9 +17,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from console.auth import can_use_console
 from users import services
 from users.models import User
+from users.policy import can_use_console
 
 TEMPLATE = "users/invite_accept.html"
 

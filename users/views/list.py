@@ -11,7 +11,6 @@ import csv
 import datetime as dt
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -29,16 +28,14 @@ from users import selectors, services
 from users.models import FeatureFlag, Status, User, is_recommended_move, is_user_id
 from users.views.common import (
     SORTS,
-    FlagBadges,
     HtmxHttpRequest,
     ListState,
-    TemplateRow,
     htmx_target,
     list_state,
     require_perm,
-    url_for_each,
     vary_on_htmx,
 )
+from users.views.kit import FlagBadges, Row, url_for_each
 
 logger = logging.getLogger(__name__)
 
@@ -101,26 +98,6 @@ def sort_links(state: ListState) -> dict[str, dict[str, str]]:
             "aria": ("descending" if descending else "ascending") if current else "none",
         }
     return links
-
-
-@dataclass(frozen=True, slots=True)
-class Row(TemplateRow):
-    """What one line of the list shows, worked out in Python: the template prints 50 of them,
-    and a `{% url %}`, a `|date` or a model property per cell cost more than the query."""
-
-    pk: str
-    display_name: str
-    detail_url: str
-    email: str
-    phone: str
-    status: str
-    status_label: str
-    flags_html: str
-    country: str
-    created: str  # date, local time
-    created_title: str  # date and time, local time
-    deleted: bool
-    selected: bool
 
 
 def _rows(users: list[User], selected: set[str]) -> list[Row]:

@@ -14,8 +14,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from users import tokens
 from users.models import ApiToken
+from users.services import tokens
 
 TEMPLATE = "users/api_tokens.html"
 

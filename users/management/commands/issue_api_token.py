@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from users import tokens
 from users.models import User
+from users.services import tokens
 
 
 class Command(BaseCommand):

@@ -7,16 +7,13 @@ small. Run it daily from cron or a scheduler.
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
-from users.api import IDEMPOTENCY_TTL
-from users.models import IdempotencyKey
+from users.services import idempotency
 
 
 class Command(BaseCommand):
     help = "Delete idempotency keys older than 24 hours (they can no longer be replayed)."
 
     def handle(self, *args, **options) -> None:
-        cutoff = timezone.now() - IDEMPOTENCY_TTL
-        deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+        deleted = idempotency.purge_expired_keys()
         self.stdout.write(f"Deleted {deleted} expired idempotency key(s).")

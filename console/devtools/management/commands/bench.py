@@ -23,8 +23,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import override_settings
 
-from users import bench
-from users.bench import Call, Scenario, query_string
+from console.devtools import bench
+from console.devtools.bench import Call, Scenario, query_string
 from users.models import StatusChange, User, UserVersion
 
 ADMIN_LIST = "/admin/users/user/"

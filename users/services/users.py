@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from users import validators
+from users.contract import FIELD_LABELS, TRACKED_FIELDS
 from users.models import (
     INITIAL_STATUSES,
     FeatureFlagGrant,
@@ -32,61 +33,12 @@ from users.models import (
     UserVersion,
     is_recommended_move,
 )
+from users.selectors.history import version_diff
 
-# The versioned record: every contract field a person or integration can change.
-TRACKED_FIELDS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "brokerage_user_id",
-    "idp_user_id",
-    "language",
-    "counter_account",
-    "feature_flags",
-    "status",
-    "date_of_birth",
-    "residency_country",
-    "nationalities",
-    "address",
-    "tax_residency",
-    "identity",
-    "metadata",
-    "readable_by",
-    "modifiable_by",
-    "roles",
-    "deleted",
-)
 WRITE_ONCE_FIELDS = ("email", "phone")
 # What `data` may carry in user_create / user_update. `status_reason` rides along with `status`.
 INPUT_FIELDS = frozenset(TRACKED_FIELDS) - {"deleted", "roles"} | {"status_reason"}
 UNIQUE_FIELDS = ("email", "phone", "external_id")
-
-FIELD_LABELS = {
-    "external_id": "External id",
-    "first_name": "First name",
-    "last_name": "Last name",
-    "email": "Email",
-    "phone": "Phone",
-    "brokerage_user_id": "Brokerage user id",
-    "idp_user_id": "IdP user id",
-    "language": "Language",
-    "counter_account": "Counter account",
-    "feature_flags": "Feature flags",
-    "status": "Status",
-    "date_of_birth": "Date of birth",
-    "residency_country": "Residency country",
-    "nationalities": "Nationalities",
-    "address": "Address",
-    "tax_residency": "Tax residency",
-    "identity": "Identity",
-    "metadata": "Metadata",
-    "readable_by": "Readable by",
-    "modifiable_by": "Modifiable by",
-    "roles": "Roles",
-    "deleted": "Deleted",
-}
 
 
 # eq=False keeps the exception hashable, as tracebacks and loggers expect.
@@ -739,31 +691,3 @@ def user_set_password(*, user: User, password: str) -> User:
     current.set_password(password)
     current.save(update_fields=["password"])
     return current
-
-
-# --- history ---------------------------------------------------------------------------------
-
-
-def version_diff(user: User, *, from_version: int, to_version: int) -> dict[str, list[Any]]:
-    """Field → [value at `from_version`, value at `to_version`], only for fields that differ.
-
-    Built from the per-version diffs: for each field the old value of its first change after
-    `from_version` and the new value of its last change up to `to_version`.
-    """
-    low, high = sorted((from_version, to_version))
-    diff: dict[str, list[Any]] = {}
-    rows = (
-        UserVersion.objects.filter(user=user, version__gt=low, version__lte=high)
-        .order_by("version")
-        .values_list("changes", flat=True)
-    )
-    for changes in rows:
-        for name, (old, new) in changes.items():
-            if name in diff:
-                diff[name][1] = new
-            else:
-                diff[name] = [old, new]
-    diff = {name: pair for name, pair in diff.items() if pair[0] != pair[1]}
-    if from_version > to_version:
-        diff = {name: [new, old] for name, (old, new) in diff.items()}
-    return {name: diff[name] for name in TRACKED_FIELDS if name in diff}

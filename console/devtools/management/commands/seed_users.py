@@ -36,8 +36,8 @@ from django.db import connection, transaction
 from schwifty import IBAN
 from ulid import ULID
 
+from users.contract import TRACKED_FIELDS
 from users.models import FeatureFlag, FeatureFlagGrant, Status, StatusChange, User, UserVersion
-from users.services import TRACKED_FIELDS
 
 UTC = dt.UTC
 DAY = 86400.0

@@ -17,8 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from console.auth import can_use_console
 from users.models import ApiToken, User
+from users.policy import can_use_console
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,46 @@
+"""Every write: one module per sub-domain, each service atomic, keyword-only and typed.
+
+- `users`: create, update, status moves, flags, roles, delete and restore, with the version
+  record and the status history written in the same transaction;
+- `invitations`: a user created with a console login, and the set-password mail;
+- `tokens`: API tokens issued, revoked and authenticated;
+- `idempotency`: the API's idempotency keys.
+"""
+
+from users.services.users import (
+    INPUT_FIELDS,
+    UNIQUE_FIELDS,
+    WRITE_ONCE_FIELDS,
+    StaleVersion,
+    check_status_move,
+    clean_user_data,
+    user_change_status,
+    user_create,
+    user_delete,
+    user_restore,
+    user_set_flag,
+    user_set_flags,
+    user_set_password,
+    user_set_roles,
+    user_snapshot,
+    user_update,
+)
+
+__all__ = [
+    "INPUT_FIELDS",
+    "UNIQUE_FIELDS",
+    "WRITE_ONCE_FIELDS",
+    "StaleVersion",
+    "check_status_move",
+    "clean_user_data",
+    "user_change_status",
+    "user_create",
+    "user_delete",
+    "user_restore",
+    "user_set_flag",
+    "user_set_flags",
+    "user_set_password",
+    "user_set_roles",
+    "user_snapshot",
+    "user_update",
+]

@@ -15,34 +15,46 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
-from users import services
+from users import contract, services
 from users.models import FeatureFlag, Role, StatusChange, User, UserVersion
 
-COUNTER_ACCOUNT_FIELDS = (
-    "bank_account_number",
-    "bank_account_number_type",
-    "bank_id",
-    "bank_id_type",
+
+# The model columns of each contract field the admin edits (an object stored in columns, the
+# counter account, is its columns), in the registry's order.
+def _columns(field: contract.Field) -> tuple[str, ...]:
+    if field.parts and field.parts[0].column:
+        return tuple(part.column for part in field.parts)
+    return (field.column,) if field.column else ()
+
+
+COUNTER_ACCOUNT_FIELDS = _columns(contract.FIELDS["counter_account"])
+FORM_FIELDS = tuple(column for f in contract.FIELDS.values() if f.input for column in _columns(f))
+# Fields of the form that are not model columns, and the record's read-only facts.
+EXTRA_FIELDS = {"status": ("status_reason",), "feature_flags": (), "roles": ()}
+RECORD_FIELDS = (
+    "version",
+    "version_datetime",
+    "version_authored_by_user",
+    "creation_datetime",
+    "deleted",
+    "expected_version",
 )
-FORM_FIELDS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "brokerage_user_id",
-    "idp_user_id",
-    "language",
-    *COUNTER_ACCOUNT_FIELDS,
-    "status",
-    "date_of_birth",
-    "residency_country",
-    "nationalities",
-    "address",
-    "tax_residency",
-    "identity",
-    "metadata",
-)
+
+
+def fieldsets() -> tuple[tuple[str | None, dict[str, Any]], ...]:
+    """One fieldset per contract group, then the version: derived from the registry."""
+    sets: list[tuple[str | None, dict[str, Any]]] = []
+    for group in contract.Group:
+        names: list[str] = ["id"] if group == contract.Group.IDENTITY else []
+        for f in contract.fields_in(group):
+            if f.name in EXTRA_FIELDS:
+                names += [f.name, *EXTRA_FIELDS[f.name]]
+            elif f.input:
+                names += _columns(f)
+        if names:
+            sets.append((contract.GROUP_LABELS[group], {"fields": tuple(names)}))
+    sets.append(("Version", {"fields": RECORD_FIELDS}))
+    return tuple(sets)
 
 
 class UserAdminForm(forms.ModelForm):
@@ -75,7 +87,7 @@ class UserAdminForm(forms.ModelForm):
             self.fields["feature_flags"].initial = sorted(instance.flag_names())
             self.fields["roles"].initial = sorted(instance.role_names())
             self.fields["expected_version"].initial = instance.version
-            for name in services.WRITE_ONCE_FIELDS:
+            for name in contract.WRITE_ONCE_FIELDS:
                 if getattr(instance, name) and name in self.fields:
                     self.fields[name].disabled = True
                     self.fields[name].help_text = "Write-once: set, so it cannot be changed."
@@ -97,7 +109,7 @@ class UserAdminForm(forms.ModelForm):
         data["status_reason"] = self.cleaned_data.get("status_reason") or ""
         if self.instance.pk and not self.instance._state.adding:
             # A disabled field ignores what was posted; a crafted POST must still be refused.
-            for name in services.WRITE_ONCE_FIELDS:
+            for name in contract.WRITE_ONCE_FIELDS:
                 if self.fields[name].disabled:
                     posted = self.data.get(name)
                     data[name] = posted if posted is not None else getattr(self.instance, name)
@@ -119,10 +131,7 @@ class UserAdminForm(forms.ModelForm):
         return cleaned
 
     def _add_service_errors(self, exc: ValidationError) -> None:
-        for key, errors in exc.error_dict.items():
-            name = (
-                key.split(".", 1)[-1] if key.startswith("counter_account.") else key.split(".")[0]
-            )
+        for name, errors in contract.errors_by_target(exc, contract.column_for):
             self.add_error(name if name in self.fields else None, errors)
 
 
@@ -184,53 +193,7 @@ class UserAdmin(admin.ModelAdmin):
     )
     inlines = (StatusChangeInline, UserVersionInline)
     actions = ("restore_selected",)
-    fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "id",
-                    "external_id",
-                    "first_name",
-                    "last_name",
-                    "email",
-                    "phone",
-                    "brokerage_user_id",
-                    "idp_user_id",
-                    "language",
-                )
-            },
-        ),
-        ("Counter account", {"fields": COUNTER_ACCOUNT_FIELDS}),
-        ("Status and products", {"fields": ("status", "status_reason", "feature_flags", "roles")}),
-        (
-            "KYC",
-            {
-                "fields": (
-                    "date_of_birth",
-                    "residency_country",
-                    "nationalities",
-                    "address",
-                    "tax_residency",
-                    "identity",
-                    "metadata",
-                )
-            },
-        ),
-        (
-            "Version",
-            {
-                "fields": (
-                    "version",
-                    "version_datetime",
-                    "version_authored_by_user",
-                    "creation_datetime",
-                    "deleted",
-                    "expected_version",
-                )
-            },
-        ),
-    )
+    fieldsets = fieldsets()
 
     def save_model(
         self, request: HttpRequest, obj: User, form: UserAdminForm, change: bool

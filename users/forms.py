@@ -9,59 +9,28 @@ Nothing here saves.
 from __future__ import annotations
 
 import re
+from html import escape
 from typing import Any
 
 import pycountry
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.safestring import mark_safe
 
-from users import services, validators
+from users import contract, services, validators
 from users.models import INITIAL_STATUSES, BankAccountNumberType, BankIdType, Status, User
 
 # Nested contract objects and the inputs that edit them, as input name -> key in the object.
-GROUPS: dict[str, dict[str, str]] = {
-    "counter_account": {
-        "bank_account_number": "bank_account_number",
-        "bank_account_number_type": "bank_account_number_type",
-        "bank_id": "bank_id",
-        "bank_id_type": "bank_id_type",
-    },
-    "address": {
-        "address_line1": "line1",
-        "address_line2": "line2",
-        "address_city": "city",
-        "address_postal_code": "postal_code",
-        "address_country_code": "country_code",
-    },
-    "tax_residency": {
-        "tax_country_code": "country_code",
-        "tax_proof_type": "proof_type",
-        "tax_value": "value",
-    },
-}
+GROUPS: dict[str, dict[str, str]] = contract.INPUT_GROUPS
 INPUT_TO_GROUP = {name: group for group, inputs in GROUPS.items() for name in inputs}
-# Where an error about a whole object (not one of its parts) is shown.
-GROUP_FIRST_INPUT = {group: next(iter(inputs)) for group, inputs in GROUPS.items()}
 # Contract fields edited by one input of the same name.
-SIMPLE_FIELDS = (
-    "first_name",
-    "last_name",
-    "external_id",
-    "email",
-    "phone",
-    "language",
-    "date_of_birth",
-    "identity",
-    "residency_country",
-    "nationalities",
-    "brokerage_user_id",
-    "idp_user_id",
-    "metadata",
-    "readable_by",
-    "modifiable_by",
-)
+SIMPLE_FIELDS = contract.form_fields()
 # Lists typed as comma- or space-separated values.
-LIST_FIELDS = ("nationalities", "readable_by", "modifiable_by")
+LIST_FIELDS = tuple(
+    name
+    for name in SIMPLE_FIELDS
+    if contract.FIELDS[name].kind in (contract.Kind.COUNTRIES, contract.Kind.USER_IDS)
+)
 
 
 def _text(label: str, **attrs: Any) -> forms.CharField:
@@ -214,7 +183,7 @@ class UserForm(forms.Form):
             self.fields["expected_version"].error_messages["required"] = (
                 "The form lost the version it was made from; reload the page."
             )
-            for name in services.WRITE_ONCE_FIELDS:
+            for name in contract.WRITE_ONCE_FIELDS:
                 if getattr(user, name):
                     field = self.fields[name]
                     field.widget.attrs["readonly"] = True
@@ -229,11 +198,17 @@ class UserForm(forms.Form):
     @staticmethod
     def initial_for(user: User) -> dict[str, Any]:
         snapshot = services.user_snapshot(user)
-        initial: dict[str, Any] = {
-            name: ", ".join(snapshot[name]) if name in LIST_FIELDS else snapshot[name] or ""
-            for name in SIMPLE_FIELDS
-        }
-        initial["metadata"] = metadata_to_text(snapshot["metadata"])
+        initial: dict[str, Any] = {}
+        for name in SIMPLE_FIELDS:
+            kind, value = contract.FIELDS[name].kind, snapshot[name]
+            if name in LIST_FIELDS:
+                initial[name] = ", ".join(value)
+            elif kind == contract.Kind.MAP:
+                initial[name] = metadata_to_text(value)
+            elif kind == contract.Kind.CHOICES:
+                initial[name] = value
+            else:
+                initial[name] = value or ""
         for group, inputs in GROUPS.items():
             values = snapshot[group] or {}
             for name, key in inputs.items():
@@ -258,10 +233,15 @@ class UserForm(forms.Form):
         if field in GROUPS:
             values = {key: self._value(name) for name, key in GROUPS[field].items()}
             return values if any(values.values()) else None
-        if field == "metadata":
-            return parse_metadata(self.data.get("metadata") or "")
-        if field in ("readable_by", "modifiable_by"):
+        kind = contract.FIELDS[field].kind
+        if kind == contract.Kind.MAP:
+            return parse_metadata(self.data.get(field) or "")
+        if kind == contract.Kind.USER_IDS:
             return [part for part in re.split(r"[\s,]+", self._value(field)) if part]
+        if kind == contract.Kind.CHOICES:
+            if hasattr(self, "cleaned_data") and field in self.cleaned_data:
+                return list(self.cleaned_data[field] or [])
+            return [value for value in self.data.getlist(field) if value]
         return self._value(field)
 
     def contract_fields(self) -> list[str]:
@@ -295,29 +275,8 @@ class UserForm(forms.Form):
 
     # --- errors from the services ----------------------------------------------------------
 
-    @staticmethod
-    def input_for(key: str) -> str | None:
-        """The input that shows an error keyed `key` (`address.city` -> `address_city`)."""
-        group, _, part = key.partition(".")
-        if group in GROUPS:
-            if not part:
-                return GROUP_FIRST_INPUT[group]
-            for name, sub_key in GROUPS[group].items():
-                if sub_key == part:
-                    return name
-            return None
-        if key == "status_reason":
-            return "status"
-        if key in SIMPLE_FIELDS or key == "status":
-            return key
-        return None
-
     def add_service_errors(self, exc: ValidationError) -> None:
-        if not hasattr(exc, "error_dict"):
-            self.add_error(None, exc)
-            return
-        for key, errors in exc.error_dict.items():
-            name = self.input_for(key)
+        for name, errors in contract.errors_by_target(exc, contract.input_for):
             if name is None or name not in self.fields:
                 self.add_error(None, errors)
             elif name not in self.errors or not any(e.message in self.errors[name] for e in errors):
@@ -348,8 +307,8 @@ class UserForm(forms.Form):
         except ValidationError as exc:
             messages = [
                 message
-                for key, errors in exc.error_dict.items()
-                if self.input_for(key) == name
+                for target, errors in contract.errors_by_target(exc, contract.input_for)
+                if target == name
                 for error in errors
                 for message in error.messages
             ]
@@ -380,3 +339,45 @@ class UserForm(forms.Form):
         if name == "language" and value and value != self._value("language"):
             return {"kind": "language", "text": f"Saved as {value}"}
         return None
+
+
+class ChecklistWidget(forms.CheckboxSelectMultiple):
+    """Checkboxes that say "none ticked" too: an empty hidden input goes first, so an edit that
+    unticks every box still sends the field (the form changes only the inputs it was sent)."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        hidden = f'<input type="hidden" name="{escape(name)}" value="">'
+        return mark_safe(hidden + super().render(name, value, attrs, renderer))
+
+
+class ChecklistField(forms.MultipleChoiceField):
+    widget = ChecklistWidget
+
+    def to_python(self, value: Any) -> list[str]:
+        return [item for item in super().to_python(value) if item]
+
+
+def form_field(field: contract.Field) -> forms.Field:
+    """An input for a contract field the form does not declare itself, by the field's kind.
+
+    Rules stay with the validators; the input only shapes what a browser sends.
+    """
+    match field.kind:
+        case contract.Kind.CHOICE:
+            choices = [("", "—"), *field.choices.choices]
+            return forms.ChoiceField(label=field.label, required=False, choices=choices)
+        case contract.Kind.CHOICES:
+            return ChecklistField(label=field.label, required=False, choices=field.choices.choices)
+        case contract.Kind.COUNTRY:
+            return _country(field.label)
+        case contract.Kind.DATE:
+            return forms.CharField(
+                label=field.label, required=False, widget=forms.DateInput(attrs={"type": "date"})
+            )
+    return _text(field.label, autocomplete="off")
+
+
+# Contract fields with no input declared above get one from their kind.
+for _name in SIMPLE_FIELDS:
+    if _name not in UserForm.base_fields:
+        UserForm.base_fields[_name] = form_field(contract.FIELDS[_name])

@@ -26,11 +26,14 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from users.models import FeatureFlag, FeatureFlagGrant, Status
+from users import contract
+from users.contract import Kind
+from users.models import FeatureFlagGrant
 
 __all__ = [
     "FIELDS",
@@ -181,31 +184,53 @@ def _phone(value: str) -> str:
     return stripped
 
 
-FIELDS: dict[str, FieldSpec] = {
-    "id": FieldSpec("id", "text", normalise=str.upper, ci=False),
-    "external_id": FieldSpec("external_id", "text", nullable=True),
-    "first_name": FieldSpec("first_name", "text", exact="iexact"),
-    "last_name": FieldSpec("last_name", "text", exact="iexact"),
-    # Email uniqueness is case-insensitive, so is finding one.
-    "email": FieldSpec("email", "text", exact="iexact", nullable=True),
-    "phone": FieldSpec("phone", "text", nullable=True, normalise=_phone, ci=False),
-    "status": FieldSpec("status", "choice", choices=tuple(Status.values)),
-    "language": FieldSpec("language", "text", exact="iexact"),
-    "residency_country": FieldSpec("residency_country", "text", normalise=str.upper, ci=False),
-    "brokerage_user_id": FieldSpec("brokerage_user_id", "text"),
-    "idp_user_id": FieldSpec("idp_user_id", "text"),
-    "creation_datetime": FieldSpec("creation_datetime", "datetime"),
-    "version": FieldSpec("version", "int"),
-    "version_datetime": FieldSpec("version_datetime", "datetime"),
-    "deleted": FieldSpec("deleted", "bool"),
-    "date_of_birth": FieldSpec("date_of_birth", "date", nullable=True),
-    "bank_account_number": FieldSpec(
-        "bank_account_number", "text", normalise=_compact_upper, ci=False
-    ),
-    "feature_flags": FieldSpec(
-        "feature_flags", "flags", choices=tuple(FeatureFlag.values), sortable=False
-    ),
-}
+def _spec(name: str, kind: Kind, *, nullable: bool, sortable: bool, choices: Any) -> FieldSpec:
+    """How the query reads a contract field of this kind (`users.contract`)."""
+    match kind:
+        case Kind.ID:
+            return FieldSpec(name, "text", normalise=str.upper, ci=False, sortable=sortable)
+        case Kind.COUNTRY:
+            return FieldSpec(name, "text", normalise=str.upper, ci=False, sortable=sortable)
+        case Kind.NAME | Kind.EMAIL | Kind.LANGUAGE:
+            # Names, emails (unique whatever their case) and tags are found whatever the case.
+            return FieldSpec(name, "text", exact="iexact", nullable=nullable, sortable=sortable)
+        case Kind.PHONE:
+            return FieldSpec(
+                name, "text", nullable=nullable, normalise=_phone, ci=False, sortable=sortable
+            )
+        case Kind.TEXT:
+            return FieldSpec(name, "text", nullable=nullable, sortable=sortable)
+        case Kind.CHOICE:
+            return FieldSpec(name, "choice", choices=tuple(choices.values), sortable=sortable)
+        case Kind.FLAGS:
+            return FieldSpec(name, "flags", choices=tuple(choices.values), sortable=False)
+        case Kind.INT | Kind.DATE | Kind.DATETIME | Kind.BOOL:
+            return FieldSpec(name, kind.value, nullable=nullable, sortable=sortable)
+    raise ValueError(f"The query language cannot read {name} ({kind}).")
+
+
+def _fields() -> dict[str, FieldSpec]:
+    fields: dict[str, FieldSpec] = {}
+    for entry in contract.FIELDS.values():
+        if entry.queryable:
+            fields[entry.name] = _spec(
+                entry.column or entry.name,
+                entry.kind,
+                nullable=entry.nullable,
+                sortable=entry.sortable,
+                choices=entry.choices,
+            )
+        for part in entry.parts:
+            if part.queryable:
+                # An account number: compared as stored, compact and upper case.
+                fields[part.key] = FieldSpec(
+                    part.column, "text", normalise=_compact_upper, ci=False
+                )
+    return fields
+
+
+# The queryable fields, from the contract's registry.
+FIELDS: dict[str, FieldSpec] = _fields()
 SORTABLE_FIELDS = tuple(name for name, spec in FIELDS.items() if spec.sortable)
 _KEYWORDS = {"and", "or", "in", "to", "orderby", *OPERATORS}
 

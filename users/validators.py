@@ -17,12 +17,13 @@ import phonenumbers
 import pycountry
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
+from django.db import models
 from django.utils import timezone
 from schwifty import BIC, IBAN, registry
 from schwifty import exceptions as schwifty_errors
 from stdnum.us import rtn
 
-from users.models import PHONE_REGEX, BankAccountNumberType, BankIdType, FeatureFlag
+from users.models import PHONE_REGEX, BankAccountNumberType, BankIdType, FeatureFlag, is_user_id
 
 METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
@@ -160,6 +161,33 @@ def countries(value: Any, *, field: str = "Nationalities") -> list[str]:
         if code and code not in cleaned:
             cleaned.append(code)
     return cleaned
+
+
+def choice(
+    value: Any, choices: type[models.TextChoices], *, field: str, required: bool = False
+) -> str:
+    """One of `choices` (its stored value); empty is "" unless `required`."""
+    if value in (None, "") and not required:
+        return ""
+    if not isinstance(value, str) or value not in choices.values:
+        raise ValidationError(
+            f"Unknown {field.lower()} {value!r}; known: {', '.join(choices.values)}.",
+            code="choice",
+        )
+    return value
+
+
+def choice_list(value: Any, choices: type[models.TextChoices], *, field: str) -> list[str]:
+    """Distinct values of `choices`, in the order of the choices; empty is []."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[\s,]+", value) if part]
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise ValidationError(f"{field} must be a list.", code="type")
+    for item in value:
+        choice(item, choices, field=field, required=True)
+    return [known for known in choices.values if known in value]
 
 
 def date_of_birth(value: Any) -> dt.date | None:
@@ -494,7 +522,7 @@ def user_ids(value: Any, *, field: str) -> list[str]:
         raise ValidationError(f"{field} must be a list of user ids.", code="type")
     ids: list[str] = []
     for item in value:
-        if not isinstance(item, str) or not re.fullmatch(r"U[0-9A-HJKMNP-TV-Z]{26}", item):
+        if not isinstance(item, str) or not is_user_id(item):
             raise ValidationError(f"{item!r} is not a user id (U + 26 characters).", code="user_id")
         if item not in ids:
             ids.append(item)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,7 +16,7 @@ from ninja import Header, Query
 from ninja import Status as HttpStatus
 from ninja.errors import ValidationError as NinjaValidationError
 
-from users import selectors, services
+from users import contract, selectors, services
 from users.api import errors
 from users.api.auth import ApiKey, BearerToken
 from users.api.errors import ConsoleApi, StrictJsonParser, error_item, query_error
@@ -32,7 +31,7 @@ from users.api.schemas import (
     ValidationErrors,
 )
 from users.contract import FIELD_LABELS
-from users.models import Role, User, is_user_id
+from users.models import User, is_user_id
 from users.policy import check_create_permissions, check_update_permissions, require
 from users.query import QueryError, parse_orderby, parse_query, referenced_fields
 from users.services import idempotency, invitations
@@ -70,7 +69,6 @@ def with_relations(users: QuerySet[User]) -> QuerySet[User]:
         "flag_grants",
         Prefetch("readable_by", queryset=only_id),
         Prefetch("modifiable_by", queryset=only_id),
-        Prefetch("groups", queryset=Group.objects.only("name")),
     )
 
 
@@ -88,21 +86,10 @@ def _empty_to_none(value: Any) -> Any:
 
 
 def user_out(user: User) -> dict[str, Any]:
-    """The contract's JSON for one user: the service snapshot plus the record's metadata."""
-    if "groups" in getattr(user, "_prefetched_objects_cache", {}):
-        user._role_names = {g.name for g in user.groups.all() if g.name in Role.values}
-    snapshot = services.user_snapshot(user)
-    snapshot.pop("roles")  # console access is not part of the contract's record
-    body = {name: _empty_to_none(value) for name, value in snapshot.items()}
-    body.update(
-        id=user.pk,
-        creation_datetime=user.creation_datetime.isoformat(),
-        version=user.version,
-        version_datetime=user.version_datetime.isoformat(),
-        version_authored_by_user_id=user.version_authored_by_user_id,
-        deleted=user.deleted,
-    )
-    return body
+    """The contract's JSON for one user: every field the registry puts in the API."""
+    return {
+        name: _empty_to_none(contract.FIELDS[name].value_of(user)) for name in contract.API_FIELDS
+    }
 
 
 def _fresh(user: User) -> dict[str, Any]:

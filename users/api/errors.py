@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -20,7 +20,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
-from users import services
+from users import contract, services
 from users.query import QueryError
 from users.services.idempotency import IdempotencyConflict
 
@@ -72,9 +72,7 @@ def error_item(loc: list[str | int], msg: str, type_: str, **ctx: Any) -> dict[s
 def service_errors(exc: DjangoValidationError, *, source: str = "body") -> list[dict[str, Any]]:
     """A service `ValidationError` as API error items; dotted keys become `loc` paths."""
     items: list[dict[str, Any]] = []
-    error_dict = exc.error_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: [exc]}
-    for key, errors in error_dict.items():
-        loc: list[str | int] = [source] if key == NON_FIELD_ERRORS else [source, *key.split(".")]
+    for loc, errors in contract.errors_by_target(exc, lambda path: [source, *path]):
         for error in errors:
             for leaf in error.error_list:
                 message = leaf.message % leaf.params if leaf.params else leaf.message

@@ -1,4 +1,5 @@
-"""Shapes of the JSON API's bodies (django-ninja / pydantic).
+"""Shapes of the JSON API's bodies (django-ninja / pydantic), generated from the contract's
+registry (`users.contract`): a field added there is in the API, documented, without an edit here.
 
 They only shape data and document it in the OpenAPI schema: types, nesting and which keys exist.
 Every rule (IBAN, phone, write-once, uniqueness, status moves) is checked by `users.services`,
@@ -11,9 +12,9 @@ import datetime as dt
 from typing import Any
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, create_model
 
-from users.models import FeatureFlag, Status
+from users import contract
 
 MAX_INT = 2**31 - 1
 
@@ -23,69 +24,65 @@ class _Input(Schema):
     model_config = ConfigDict(extra="forbid")
 
 
-class CounterAccountIn(_Input):
-    bank_account_number: str | None = Field(
-        None,
-        description="IBAN, or a US account number (4 to 17 digits).",
-        examples=["BE71096123456769"],
-    )
-    bank_account_number_type: str | None = Field(
-        None, description="`IBAN` or `ABA`; an IBAN is recognised without it.", examples=["IBAN"]
-    )
-    bank_id: str | None = Field(
-        None, description="BIC for an IBAN, 9-digit routing number for ABA.", examples=["GEBABEBB"]
-    )
-    bank_id_type: str | None = Field(None, description="`BIC` or `ABA`.", examples=["BIC"])
+def _camel(name: str) -> str:
+    return "".join(word.capitalize() for word in name.split("_"))
 
 
-class AddressIn(_Input):
-    line1: str | None = None
-    line2: str | None = None
-    city: str | None = None
-    postal_code: str | None = None
-    country_code: str | None = Field(None, description="ISO 3166-1 alpha-2.", examples=["BE"])
+def _nested(field: contract.Field, *, suffix: str, base: type[Schema]) -> type[Schema]:
+    """The schema of a nested object (`AddressIn`, `CounterAccountOut`) from its parts."""
+    parts: dict[str, Any] = {}
+    for part in field.parts:
+        kind = part.choices if part.choices else str
+        examples = [part.example] if part.example is not None else None
+        parts[part.key] = (
+            kind | None,
+            Field(None, description=part.help or None, examples=examples),
+        )
+    return create_model(f"{_camel(field.name)}{suffix}", __base__=base, **parts)
 
 
-class TaxResidencyIn(_Input):
-    country_code: str | None = Field(None, examples=["BE"])
-    proof_type: str | None = Field(None, examples=["NATIONAL_ID"])
-    value: str | None = None
+def _input_type(field: contract.Field) -> Any:
+    K = contract.Kind
+    match field.kind:
+        case K.DATE:
+            return dt.date
+        case K.CHOICE:
+            return field.choices
+        case K.CHOICES | K.FLAGS:
+            return list[field.choices]
+        case K.COUNTRIES | K.USER_IDS:
+            return list[str]
+        case K.MAP:
+            return dict[str, str]
+        case K.COUNTER_ACCOUNT | K.OBJECT:
+            return _nested(field, suffix="In", base=_Input)
+    return str
 
 
-class UserIn(_Input):
-    """A user to create. Every field is optional; `status` defaults to WAITING_FOR_VERIFICATION."""
+def _input_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in contract.INPUT_FIELDS:
+        field = contract.FIELDS[name]
+        examples = [field.example] if field.example is not None else None
+        fields[name] = (
+            _input_type(field) | None,
+            Field(None, description=field.help or None, examples=examples),
+        )
+        if name == "status":
+            fields["status_reason"] = (
+                str | None,
+                Field(None, description="Why the status moves (≤ 2000)."),
+            )
+    return fields
 
-    external_id: str | None = Field(None, description="The bank's reference, ≤ 64, unique.")
-    first_name: str | None = Field(None, description="≤ 128 characters.")
-    last_name: str | None = Field(None, description="≤ 128 characters.")
-    email: str | None = Field(None, description="Unique (case-insensitive) and write-once.")
-    phone: str | None = Field(
-        None, description="A valid number, stored E.164; unique and write-once."
-    )
-    brokerage_user_id: str | None = None
-    idp_user_id: str | None = None
-    language: str | None = Field(None, description="BCP 47 tag.", examples=["en-US"])
-    counter_account: CounterAccountIn | None = Field(None, description="Replaced whole.")
-    feature_flags: list[FeatureFlag] | None = Field(
-        None, description="Needs the manage_feature_flags permission."
-    )
-    status: Status | None = Field(
-        None, description="A move off the recommended flow needs `status_reason`."
-    )
-    status_reason: str | None = Field(None, description="Why the status moves (≤ 2000).")
-    date_of_birth: dt.date | None = None
-    residency_country: str | None = Field(None, examples=["BE"])
-    nationalities: list[str] | None = Field(None, examples=[["BE"]])
-    address: AddressIn | None = Field(None, description="Replaced whole.")
-    tax_residency: TaxResidencyIn | None = Field(None, description="Replaced whole.")
-    identity: str | None = Field(None, description="National identity number, ≤ 64.")
-    metadata: dict[str, str] | None = Field(None, description="≤ 50 keys of ≤ 40 characters.")
-    readable_by: list[str] | None = Field(
-        None, description="User ids that may read this user (needs change_user)."
-    )
-    modifiable_by: list[str] | None = Field(
-        None, description="User ids that may modify this user (needs change_user)."
-    )
+
+UserIn = create_model(
+    "UserIn",
+    __base__=_Input,
+    __doc__="A user to create. Every field is optional; `status` defaults to "
+    "WAITING_FOR_VERIFICATION.",
+    **_input_fields(),
+)
 
 
 class UserPatch(UserIn):
@@ -99,54 +96,45 @@ class UserPatch(UserIn):
     )
 
 
-class CounterAccountOut(Schema):
-    bank_account_number: str
-    bank_account_number_type: str
-    bank_id: str | None
-    bank_id_type: str | None
+class _Output(Schema):
+    pass
 
 
-class AddressOut(Schema):
-    line1: str | None = None
-    line2: str | None = None
-    city: str | None = None
-    postal_code: str | None = None
-    country_code: str | None = None
+def _output_type(field: contract.Field) -> Any:
+    K = contract.Kind
+    match field.kind:
+        case K.DATE:
+            return dt.date | None
+        case K.DATETIME:
+            return dt.datetime
+        case K.INT:
+            return int
+        case K.BOOL:
+            return bool
+        case K.CHOICE:
+            # An unset choice reads as null; the status is always set.
+            return field.choices if field.name == "status" else field.choices | None
+        case K.CHOICES | K.FLAGS:
+            return list[field.choices]
+        case K.COUNTRIES | K.USER_IDS:
+            return list[str]
+        case K.MAP:
+            return dict[str, str]
+        case K.COUNTER_ACCOUNT | K.OBJECT:
+            return _nested(field, suffix="Out", base=_Output) | None
+    return str if field.name == "id" else str | None
 
 
-class TaxResidencyOut(Schema):
-    country_code: str | None = None
-    proof_type: str | None = None
-    value: str | None = None
+def _output_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in contract.API_FIELDS:
+        field = contract.FIELDS[name]
+        examples = [field.example] if field.example is not None else None
+        fields[name] = (_output_type(field), Field(examples=examples))
+    return fields
 
 
-class UserOut(Schema):
-    id: str = Field(examples=["U01ARZ3NDEKTSV4RRFFQ69G5FAV"])
-    external_id: str | None
-    first_name: str | None
-    last_name: str | None
-    email: str | None
-    phone: str | None
-    brokerage_user_id: str | None
-    idp_user_id: str | None
-    language: str | None
-    counter_account: CounterAccountOut | None
-    feature_flags: list[FeatureFlag]
-    status: Status
-    date_of_birth: dt.date | None
-    residency_country: str | None
-    nationalities: list[str]
-    address: AddressOut | None
-    tax_residency: TaxResidencyOut | None
-    identity: str | None
-    metadata: dict[str, str]
-    readable_by: list[str]
-    modifiable_by: list[str]
-    creation_datetime: dt.datetime
-    version: int
-    version_datetime: dt.datetime
-    version_authored_by_user_id: str | None
-    deleted: bool
+UserOut = create_model("UserOut", __base__=Schema, **_output_fields())
 
 
 class UserPage(Schema):

@@ -8,12 +8,10 @@
 """
 
 from users.services.users import (
-    INPUT_FIELDS,
-    UNIQUE_FIELDS,
-    WRITE_ONCE_FIELDS,
     StaleVersion,
     check_status_move,
     clean_user_data,
+    creation_changes,
     user_change_status,
     user_create,
     user_delete,
@@ -27,12 +25,10 @@ from users.services.users import (
 )
 
 __all__ = [
-    "INPUT_FIELDS",
-    "UNIQUE_FIELDS",
-    "WRITE_ONCE_FIELDS",
     "StaleVersion",
     "check_status_move",
     "clean_user_data",
+    "creation_changes",
     "user_change_status",
     "user_create",
     "user_delete",

@@ -21,8 +21,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from users import validators
-from users.contract import FIELD_LABELS, TRACKED_FIELDS
+from users import contract, validators
+from users.contract import FIELD_LABELS, TRACKED_FIELDS, UNIQUE_FIELDS, WRITE_ONCE_FIELDS
 from users.models import (
     INITIAL_STATUSES,
     FeatureFlagGrant,
@@ -35,10 +35,9 @@ from users.models import (
 )
 from users.selectors.history import version_diff
 
-WRITE_ONCE_FIELDS = ("email", "phone")
-# What `data` may carry in user_create / user_update. `status_reason` rides along with `status`.
-INPUT_FIELDS = frozenset(TRACKED_FIELDS) - {"deleted", "roles"} | {"status_reason"}
-UNIQUE_FIELDS = ("email", "phone", "external_id")
+# What `data` may carry in user_create / user_update.
+_ACCEPTED = frozenset(contract.INPUT_FIELDS) | frozenset(contract.INPUT_EXTRAS)
+STATUS_REASON_MAX_LENGTH = 2000
 
 
 # eq=False keeps the exception hashable, as tracebacks and loggers expect.
@@ -62,72 +61,19 @@ class StaleVersion(Exception):
         )
 
 
-# --- reading the record as JSON values ---------------------------------------------------------
+def creation_changes(values: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Version 1's diff: each tracked field that is set, from its empty value to `values`'."""
+    before = contract.empty_record()
+    return {
+        name: [before[name], value]
+        for name, value in values.items()
+        if name in before and not contract.is_empty(value)
+    }
 
 
 def user_snapshot(user: User) -> dict[str, Any]:
     """The tracked fields as JSON values: what versions store and diffs compare."""
-    return {
-        "external_id": user.external_id,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "email": user.email,
-        "phone": user.phone,
-        "brokerage_user_id": user.brokerage_user_id,
-        "idp_user_id": user.idp_user_id,
-        "language": user.language,
-        "counter_account": user.counter_account,
-        "feature_flags": sorted(user.flag_names()) if user.pk else [],
-        "status": user.status,
-        "date_of_birth": user.date_of_birth.isoformat() if user.date_of_birth else None,
-        "residency_country": user.residency_country,
-        "nationalities": list(user.nationalities or []),
-        "address": user.address,
-        "tax_residency": user.tax_residency,
-        "identity": user.identity,
-        "metadata": dict(user.metadata or {}),
-        "readable_by": _related_ids(user, "readable_by"),
-        "modifiable_by": _related_ids(user, "modifiable_by"),
-        "roles": sorted(user.role_names()) if user.pk else [],
-        "deleted": user.deleted,
-    }
-
-
-def _related_ids(user: User, name: str) -> list[str]:
-    if not user.pk:
-        return []
-    cache = getattr(user, "_prefetched_objects_cache", {})
-    if name in cache:
-        return sorted(u.pk for u in cache[name])
-    return sorted(getattr(user, name).values_list("pk", flat=True))
-
-
-def _empty_value(name: str) -> Any:
-    return {
-        "nationalities": [],
-        "metadata": {},
-        "feature_flags": [],
-        "readable_by": [],
-        "modifiable_by": [],
-        "roles": [],
-        "deleted": False,
-    }.get(name, None if name in _NULLABLE else "")
-
-
-_NULLABLE = {
-    "external_id",
-    "email",
-    "phone",
-    "counter_account",
-    "date_of_birth",
-    "address",
-    "tax_residency",
-    "status",
-}
-
-
-def _is_empty(value: Any) -> bool:
-    return value in (None, "", [], {})
+    return contract.snapshot(user)
 
 
 # --- cleaning input ----------------------------------------------------------------------------
@@ -148,104 +94,25 @@ def clean_user_data(data: Mapping[str, Any], *, user: User | None) -> dict[str, 
     again on the locked row, so a form may call it first to show errors next to its fields.
     """
     errors: dict[str, list[ValidationError]] = {}
-    unknown = sorted(set(data) - INPUT_FIELDS)
-    for name in unknown:
+    for name in sorted(set(data) - _ACCEPTED):
         errors[name] = [ValidationError("Unknown field.", code="unknown_field")]
-
-    def run(name: str, func, *args, **kwargs) -> Any:
+    cleaned: dict[str, Any] = {}
+    context = contract.CleanContext(data=data, user=user, cleaned=cleaned)
+    for name in contract.INPUT_FIELDS:
+        if name not in data:
+            continue
         try:
-            return func(*args, **kwargs)
+            cleaned[name] = contract.FIELDS[name].cleaned(data[name], context)
         except ValidationError as exc:
             errors.update(_prefixed(name, exc))
-            return None
-
-    cleaned: dict[str, Any] = {}
-    simple_text = {
-        "first_name": 128,
-        "last_name": 128,
-        "brokerage_user_id": 64,
-        "idp_user_id": 64,
-        "identity": 64,
-    }
-    for name, max_length in simple_text.items():
-        if name in data:
-            cleaned[name] = run(
-                name, validators.text, data[name], max_length=max_length, field=FIELD_LABELS[name]
-            )
-    if "external_id" in data:
-        value = run(
-            "external_id", validators.text, data["external_id"], max_length=64, field="External id"
-        )
-        cleaned["external_id"] = value or None
-    if "email" in data:
-        cleaned["email"] = run("email", validators.email, data["email"])
-    if "residency_country" in data:
-        cleaned["residency_country"] = run(
-            "residency_country",
-            validators.country,
-            data["residency_country"],
-            field="Residency country",
-        )
-    if "phone" in data:
-        region = cleaned.get("residency_country") or (user.residency_country if user else "")
-        cleaned["phone"] = run("phone", validators.phone, data["phone"], region=region)
-    if "language" in data:
-        cleaned["language"] = run("language", validators.language, data["language"])
-    if "counter_account" in data:
-        columns = run("counter_account", validators.counter_account, data["counter_account"])
-        if columns is not None:
-            cleaned["counter_account"] = (
-                {k: (v or None) if k.startswith("bank_id") else v for k, v in columns.items()}
-                if columns["bank_account_number"]
-                else None
-            )
-    if "feature_flags" in data:
-        cleaned["feature_flags"] = run(
-            "feature_flags", validators.feature_flags, data["feature_flags"]
-        )
-    if "status" in data:
-        status = data["status"]
-        if status not in Status.values:
-            errors["status"] = [
-                ValidationError(
-                    f"Unknown status {status!r}; known: {', '.join(Status.values)}.", code="choice"
-                )
-            ]
-        else:
-            cleaned["status"] = status
     if "status_reason" in data:
-        cleaned["status_reason"] = run(
-            "status_reason",
-            validators.text,
-            data["status_reason"],
-            max_length=2000,
-            field="Reason",
-        )
-    if "date_of_birth" in data:
-        value = run("date_of_birth", validators.date_of_birth, data["date_of_birth"])
-        cleaned["date_of_birth"] = value.isoformat() if value else None
-    if "nationalities" in data:
-        cleaned["nationalities"] = run("nationalities", validators.countries, data["nationalities"])
-    if "address" in data:
-        cleaned["address"] = run("address", validators.address, data["address"])
-    if "tax_residency" in data:
-        cleaned["tax_residency"] = run(
-            "tax_residency", validators.tax_residency, data["tax_residency"]
-        )
-    if "metadata" in data:
-        cleaned["metadata"] = run("metadata", validators.metadata, data["metadata"])
-    for name in ("readable_by", "modifiable_by"):
-        if name in data:
-            ids = run(name, validators.user_ids, data[name], field=FIELD_LABELS[name])
-            if ids:
-                missing = set(ids) - set(
-                    User.objects.filter(pk__in=ids).values_list("pk", flat=True)
-                )
-                if missing:
-                    errors[name] = [
-                        ValidationError(f"No user with id {sorted(missing)[0]}.", code="user_id")
-                    ]
-            cleaned[name] = ids or []
+        try:
+            cleaned["status_reason"] = validators.text(
+                data["status_reason"], max_length=STATUS_REASON_MAX_LENGTH, field="Reason"
+            )
+        except ValidationError as exc:
+            errors["status_reason"] = exc.error_list
+    _check_users_exist(cleaned, errors)
     if user is not None:
         _check_write_once(user, cleaned, errors)
     _check_unique(user, cleaned, errors)
@@ -263,6 +130,16 @@ def clean_user_data(data: Mapping[str, Any], *, user: User | None) -> dict[str, 
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _check_users_exist(cleaned: dict[str, Any], errors: dict[str, list[ValidationError]]) -> None:
+    for name in contract.ACCESS_LIST_FIELDS:
+        ids = cleaned.get(name)
+        if ids and name not in errors:
+            found = set(User.objects.filter(pk__in=ids).values_list("pk", flat=True))
+            missing = sorted(set(ids) - found)
+            if missing:
+                errors[name] = [ValidationError(f"No user with id {missing[0]}.", code="user_id")]
 
 
 def _check_write_once(
@@ -287,9 +164,10 @@ def _check_unique(
     others = User.objects.all()
     if user is not None:
         others = others.exclude(pk=user.pk)
-    lookups = {"email": "email__iexact", "phone": "phone", "external_id": "external_id"}
-    for name, lookup in lookups.items():
+    for name in UNIQUE_FIELDS:
         value = cleaned.get(name)
+        # Email is unique whatever its case (a constraint on LOWER(email)).
+        lookup = f"{name}__iexact" if contract.FIELDS[name].kind == contract.Kind.EMAIL else name
         if value and name not in errors and others.filter(**{lookup: value}).exists():
             errors[name] = [_duplicate(name)]
 
@@ -323,39 +201,9 @@ def check_status_move(*, from_status: str | None, to_status: str, reason: str) -
 
 # --- applying a change -------------------------------------------------------------------------
 
-_COLUMNS = {
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "brokerage_user_id",
-    "idp_user_id",
-    "language",
-    "status",
-    "residency_country",
-    "nationalities",
-    "address",
-    "tax_residency",
-    "identity",
-    "metadata",
-    "deleted",
-}
-
 
 def _assign(user: User, name: str, value: Any) -> None:
-    if name in _COLUMNS:
-        if name in ("address", "tax_residency"):
-            value = value or None
-        setattr(user, name, value)
-    elif name == "counter_account":
-        value = value or {}
-        user.bank_account_number = value.get("bank_account_number") or ""
-        user.bank_account_number_type = value.get("bank_account_number_type") or ""
-        user.bank_id = value.get("bank_id") or ""
-        user.bank_id_type = value.get("bank_id_type") or ""
-    elif name == "date_of_birth":
-        user.date_of_birth = dt.date.fromisoformat(value) if value else None
+    contract.FIELDS[name].assign(user, value)
 
 
 def _save(user: User, *, create: bool) -> None:
@@ -405,7 +253,7 @@ def _apply_relations(
         user.groups.remove(*Group.objects.filter(name__in=Role.values))
         user.groups.add(*groups)
         user._role_names = set(changes["roles"][1])
-    for name in ("readable_by", "modifiable_by"):
+    for name in contract.ACCESS_LIST_FIELDS:
         if name in changes:
             getattr(user, name).set(changes[name][1])
             getattr(user, "_prefetched_objects_cache", {}).pop(name, None)
@@ -468,7 +316,7 @@ def _lock(user: User) -> User:
     """Re-read the row under a lock: the version check and the write see the same state."""
     return (
         User.objects.select_for_update()
-        .prefetch_related("readable_by", "modifiable_by")
+        .prefetch_related(*contract.ACCESS_LIST_FIELDS)
         .get(pk=user.pk)
     )
 
@@ -523,13 +371,7 @@ def user_create(
     user = User(is_superuser=is_superuser)
     user._flag_names = set()
     user._role_names = set()
-    before = {name: _empty_value(name) for name in TRACKED_FIELDS}
-    before["status"] = None
-    changes = {
-        name: [before[name], value]
-        for name, value in cleaned.items()
-        if name in TRACKED_FIELDS and not _is_empty(value)
-    }
+    changes = creation_changes(cleaned)
     for name, value in cleaned.items():
         _assign(user, name, value)
     if password:

@@ -24,7 +24,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
-from users import selectors, services
+from users import contract, selectors, services
 from users.models import FeatureFlag, Status, User, is_recommended_move, is_user_id
 from users.views.common import (
     SORTS,
@@ -43,29 +43,8 @@ TEMPLATE = "users/user_list.html"
 PAGE_SIZE = 50
 # A bulk action runs one audited service call per user; more than a page at once is a mistake.
 BULK_LIMIT = 200
-# Never in an export: credentials and session data are not user data (contract).
-EXPORT_COLUMNS = (
-    "id",
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "language",
-    "status",
-    "status_changed_at",
-    "date_of_birth",
-    "residency_country",
-    "nationalities",
-    "bank_account_number",
-    "bank_account_number_type",
-    "bank_id",
-    "bank_id_type",
-    "feature_flags",
-    "creation_datetime",
-    "version",
-    "deleted",
-)
+# The contract's exported fields; credentials and session data are never user data.
+EXPORT_COLUMNS = contract.export_columns()
 SORT_COLUMNS = (
     ("id", "Id"),
     ("name", "Name"),

@@ -29,6 +29,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -36,7 +37,7 @@ from django.db import connection, transaction
 from schwifty import IBAN
 from ulid import ULID
 
-from users.contract import TRACKED_FIELDS
+from users import contract, services
 from users.models import FeatureFlag, FeatureFlagGrant, Status, StatusChange, User, UserVersion
 
 UTC = dt.UTC
@@ -45,37 +46,22 @@ YEARS_OF_HISTORY = 5
 
 # Columns written for each table, in COPY order. Columns left out take their NULL default
 # (last_login, version_authored_by_user_id, author_id, changed_by_id, granted_by_id): the seed
-# stands for the platform's own imports, which have no human author.
-USER_COLUMNS = (
-    "id",
-    "password",
-    "is_superuser",
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "brokerage_user_id",
-    "idp_user_id",
-    "language",
-    "bank_account_number",
-    "bank_account_number_type",
-    "bank_id",
-    "bank_id_type",
-    "status",
-    "status_changed_at",
-    "date_of_birth",
-    "residency_country",
-    "nationalities",
-    "address",
-    "tax_residency",
-    "identity",
-    "metadata",
-    "creation_datetime",
-    "version",
-    "version_datetime",
-    "deleted",
+# stands for the platform's own imports, which have no human author. The user's columns are
+# the auth ones, then every column the contract's registry stores a field in, then the record's.
+AUTH_COLUMNS = ("id", "password", "is_superuser")
+RECORD_COLUMNS = ("status_changed_at", "creation_datetime", "version", "version_datetime")
+FIELD_COLUMNS = tuple(
+    dict.fromkeys(
+        column
+        for field in contract.FIELDS.values()
+        if field.input
+        for column in (
+            [part.column for part in field.parts if part.column] or [field.column]
+        )
+        if column
+    )
 )
+USER_COLUMNS = (*AUTH_COLUMNS, *FIELD_COLUMNS, *RECORD_COLUMNS, "deleted")
 VERSION_COLUMNS = ("user_id", "version", "created_at", "changes")
 STATUS_COLUMNS = (
     "user_id",
@@ -600,6 +586,13 @@ def _scramble(counter: int, digits: int) -> int:
 # --- row generation ----------------------------------------------------------------------------
 
 
+class _Row(SimpleNamespace):
+    """A user row being built: the registry's `assign` sets its columns as on a model."""
+
+    def values(self) -> tuple:
+        return tuple(getattr(self, column) for column in USER_COLUMNS)
+
+
 @dataclass
 class Batch:
     users: list[tuple] = field(default_factory=list)
@@ -800,12 +793,7 @@ class UserGenerator:
             "identity": identity,
             "metadata": metadata,
         }
-        creation_diff = {
-            name: [_EMPTY.get(name, ""), snapshot[name]]
-            for name in TRACKED_FIELDS
-            if name in snapshot and snapshot[name] not in (None, "", [], {})
-        }
-        creation_diff["status"] = [None, path[0]]
+        creation_diff = services.creation_changes(snapshot)
         batch.versions.append((user_id, 1, created_dt, creation_diff))
         batch.status_changes.append((user_id, 1, "", path[0], created_dt, "", False))
         for flag in flags:
@@ -833,39 +821,20 @@ class UserGenerator:
             )
         version_datetime = dt.datetime.fromtimestamp(moment, UTC)
 
-        account = counter_account or {}
-        batch.users.append(
-            (
-                user_id,
-                self.passwords[k & 255],
-                False,
-                external_id,
-                first,
-                last,
-                email,
-                phone,
-                brokerage_user_id,
-                idp_user_id,
-                language,
-                account.get("bank_account_number") or "",
-                account.get("bank_account_number_type") or "",
-                account.get("bank_id") or "",
-                account.get("bank_id_type") or "",
-                final,
-                status_changed_at,
-                date_of_birth,
-                cc,
-                nationalities,
-                address,
-                tax_residency,
-                identity,
-                metadata,
-                created_dt,
-                version,
-                version_datetime,
-                deleted,
-            )
+        row = _Row(
+            id=user_id,
+            password=self.passwords[k & 255],
+            is_superuser=False,
+            status_changed_at=status_changed_at,
+            creation_datetime=created_dt,
+            version=version,
+            version_datetime=version_datetime,
         )
+        for name, value in snapshot.items():
+            contract.FIELDS[name].assign(row, value)
+        row.status = final
+        row.deleted = deleted
+        batch.users.append(row.values())
 
     def _path(self, final: str) -> tuple[list[str], int]:
         """The statuses a user went through to reach `final`, and the off-flow step (or -1)."""
@@ -904,18 +873,6 @@ class UserGenerator:
         return moment + delay
 
 
-_EMPTY = {
-    "nationalities": [],
-    "metadata": {},
-    "feature_flags": [],
-    "external_id": None,
-    "email": None,
-    "phone": None,
-    "counter_account": None,
-    "date_of_birth": None,
-    "address": None,
-    "tax_residency": None,
-}
 _DELETED_DIFF = {"deleted": [False, True]}
 
 
@@ -954,58 +911,27 @@ def _json(value: Any) -> str:
     return _copy_value(text) if _COPY_ESCAPE.search(text) else text
 
 
-def _copy_users(rows: list[tuple]) -> str:
-    """The users table in COPY text format, column types known: about 3x the generic path.
+def _copy_converter(column: str) -> Any:
+    """One user column's values in COPY's text format, by the model field's type."""
+    kind = User._meta.get_field(column).get_internal_type()
+    if kind == "JSONField":
+        return lambda value: NULL if value is None else _json(value)
+    if kind == "BooleanField":
+        return lambda value: "t" if value else "f"
+    if kind in ("DateTimeField", "DateField"):
+        return lambda value: NULL if value is None else value.isoformat()
+    if kind in ("IntegerField", "PositiveIntegerField"):
+        return str
+    return _copy_value  # text: NULL, or escaped where COPY needs it
 
-    Text columns come from the generator's pools and counters, checked free of COPY's special
-    characters once (`_check_pools`); only the JSON columns and the names, which could hold
-    anything in a future pool, go through the escaping check.
-    """
-    lines = []
-    append = lines.append
-    value = _copy_value
-    for (
-        user_id,
-        password,
-        _is_superuser,
-        external_id,
-        first_name,
-        last_name,
-        email,
-        phone,
-        brokerage_user_id,
-        idp_user_id,
-        language,
-        bank_account_number,
-        bank_account_number_type,
-        bank_id,
-        bank_id_type,
-        status,
-        status_changed_at,
-        date_of_birth,
-        residency_country,
-        nationalities,
-        address,
-        tax_residency,
-        identity,
-        metadata,
-        creation_datetime,
-        version,
-        version_datetime,
-        deleted,
-    ) in rows:
-        append(
-            f"{user_id}\t{password}\tf\t{external_id or NULL}\t{value(first_name)}\t"
-            f"{value(last_name)}\t{email or NULL}\t{phone or NULL}\t{brokerage_user_id}\t"
-            f"{idp_user_id}\t{language}\t{bank_account_number}\t{bank_account_number_type}\t"
-            f"{bank_id}\t{bank_id_type}\t{status}\t{status_changed_at.isoformat()}\t"
-            f"{date_of_birth.isoformat() if date_of_birth else NULL}\t{residency_country}\t"
-            f"{_json(nationalities)}\t{_json(address) if address else NULL}\t"
-            f"{_json(tax_residency) if tax_residency else NULL}\t{identity}\t"
-            f"{_json(metadata)}\t{creation_datetime.isoformat()}\t{version}\t"
-            f"{version_datetime.isoformat()}\t{'t' if deleted else 'f'}\n"
-        )
-    return "".join(lines)
+
+def _copy_users(rows: list[tuple]) -> str:
+    """The users table in COPY text format, each column converted by its known type."""
+    converters = _USER_CONVERTERS
+    return "".join(
+        "\t".join([convert(value) for convert, value in zip(converters, row, strict=True)]) + "\n"
+        for row in rows
+    )
 
 
 def _copy_versions(rows: list[tuple]) -> str:
@@ -1030,17 +956,7 @@ def _copy_grants(rows: list[tuple]) -> str:
 
 
 NULL = "\\N"
-
-
-def _check_pools() -> None:
-    """The fast COPY path writes pool values unescaped: make sure none needs escaping."""
-    values = [*EMAIL_DOMAINS, *CHANNELS, *ABA_ROUTING_NUMBERS]
-    for country in COUNTRIES:
-        values += [country.phone_prefix, *(tag for tag, _ in country.languages)]
-        values += [*country.streets, *(part for city in country.cities for part in city)]
-    bad = [value for value in values if _COPY_ESCAPE.search(value)]
-    if bad:
-        raise CommandError(f"Seed pool values need COPY escaping: {bad!r}")
+_USER_CONVERTERS = tuple(_copy_converter(column) for column in USER_COLUMNS)
 
 
 class Command(BaseCommand):
@@ -1124,7 +1040,6 @@ class Command(BaseCommand):
     def _load_postgresql(
         self, generator: UserGenerator, batch_size: int, count: int, keep_indexes: bool
     ) -> int:
-        _check_pools()
         connection.ensure_connection()
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit = off")  # the seed can always be rerun

@@ -55,9 +55,7 @@ FIELD_COLUMNS = tuple(
         column
         for field in contract.FIELDS.values()
         if field.input
-        for column in (
-            [part.column for part in field.parts if part.column] or [field.column]
-        )
+        for column in ([part.column for part in field.parts if part.column] or [field.column])
         if column
     )
 )

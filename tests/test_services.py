@@ -874,3 +874,20 @@ def test_every_version_has_a_diff_and_numbers_are_consecutive(admin_user):
     ]
     assert all(v.author == admin_user for v in versions)
     assert User.objects.get(pk=user.pk).version == 7
+
+
+def test_a_clock_of_its_own_stamps_every_row_a_change_writes():
+    """Seeders replay history through the services with their own clock, not a patched one."""
+    when = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
+    user = services.user_create(data={"first_name": "Ann"}, actor=None, clock=lambda: when)
+    later = when + dt.timedelta(days=2)
+    user = services.user_change_status(
+        user=user, status=Status.VERIFICATION_FAILED, actor=None, clock=lambda: later
+    )
+    assert user.creation_datetime == when
+    assert user.version_datetime == user.status_changed_at == later
+    assert list(UserVersion.objects.filter(user=user).values_list("created_at", flat=True)) == [
+        later,
+        when,
+    ]
+    assert StatusChange.objects.filter(user=user).latest("changed_at").changed_at == later

@@ -662,6 +662,9 @@ WRITE_ONCE_FIELDS = tuple(f.name for f in _FIELDS if f.write_once)
 UNIQUE_FIELDS = tuple(f.name for f in _FIELDS if f.unique)
 API_FIELDS = tuple(f.name for f in _FIELDS if f.api)
 FIELD_LABELS = {f.name: f.label for f in _FIELDS}
+# Rules over several fields, checked on the values they will have once saved (what the input
+# says, else what is stored): (fields, validator taking them as keywords).
+RECORD_RULES: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = ()
 # Object-level access: the users named here may read / modify the record beyond their role.
 ACCESS_LIST_FIELDS = tuple(f.name for f in _FIELDS if f.kind == Kind.USER_IDS)
 # Objects edited as a group of inputs: field -> {input name: key in the object}.

@@ -12,7 +12,7 @@ the same transaction as the change, so nothing that writes a User can bypass the
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,9 @@ from users.models import (
     is_recommended_move,
 )
 from users.selectors.history import version_diff
+
+# Where the services read the time; seeders replaying history pass a clock of their own.
+Clock = Callable[[], dt.datetime]
 
 # What `data` may carry in user_create / user_update.
 _ACCEPTED = frozenset(contract.INPUT_FIELDS) | frozenset(contract.INPUT_EXTRAS)
@@ -113,6 +116,7 @@ def clean_user_data(data: Mapping[str, Any], *, user: User | None) -> dict[str, 
         except ValidationError as exc:
             errors["status_reason"] = exc.error_list
     _check_users_exist(cleaned, errors)
+    _check_record_rules(context, errors)
     if user is not None:
         _check_write_once(user, cleaned, errors)
     _check_unique(user, cleaned, errors)
@@ -130,6 +134,19 @@ def clean_user_data(data: Mapping[str, Any], *, user: User | None) -> dict[str, 
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _check_record_rules(
+    context: contract.CleanContext, errors: dict[str, list[ValidationError]]
+) -> None:
+    """The registry's rules over several fields, for those the input touches."""
+    for names, rule in contract.RECORD_RULES:
+        if not any(name in context.cleaned for name in names) or any(n in errors for n in names):
+            continue
+        try:
+            rule(**{name: context.current(name) for name in names})
+        except ValidationError as exc:
+            errors.update(exc.error_dict)
 
 
 def _check_users_exist(cleaned: dict[str, Any], errors: dict[str, list[ValidationError]]) -> None:
@@ -350,6 +367,7 @@ def user_create(
     password: str | None = None,
     roles: Iterable[str] = (),
     is_superuser: bool = False,
+    clock: Clock = timezone.now,
 ) -> User:
     """Create a user from contract fields; version 1 records every field that was set.
 
@@ -382,7 +400,7 @@ def user_create(
         user,
         changes=changes,
         actor=actor,
-        now=timezone.now(),
+        now=clock(),
         create=True,
         status_reason=status_reason,
     )
@@ -399,7 +417,7 @@ def _locked_for_edit(
     return current
 
 
-def _apply(current: User, cleaned: dict[str, Any], *, actor: User | None) -> User:
+def _apply(current: User, cleaned: dict[str, Any], *, actor: User | None, now: dt.datetime) -> User:
     """Write what differs from the locked row `current`; `cleaned` was checked against it."""
     status_reason = cleaned.pop("status_reason", "") or ""
     before = user_snapshot(current)
@@ -412,7 +430,7 @@ def _apply(current: User, cleaned: dict[str, Any], *, actor: User | None) -> Use
         current,
         changes=changes,
         actor=actor,
-        now=timezone.now(),
+        now=now,
         create=False,
         status_reason=status_reason,
     )
@@ -425,6 +443,7 @@ def user_update(
     data: Mapping[str, Any],
     actor: User | None,
     expected_version: int | None = None,
+    clock: Clock = timezone.now,
 ) -> User:
     """Change any contract fields (nested objects replaced whole). Unchanged values are no-ops.
 
@@ -434,7 +453,7 @@ def user_update(
     """
     current = _locked_for_edit(user, expected_version)
     cleaned = clean_user_data(data, user=current)
-    return _apply(current, cleaned, actor=actor)
+    return _apply(current, cleaned, actor=actor, now=clock())
 
 
 @transaction.atomic
@@ -445,6 +464,7 @@ def user_change_status(
     actor: User | None,
     reason: str = "",
     expected_version: int | None = None,
+    clock: Clock = timezone.now,
 ) -> User:
     """Move a user to `status`. Off the recommended flow only with a reason (marked off-flow)."""
     current = _locked_for_edit(user, expected_version)
@@ -457,7 +477,7 @@ def user_change_status(
             }
         )
     cleaned = clean_user_data({"status": status, "status_reason": reason}, user=current)
-    return _apply(current, cleaned, actor=actor)
+    return _apply(current, cleaned, actor=actor, now=clock())
 
 
 @transaction.atomic
@@ -467,11 +487,12 @@ def user_set_flags(
     flags: Iterable[str],
     actor: User | None,
     expected_version: int | None = None,
+    clock: Clock = timezone.now,
 ) -> User:
     """Replace the user's feature flags; each grant/revoke is a version with author and time."""
     current = _locked_for_edit(user, expected_version)
     cleaned = clean_user_data({"feature_flags": list(flags)}, user=current)
-    return _apply(current, cleaned, actor=actor)
+    return _apply(current, cleaned, actor=actor, now=clock())
 
 
 @transaction.atomic
@@ -482,17 +503,23 @@ def user_set_flag(
     enabled: bool,
     actor: User | None,
     expected_version: int | None = None,
+    clock: Clock = timezone.now,
 ) -> User:
     """Grant or revoke one flag, leaving the others as they are now."""
     current = _locked_for_edit(user, expected_version)
     flags = current.flag_names() | {flag} if enabled else current.flag_names() - {flag}
     cleaned = clean_user_data({"feature_flags": sorted(flags)}, user=current)
-    return _apply(current, cleaned, actor=actor)
+    return _apply(current, cleaned, actor=actor, now=clock())
 
 
 @transaction.atomic
 def user_set_roles(
-    *, user: User, roles: Iterable[str], actor: User | None, expected_version: int | None = None
+    *,
+    user: User,
+    roles: Iterable[str],
+    actor: User | None,
+    expected_version: int | None = None,
+    clock: Clock = timezone.now,
 ) -> User:
     """Replace the user's console roles (admin only, checked by the caller)."""
     role_names = sorted(set(roles))
@@ -502,28 +529,40 @@ def user_set_roles(
             {"roles": ValidationError(f"Unknown role {sorted(unknown)[0]!r}.", code="choice")}
         )
     current = _locked_for_edit(user, expected_version)
-    return _apply(current, {"roles": role_names}, actor=actor)
+    return _apply(current, {"roles": role_names}, actor=actor, now=clock())
 
 
 @transaction.atomic
-def user_delete(*, user: User, actor: User | None, expected_version: int | None = None) -> User:
+def user_delete(
+    *,
+    user: User,
+    actor: User | None,
+    expected_version: int | None = None,
+    clock: Clock = timezone.now,
+) -> User:
     """Soft delete: the user is kept, hidden from default lists, restorable by an admin.
 
     Deleting a deleted user changes nothing and returns it (DELETE is idempotent).
     """
     current = _locked_for_edit(user, expected_version, allow_deleted=True)
-    return _apply(current, {"deleted": True}, actor=actor)
+    return _apply(current, {"deleted": True}, actor=actor, now=clock())
 
 
 @transaction.atomic
-def user_restore(*, user: User, actor: User | None, expected_version: int | None = None) -> User:
+def user_restore(
+    *,
+    user: User,
+    actor: User | None,
+    expected_version: int | None = None,
+    clock: Clock = timezone.now,
+) -> User:
     """Undo a soft delete; the restore is a version like any other change."""
     current = _locked_for_edit(user, expected_version, allow_deleted=True)
     if not current.deleted:
         raise ValidationError(
             {"deleted": ValidationError("This user is not deleted.", code="not_deleted")}
         )
-    return _apply(current, {"deleted": False}, actor=actor)
+    return _apply(current, {"deleted": False}, actor=actor, now=clock())
 
 
 @transaction.atomic

@@ -14,11 +14,9 @@ import datetime as dt
 import random
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from unittest import mock
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -234,15 +232,10 @@ class Step:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-@contextmanager
-def backdated(when: dt.datetime) -> Iterator[None]:
-    """Run services as if it were `when`.
-
-    The services stamp the current time on every version and status change; the demo replays
-    months of onboarding, so the clock they read is set back for each step.
-    """
-    with mock.patch.object(timezone, "now", return_value=when):
-        yield
+def at(when: dt.datetime) -> Callable[[], dt.datetime]:
+    """A clock stopped at `when`: the demo replays months of onboarding, and the services
+    stamp each version and status change with the time their clock gives."""
+    return lambda: when
 
 
 def ascii_slug(text: str) -> str:
@@ -484,19 +477,19 @@ class Command(BaseCommand):
             with transaction.atomic():
                 user = User.objects.filter(email__iexact=email).first()
                 if user is None:
-                    with backdated(when):
-                        user = services.user_create(
-                            data={
-                                "email": email,
-                                "first_name": first,
-                                "last_name": last,
-                                "feature_flags": [FeatureFlag.CONSOLE],
-                                "language": "en",
-                            },
-                            actor=None,
-                            password=DEMO_PASSWORD,
-                            roles=[role],
-                        )
+                    user = services.user_create(
+                        data={
+                            "email": email,
+                            "first_name": first,
+                            "last_name": last,
+                            "feature_flags": [FeatureFlag.CONSOLE],
+                            "language": "en",
+                        },
+                        actor=None,
+                        password=DEMO_PASSWORD,
+                        roles=[role],
+                        clock=at(when),
+                    )
                 else:
                     # Someone may have played with the demo logins: make them work again.
                     if user.deleted:
@@ -516,17 +509,18 @@ class Command(BaseCommand):
     def replay(self, steps: list[Step], logins: dict[str, User]) -> None:
         user: User | None = None
         for step in steps:
-            actor = logins[step.actor]
-            with backdated(step.when):
-                if step.kind == "create":
-                    user = services.user_create(data=step.payload["data"], actor=actor)
-                elif step.kind == "status":
-                    user = services.user_change_status(user=user, actor=actor, **step.payload)
-                elif step.kind == "flags":
-                    user = services.user_set_flags(user=user, actor=actor, **step.payload)
-                elif step.kind == "update":
-                    user = services.user_update(user=user, actor=actor, data=step.payload)
-                elif step.kind == "delete":
-                    user = services.user_delete(user=user, actor=actor)
-                elif step.kind == "restore":
-                    user = services.user_restore(user=user, actor=actor)
+            actor, clock = logins[step.actor], at(step.when)
+            if step.kind == "create":
+                user = services.user_create(data=step.payload["data"], actor=actor, clock=clock)
+            elif step.kind == "status":
+                user = services.user_change_status(
+                    user=user, actor=actor, clock=clock, **step.payload
+                )
+            elif step.kind == "flags":
+                user = services.user_set_flags(user=user, actor=actor, clock=clock, **step.payload)
+            elif step.kind == "update":
+                user = services.user_update(user=user, actor=actor, data=step.payload, clock=clock)
+            elif step.kind == "delete":
+                user = services.user_delete(user=user, actor=actor, clock=clock)
+            elif step.kind == "restore":
+                user = services.user_restore(user=user, actor=actor, clock=clock)

@@ -23,7 +23,16 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 
 from users import validators
-from users.models import FeatureFlag, Role, Status, User
+from users.models import (
+    EmploymentStatus,
+    FeatureFlag,
+    IncomeRange,
+    Industry,
+    Role,
+    SourceOfWealth,
+    Status,
+    User,
+)
 
 
 class Group(StrEnum):
@@ -33,6 +42,7 @@ class Group(StrEnum):
     CONTACT = "contact"
     COUNTER_ACCOUNT = "counter_account"
     KYC = "kyc"
+    EMPLOYMENT = "employment"
     RECORD = "record"
 
 
@@ -41,6 +51,7 @@ GROUP_LABELS = {
     Group.CONTACT: "Contact",
     Group.COUNTER_ACCOUNT: "Counter account",
     Group.KYC: "KYC",
+    Group.EMPLOYMENT: "Employment and wealth",
     Group.RECORD: "Record",
 }
 
@@ -559,6 +570,56 @@ _FIELDS = (
         clean=_plain(validators.metadata),
     ),
     Field(
+        "employment_status",
+        "Employment status",
+        Group.EMPLOYMENT,
+        Kind.CHOICE,
+        column="employment_status",
+        choices=EmploymentStatus,
+        queryable=True,
+        sortable=True,
+        exported=True,
+        sensitive=True,
+        help="With income_range and sources_of_wealth; industry too when employed.",
+    ),
+    Field(
+        "income_range",
+        "Income range",
+        Group.EMPLOYMENT,
+        Kind.CHOICE,
+        column="income_range",
+        choices=IncomeRange,
+        queryable=True,
+        sortable=True,
+        exported=True,
+        sensitive=True,
+        help="Yearly gross income, in euros.",
+    ),
+    Field(
+        "sources_of_wealth",
+        "Sources of wealth",
+        Group.EMPLOYMENT,
+        Kind.CHOICES,
+        empty=[],
+        column="sources_of_wealth",
+        choices=SourceOfWealth,
+        exported=True,
+        sensitive=True,
+        example=["SALARY"],
+    ),
+    Field(
+        "industry",
+        "Industry",
+        Group.EMPLOYMENT,
+        Kind.CHOICE,
+        column="industry",
+        choices=Industry,
+        queryable=True,
+        sortable=True,
+        exported=True,
+        help="Required for the full-time, part-time and self-employed.",
+    ),
+    Field(
         "readable_by",
         "Readable by",
         Group.RECORD,
@@ -664,7 +725,9 @@ API_FIELDS = tuple(f.name for f in _FIELDS if f.api)
 FIELD_LABELS = {f.name: f.label for f in _FIELDS}
 # Rules over several fields, checked on the values they will have once saved (what the input
 # says, else what is stored): (fields, validator taking them as keywords).
-RECORD_RULES: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = ()
+RECORD_RULES: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
+    (("employment_status", "income_range", "sources_of_wealth", "industry"), validators.employment),
+)
 # Object-level access: the users named here may read / modify the record beyond their role.
 ACCESS_LIST_FIELDS = tuple(f.name for f in _FIELDS if f.kind == Kind.USER_IDS)
 # Objects edited as a group of inputs: field -> {input name: key in the object}.

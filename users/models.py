@@ -76,6 +76,64 @@ class BankIdType(models.TextChoices):
     ABA = "ABA", "ABA routing number"
 
 
+class EmploymentStatus(models.TextChoices):
+    FULL_TIME = "FULL_TIME", "Full-time"
+    PART_TIME = "PART_TIME", "Part-time"
+    SELF_EMPLOYED = "SELF_EMPLOYED", "Self-employed"
+    UNEMPLOYED = "UNEMPLOYED", "Unemployed"
+    RETIRED = "RETIRED", "Retired"
+    STUDENT = "STUDENT", "Student"
+    HOMEMAKER = "HOMEMAKER", "Homemaker"
+
+
+# Those who earn from work say in which industry (seed 002's employmentInfo rule).
+EMPLOYED_STATUSES = (
+    EmploymentStatus.FULL_TIME,
+    EmploymentStatus.PART_TIME,
+    EmploymentStatus.SELF_EMPLOYED,
+)
+
+
+class IncomeRange(models.TextChoices):
+    """Yearly gross income, in euros."""
+
+    UNDER_25K = "UNDER_25K", "Under 25,000"
+    FROM_25K = "25K_50K", "25,000 to 50,000"
+    FROM_50K = "50K_100K", "50,000 to 100,000"
+    FROM_100K = "100K_250K", "100,000 to 250,000"
+    FROM_250K = "250K_500K", "250,000 to 500,000"
+    OVER_500K = "OVER_500K", "Over 500,000"
+
+
+class SourceOfWealth(models.TextChoices):
+    SALARY = "SALARY", "Salary"
+    BUSINESS = "BUSINESS", "Business income"
+    INVESTMENTS = "INVESTMENTS", "Investments"
+    SAVINGS = "SAVINGS", "Savings"
+    PENSION = "PENSION", "Pension"
+    INHERITANCE = "INHERITANCE", "Inheritance"
+    PROPERTY = "PROPERTY", "Sale of property"
+    GIFT = "GIFT", "Gift"
+    OTHER = "OTHER", "Other"
+
+
+class Industry(models.TextChoices):
+    AGRICULTURE = "AGRICULTURE", "Agriculture"
+    CONSTRUCTION = "CONSTRUCTION", "Construction"
+    EDUCATION = "EDUCATION", "Education"
+    FINANCE = "FINANCE", "Finance and insurance"
+    HEALTHCARE = "HEALTHCARE", "Healthcare"
+    HOSPITALITY = "HOSPITALITY", "Hospitality"
+    IT = "IT", "Information technology"
+    LEGAL = "LEGAL", "Legal"
+    MANUFACTURING = "MANUFACTURING", "Manufacturing"
+    PUBLIC_SECTOR = "PUBLIC_SECTOR", "Public sector"
+    REAL_ESTATE = "REAL_ESTATE", "Real estate"
+    RETAIL = "RETAIL", "Retail"
+    TRANSPORT = "TRANSPORT", "Transport"
+    OTHER = "OTHER", "Other"
+
+
 class Role(models.TextChoices):
     """Console roles; each is a `Group` of the same name, created by a data migration."""
 
@@ -158,6 +216,17 @@ class User(AbstractBaseUser, PermissionsMixin):
     tax_residency = models.JSONField(null=True, blank=True)
     identity = models.CharField(max_length=64, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
+
+    # Employment and source of wealth (seed 002's employmentInfo), checked together by
+    # `validators.employment`.
+    employment_status = models.CharField(
+        max_length=16, choices=EmploymentStatus.choices, blank=True, default=""
+    )
+    income_range = models.CharField(
+        max_length=16, choices=IncomeRange.choices, blank=True, default=""
+    )
+    sources_of_wealth = models.JSONField(default=list, blank=True)
+    industry = models.CharField(max_length=16, choices=Industry.choices, blank=True, default="")
 
     readable_by = models.ManyToManyField(
         "self", symmetrical=False, blank=True, related_name="readable_records"
@@ -256,6 +325,10 @@ class User(AbstractBaseUser, PermissionsMixin):
             "bank_id": self.bank_id or None,
             "bank_id_type": self.bank_id_type or None,
         }
+
+    def get_sources_of_wealth_display(self) -> list[str]:
+        """The labels of the sources of wealth, as `get_<field>_display` gives one choice's."""
+        return [SourceOfWealth(value).label for value in self.sources_of_wealth or []]
 
     # Django admin and auth ask for these; they derive from the roles, never stored twice.
     @property

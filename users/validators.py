@@ -23,7 +23,15 @@ from schwifty import BIC, IBAN, registry
 from schwifty import exceptions as schwifty_errors
 from stdnum.us import rtn
 
-from users.models import PHONE_REGEX, BankAccountNumberType, BankIdType, FeatureFlag, is_user_id
+from users.models import (
+    EMPLOYED_STATUSES,
+    PHONE_REGEX,
+    BankAccountNumberType,
+    BankIdType,
+    EmploymentStatus,
+    FeatureFlag,
+    is_user_id,
+)
 
 METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
@@ -466,6 +474,41 @@ def tax_residency(value: Any) -> dict[str, str] | None:
         required=("country_code", "proof_type", "value"),
         countries_in=("country_code",),
     )
+
+
+def employment(
+    *, employment_status: str, income_range: str, sources_of_wealth: list[str], industry: str
+) -> None:
+    """Seed 002's employmentInfo rule, over the four fields as they will be stored.
+
+    Once any of them is given, the employment status, the income range and at least one
+    source of wealth are required; the industry too for the full-time, part-time and
+    self-employed.
+    """
+    if not (employment_status or income_range or sources_of_wealth or industry):
+        return
+    errors: dict[str, ValidationError] = {}
+    if not employment_status:
+        errors["employment_status"] = ValidationError(
+            "Give the employment status: it comes with the income range and the sources of wealth.",
+            code="required",
+        )
+    if not income_range:
+        errors["income_range"] = ValidationError(
+            "Give the income range: it comes with the employment status.", code="required"
+        )
+    if not sources_of_wealth:
+        errors["sources_of_wealth"] = ValidationError(
+            "Give at least one source of wealth: it comes with the employment status.",
+            code="required",
+        )
+    if employment_status in EMPLOYED_STATUSES and not industry:
+        label = EmploymentStatus(employment_status).label.lower()
+        errors["industry"] = ValidationError(
+            f"Give the industry: it is required for the {label}.", code="required"
+        )
+    if errors:
+        raise ValidationError(errors)
 
 
 def metadata(value: Any) -> dict[str, str]:

@@ -26,6 +26,7 @@ from schwifty import IBAN
 from schwifty import exceptions as schwifty_errors
 from stdnum.us import rtn
 
+from console.devtools.management.commands.seed_users import draw_employment
 from users import services, validators
 from users.models import FeatureFlag, Role, Status, User
 
@@ -370,6 +371,7 @@ class Planner:
                     "value": self.digits(rng.choice((9, 11))),
                 },
                 identity=self.digits(11),
+                **draw_employment(rng.random),
             )
         if rng.random() < 0.3:
             data["metadata"] = {

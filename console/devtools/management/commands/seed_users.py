@@ -27,7 +27,7 @@ import re
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -38,7 +38,19 @@ from schwifty import IBAN
 from ulid import ULID
 
 from users import contract, services
-from users.models import FeatureFlag, FeatureFlagGrant, Status, StatusChange, User, UserVersion
+from users.models import (
+    EMPLOYED_STATUSES,
+    EmploymentStatus,
+    FeatureFlag,
+    FeatureFlagGrant,
+    IncomeRange,
+    Industry,
+    SourceOfWealth,
+    Status,
+    StatusChange,
+    User,
+    UserVersion,
+)
 
 UTC = dt.UTC
 DAY = 86400.0
@@ -513,6 +525,40 @@ def _wheel(weighted: tuple[tuple[Any, int], ...]) -> list[Any]:
     return [value for value, weight in weighted for _ in range(weight)]
 
 
+EMPLOYMENT_MIX = (
+    (EmploymentStatus.FULL_TIME, 52),
+    (EmploymentStatus.SELF_EMPLOYED, 12),
+    (EmploymentStatus.PART_TIME, 10),
+    (EmploymentStatus.RETIRED, 14),
+    (EmploymentStatus.STUDENT, 5),
+    (EmploymentStatus.UNEMPLOYED, 4),
+    (EmploymentStatus.HOMEMAKER, 3),
+)
+
+_EMPLOYMENT_WHEEL = _wheel(EMPLOYMENT_MIX)
+
+
+def draw_employment(random: Callable[[], float]) -> dict[str, Any]:
+    """An employment and source-of-wealth block that passes `validators.employment`."""
+    status = _EMPLOYMENT_WHEEL[int(random() * len(_EMPLOYMENT_WHEEL))]
+    incomes = IncomeRange.values
+    income = incomes[min(int(random() * random() * len(incomes) * 1.6), len(incomes) - 1)]
+    sources = {
+        EmploymentStatus.SELF_EMPLOYED: SourceOfWealth.BUSINESS,
+        EmploymentStatus.RETIRED: SourceOfWealth.PENSION,
+    }.get(status, SourceOfWealth.SALARY)
+    extra = SourceOfWealth.values[int(random() * len(SourceOfWealth.values))]
+    industries = Industry.values
+    return {
+        "employment_status": status,
+        "income_range": income,
+        "sources_of_wealth": [v for v in SourceOfWealth.values if v in (sources, extra)],
+        "industry": industries[int(random() * len(industries))]
+        if status in EMPLOYED_STATUSES
+        else "",
+    }
+
+
 def _ascii_slug(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z]", "", folded.lower())
@@ -790,6 +836,7 @@ class UserGenerator:
             "tax_residency": tax_residency,
             "identity": identity,
             "metadata": metadata,
+            **(draw_employment(rnd) if onboarded else {}),
         }
         creation_diff = services.creation_changes(snapshot)
         batch.versions.append((user_id, 1, created_dt, creation_diff))
@@ -828,8 +875,9 @@ class UserGenerator:
             version=version,
             version_datetime=version_datetime,
         )
-        for name, value in snapshot.items():
-            contract.FIELDS[name].assign(row, value)
+        for name in contract.INPUT_FIELDS:
+            field = contract.FIELDS[name]
+            field.assign(row, snapshot.get(name, field.empty))
         row.status = final
         row.deleted = deleted
         batch.users.append(row.values())

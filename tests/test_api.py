@@ -326,7 +326,11 @@ def test_seed_001_create_login(admin_api, django_capture_on_commit_callbacks, cl
     assert response.status_code == 201
     created = response.json()
     assert created["idp_user_id"] == created["id"]
-    assert created["version"] == 2  # creation, then the login invitation
+    assert created["version"] == 1  # the login's idp_user_id is part of the creation
+    assert UserVersion.objects.get(user_id=created["id"]).changes["idp_user_id"] == [
+        "",
+        created["id"],
+    ]
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["ashok.kumar@example.com"]

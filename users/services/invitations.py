@@ -14,8 +14,8 @@ from django.template.loader import render_to_string
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from users.models import User
-from users.services.users import user_create, user_update
+from users.models import User, new_user_id
+from users.services.users import user_create
 
 INVITATION_TEMPLATE = "users/email/invitation.txt"
 
@@ -29,8 +29,9 @@ def user_invite(
     `link(uidb64, token)` is the absolute URL of the invitation page; the token is Django's
     password-reset token, so the link dies once a password is set.
     """
-    user = user_create(data=data, actor=actor)
-    user = user_update(user=user, data={"idp_user_id": user.pk}, actor=actor)
+    # The login's identity is the user's own id, in version 1 with everything else.
+    user_id = new_user_id()
+    user = user_create(data={**data, "idp_user_id": user_id}, actor=actor, user_id=user_id)
     send_invitation(user=user, link=link)
     return user
 

@@ -367,9 +367,13 @@ def user_create(
     password: str | None = None,
     roles: Iterable[str] = (),
     is_superuser: bool = False,
+    user_id: str | None = None,
     clock: Clock = timezone.now,
 ) -> User:
     """Create a user from contract fields; version 1 records every field that was set.
+
+    `user_id` is for a caller that needs the id before the row exists (an invitation stores
+    it as idp_user_id in the same version); by default a new one is made.
 
     `status` defaults to WAITING_FOR_VERIFICATION; a start outside the two initial statuses
     needs `status_reason`.
@@ -387,6 +391,8 @@ def user_create(
         cleaned["roles"] = role_names
 
     user = User(is_superuser=is_superuser)
+    if user_id is not None:
+        user.pk = user_id  # chosen by a caller that stores the id in the record itself
     user._flag_names = set()
     user._role_names = set()
     changes = creation_changes(cleaned)

@@ -78,16 +78,7 @@ def country_name(code: str) -> str | None:
 class UserForm(forms.Form):
     """Create (`user=None`) or edit a user. `contract_data()` is what the services receive."""
 
-    first_name = _text("First name", autocomplete="off")
-    last_name = _text("Last name", autocomplete="off")
-    external_id = _text("External id", autocomplete="off")
-    date_of_birth = forms.CharField(
-        label="Date of birth",
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
     identity = _text("National identity number", autocomplete="off")
-    residency_country = _country("Residency country")
     nationalities = _text(
         "Nationalities", placeholder="BE, NL", autocomplete="off", **{"class": "medium"}
     )
@@ -132,8 +123,6 @@ class UserForm(forms.Form):
     tax_proof_type = _text("Proof type", placeholder="e.g. TIN", autocomplete="off")
     tax_value = _text("Tax number", autocomplete="off")
 
-    brokerage_user_id = _text("Brokerage user id", autocomplete="off")
-    idp_user_id = _text("IdP user id", autocomplete="off")
     metadata = forms.CharField(
         label="Metadata",
         required=False,
@@ -377,7 +366,16 @@ def form_field(field: contract.Field) -> forms.Field:
     return _text(field.label, autocomplete="off")
 
 
-# Contract fields with no input declared above get one from their kind.
-for _name in SIMPLE_FIELDS:
-    if _name not in UserForm.base_fields:
-        UserForm.base_fields[_name] = form_field(contract.FIELDS[_name])
+def _registry_order(declared: dict[str, forms.Field]) -> dict[str, forms.Field]:
+    """The form's inputs in the registry's order, a generated one for each contract field the
+    form does not declare itself; inputs that are no contract field (status, version) last."""
+    inputs: dict[str, forms.Field] = {}
+    for name in contract.INPUT_FIELDS:
+        if name in GROUPS:
+            inputs.update((part, declared[part]) for part in GROUPS[name])
+        elif name in SIMPLE_FIELDS:
+            inputs[name] = declared.get(name) or form_field(contract.FIELDS[name])
+    return inputs | {name: field for name, field in declared.items() if name not in inputs}
+
+
+UserForm.base_fields = _registry_order(UserForm.base_fields)

@@ -41,13 +41,21 @@ def _nested(field: contract.Field, *, suffix: str, base: type[Schema]) -> type[S
     return create_model(f"{_camel(field.name)}{suffix}", __base__=base, **parts)
 
 
-def _input_type(field: contract.Field) -> Any:
+def _value_type(field: contract.Field, *, out: bool) -> Any:
+    """The JSON type of a field's value: as sent (`out=False`, all optional) or as returned."""
     K = contract.Kind
     match field.kind:
         case K.DATE:
-            return dt.date
+            return dt.date | None
+        case K.DATETIME:
+            return dt.datetime
+        case K.INT:
+            return int
+        case K.BOOL:
+            return bool
         case K.CHOICE:
-            return field.choices
+            # An unset choice reads as null; the status is always set.
+            return field.choices if out and field.name == "status" else field.choices | None
         case K.CHOICES | K.FLAGS:
             return list[field.choices]
         case K.COUNTRIES | K.USER_IDS:
@@ -55,8 +63,13 @@ def _input_type(field: contract.Field) -> Any:
         case K.MAP:
             return dict[str, str]
         case K.COUNTER_ACCOUNT | K.OBJECT:
-            return _nested(field, suffix="In", base=_Input)
-    return str
+            nested = (
+                _nested(field, suffix="Out", base=_Output)
+                if out
+                else _nested(field, suffix="In", base=_Input)
+            )
+            return nested | None
+    return str if out and field.name == "id" else str | None
 
 
 def _input_fields() -> dict[str, Any]:
@@ -65,7 +78,7 @@ def _input_fields() -> dict[str, Any]:
         field = contract.FIELDS[name]
         examples = [field.example] if field.example is not None else None
         fields[name] = (
-            _input_type(field) | None,
+            _value_type(field, out=False) | None,
             Field(None, description=field.help or None, examples=examples),
         )
         if name == "status":
@@ -100,37 +113,12 @@ class _Output(Schema):
     pass
 
 
-def _output_type(field: contract.Field) -> Any:
-    K = contract.Kind
-    match field.kind:
-        case K.DATE:
-            return dt.date | None
-        case K.DATETIME:
-            return dt.datetime
-        case K.INT:
-            return int
-        case K.BOOL:
-            return bool
-        case K.CHOICE:
-            # An unset choice reads as null; the status is always set.
-            return field.choices if field.name == "status" else field.choices | None
-        case K.CHOICES | K.FLAGS:
-            return list[field.choices]
-        case K.COUNTRIES | K.USER_IDS:
-            return list[str]
-        case K.MAP:
-            return dict[str, str]
-        case K.COUNTER_ACCOUNT | K.OBJECT:
-            return _nested(field, suffix="Out", base=_Output) | None
-    return str if field.name == "id" else str | None
-
-
 def _output_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in contract.API_FIELDS:
         field = contract.FIELDS[name]
         examples = [field.example] if field.example is not None else None
-        fields[name] = (_output_type(field), Field(examples=examples))
+        fields[name] = (_value_type(field, out=True), Field(examples=examples))
     return fields
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
 from django.db import models
 
 from users import validators
@@ -124,7 +124,16 @@ class Field:
     read: Callable[[User], Any] | None = None
     write: Callable[[User, Any], None] | None = None
     clean: Callable[[Any, CleanContext], Any] | None = None
-    _model_field: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.column and not (self.parts and self.parts[0].column):
+            # A field stored in the model field of its own name needs no `column`.
+            try:
+                model_field = User._meta.get_field(self.name)
+            except FieldDoesNotExist:
+                return
+            if model_field.concrete and not model_field.is_relation:
+                object.__setattr__(self, "column", self.name)
 
     @property
     def model_field(self) -> models.Field | None:
@@ -275,7 +284,6 @@ _FIELDS = (
         "Id",
         Group.RECORD,
         Kind.ID,
-        column="id",
         input=False,
         tracked=False,
         queryable=True,
@@ -290,7 +298,6 @@ _FIELDS = (
         Group.IDENTITY,
         Kind.TEXT,
         empty=None,
-        column="external_id",
         unique=True,
         queryable=True,
         sortable=True,
@@ -304,7 +311,6 @@ _FIELDS = (
         "First name",
         Group.IDENTITY,
         Kind.NAME,
-        column="first_name",
         queryable=True,
         sortable=True,
         exported=True,
@@ -317,7 +323,6 @@ _FIELDS = (
         "Last name",
         Group.IDENTITY,
         Kind.NAME,
-        column="last_name",
         queryable=True,
         sortable=True,
         exported=True,
@@ -331,7 +336,6 @@ _FIELDS = (
         Group.CONTACT,
         Kind.EMAIL,
         empty=None,
-        column="email",
         write_once=True,
         unique=True,
         queryable=True,
@@ -348,7 +352,6 @@ _FIELDS = (
         Group.CONTACT,
         Kind.PHONE,
         empty=None,
-        column="phone",
         write_once=True,
         unique=True,
         queryable=True,
@@ -364,7 +367,6 @@ _FIELDS = (
         "Brokerage user id",
         Group.IDENTITY,
         Kind.TEXT,
-        column="brokerage_user_id",
         queryable=True,
         sortable=True,
     ),
@@ -373,7 +375,6 @@ _FIELDS = (
         "IdP user id",
         Group.IDENTITY,
         Kind.TEXT,
-        column="idp_user_id",
         queryable=True,
         sortable=True,
     ),
@@ -382,7 +383,6 @@ _FIELDS = (
         "Language",
         Group.IDENTITY,
         Kind.LANGUAGE,
-        column="language",
         queryable=True,
         sortable=True,
         exported=True,
@@ -397,7 +397,6 @@ _FIELDS = (
         Group.RECORD,
         Kind.CHOICE,
         empty=None,
-        column="status",
         choices=Status,
         queryable=True,
         sortable=True,
@@ -412,7 +411,6 @@ _FIELDS = (
         "In status since",
         Group.RECORD,
         Kind.DATETIME,
-        column="status_changed_at",
         input=False,
         tracked=False,
         api=False,  # derived from the status history, for the board and the export
@@ -425,7 +423,6 @@ _FIELDS = (
         Group.KYC,
         Kind.DATE,
         empty=None,
-        column="date_of_birth",
         queryable=True,
         sortable=True,
         exported=True,
@@ -437,7 +434,6 @@ _FIELDS = (
         "Residency country",
         Group.KYC,
         Kind.COUNTRY,
-        column="residency_country",
         queryable=True,
         sortable=True,
         exported=True,
@@ -450,7 +446,6 @@ _FIELDS = (
         Group.KYC,
         Kind.COUNTRIES,
         empty=[],
-        column="nationalities",
         exported=True,
         example=["BE"],
     ),
@@ -522,7 +517,6 @@ _FIELDS = (
         Group.CONTACT,
         Kind.OBJECT,
         empty=None,
-        column="address",
         sensitive=True,
         help="Replaced whole.",
         parts=(
@@ -540,7 +534,6 @@ _FIELDS = (
         Group.KYC,
         Kind.OBJECT,
         empty=None,
-        column="tax_residency",
         sensitive=True,
         help="Replaced whole.",
         parts=(
@@ -555,7 +548,6 @@ _FIELDS = (
         "Identity",
         Group.KYC,
         Kind.TEXT,
-        column="identity",
         sensitive=True,
         help="National identity number, ≤ 64.",
     ),
@@ -565,7 +557,6 @@ _FIELDS = (
         Group.RECORD,
         Kind.MAP,
         empty={},
-        column="metadata",
         help="≤ 50 keys of ≤ 40 characters.",
         clean=_plain(validators.metadata),
     ),
@@ -574,7 +565,6 @@ _FIELDS = (
         "Employment status",
         Group.EMPLOYMENT,
         Kind.CHOICE,
-        column="employment_status",
         choices=EmploymentStatus,
         queryable=True,
         sortable=True,
@@ -587,7 +577,6 @@ _FIELDS = (
         "Income range",
         Group.EMPLOYMENT,
         Kind.CHOICE,
-        column="income_range",
         choices=IncomeRange,
         queryable=True,
         sortable=True,
@@ -601,7 +590,6 @@ _FIELDS = (
         Group.EMPLOYMENT,
         Kind.CHOICES,
         empty=[],
-        column="sources_of_wealth",
         choices=SourceOfWealth,
         exported=True,
         sensitive=True,
@@ -612,7 +600,6 @@ _FIELDS = (
         "Industry",
         Group.EMPLOYMENT,
         Kind.CHOICE,
-        column="industry",
         choices=Industry,
         queryable=True,
         sortable=True,
@@ -655,7 +642,6 @@ _FIELDS = (
         "Created",
         Group.RECORD,
         Kind.DATETIME,
-        column="creation_datetime",
         input=False,
         tracked=False,
         queryable=True,
@@ -668,7 +654,6 @@ _FIELDS = (
         "Version",
         Group.RECORD,
         Kind.INT,
-        column="version",
         input=False,
         tracked=False,
         queryable=True,
@@ -681,7 +666,6 @@ _FIELDS = (
         "Version time",
         Group.RECORD,
         Kind.DATETIME,
-        column="version_datetime",
         input=False,
         tracked=False,
         queryable=True,
@@ -703,7 +687,6 @@ _FIELDS = (
         Group.RECORD,
         Kind.BOOL,
         empty=False,
-        column="deleted",
         input=False,
         queryable=True,
         sortable=True,

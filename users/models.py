@@ -77,7 +77,12 @@ class BankIdType(models.TextChoices):
 
 
 class Role(models.TextChoices):
-    """Console roles; each is a `Group` of the same name, created by a data migration."""
+    """Console roles; each is a `Group` of the same name, created by a data migration.
+
+    The table of role -> permissions is in `users/migrations/0002_roles.py` (a migration keeps
+    its own frozen copy). Views and the API check `user.has_perm("users.<codename>")`, never a
+    role name, so that table is the one place to change what a role may do.
+    """
 
     BACK_OFFICE = "back_office", "Back office"
     COMPLIANCE = "compliance", "Compliance"

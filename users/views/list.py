@@ -66,14 +66,6 @@ EXPORT_COLUMNS = (
     "version",
     "deleted",
 )
-SORT_COLUMNS = (
-    ("id", "Id"),
-    ("name", "Name"),
-    ("email", "Email"),
-    ("status", "Status"),
-    ("country", "Country"),
-    ("created", "Created"),
-)
 
 
 def _page_number(raw: str | None) -> int:
@@ -211,7 +203,6 @@ def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> d
         ),
         "query": state.querystring(),
         "sort_links": sort_links(state),
-        "sort_columns": SORT_COLUMNS,
         "statuses": Status.choices,
         "flags": FeatureFlag.choices,
         "can_export": request.user.has_perm("users.export_users"),

@@ -18,7 +18,9 @@ from django.db.models.functions import Lower
 from ulid import ULID
 
 USER_ID_LENGTH = 27
-USER_ID_REGEX = r"^U[0-9A-HJKMNP-TV-Z]{26}$"
+# "U" + a ULID. The pattern alone serves the URL converter; anchored, the check constraint.
+USER_ID_PATTERN = "U[0-9A-HJKMNP-TV-Z]{26}"
+USER_ID_REGEX = rf"^{USER_ID_PATTERN}$"
 _user_id_re = re.compile(USER_ID_REGEX)
 
 

@@ -22,7 +22,7 @@ from schwifty import BIC, IBAN, registry
 from schwifty import exceptions as schwifty_errors
 from stdnum.us import rtn
 
-from users.models import PHONE_REGEX, BankAccountNumberType, BankIdType, FeatureFlag
+from users.models import PHONE_REGEX, BankAccountNumberType, BankIdType, FeatureFlag, is_user_id
 
 METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
@@ -494,7 +494,7 @@ def user_ids(value: Any, *, field: str) -> list[str]:
         raise ValidationError(f"{field} must be a list of user ids.", code="type")
     ids: list[str] = []
     for item in value:
-        if not isinstance(item, str) or not re.fullmatch(r"U[0-9A-HJKMNP-TV-Z]{26}", item):
+        if not isinstance(item, str) or not is_user_id(item):
             raise ValidationError(f"{item!r} is not a user id (U + 26 characters).", code="user_id")
         if item not in ids:
             ids.append(item)

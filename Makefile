@@ -44,8 +44,10 @@ chromium:
 test-browser: setup chromium
 	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
+# ruff, then the import arrows (contracts in pyproject.toml, [tool.importlinter]).
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 
 check: setup
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run

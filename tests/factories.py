@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from users import services
-from users.models import FeatureFlag, Role, User
+from users.models import FeatureFlag, User
 
 # Valid, distinct test values: real IBANs (schwifty-checked) and valid Belgian mobiles.
 VALID_IBANS = [
@@ -51,6 +51,3 @@ def make_console_user(role: str, *, password: str = "correct-horse-battery", **d
         password=password,
         roles=[role],
     )
-
-
-ROLES = Role.values

@@ -189,7 +189,7 @@ def test_country_select_renders_what_django_renders(value):
     from django import forms
 
     from users.filters import country_choices
-    from users.views.kit import FastSelect
+    from users.rendering import FastSelect
 
     choices = [("", "Any country"), *country_choices(), ("<&>", "Quote \" & 'tag' <b>")]
     for attrs in (None, {"id": "id_residency_country", "required": True, "data-x": False}):

@@ -12,7 +12,7 @@ from django import forms
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from users.models import FeatureFlag, FeatureFlagGrant, Status, User
-from users.views.kit import FastSelect
+from users.rendering import FastSelect
 
 DELETED_CHOICES = (("include", "Include deleted"), ("only", "Only deleted"))
 

@@ -18,7 +18,9 @@ from django.db.models.functions import Lower
 from ulid import ULID
 
 USER_ID_LENGTH = 27
-USER_ID_REGEX = r"^U[0-9A-HJKMNP-TV-Z]{26}$"
+# "U" + a ULID. The pattern alone serves the URL converter; anchored, the check constraint.
+USER_ID_PATTERN = "U[0-9A-HJKMNP-TV-Z]{26}"
+USER_ID_REGEX = rf"^{USER_ID_PATTERN}$"
 _user_id_re = re.compile(USER_ID_REGEX)
 
 
@@ -135,7 +137,12 @@ class Industry(models.TextChoices):
 
 
 class Role(models.TextChoices):
-    """Console roles; each is a `Group` of the same name, created by a data migration."""
+    """Console roles; each is a `Group` of the same name, created by a data migration.
+
+    The table of role -> permissions is in `users/migrations/0002_roles.py` (a migration keeps
+    its own frozen copy). Views and the API check `user.has_perm("users.<codename>")`, never a
+    role name, so that table is the one place to change what a role may do.
+    """
 
     BACK_OFFICE = "back_office", "Back office"
     COMPLIANCE = "compliance", "Compliance"

@@ -1,5 +1,6 @@
 from django.urls import path, register_converter
 
+from users.models import USER_ID_PATTERN
 from users.views import board, common, detail, edit, invite, tokens
 from users.views import list as list_views
 
@@ -7,7 +8,7 @@ from users.views import list as list_views
 class UserIdConverter:
     """`U` + ULID only, so that /users/<word>/ routes of other screens never reach a detail."""
 
-    regex = "U[0-9A-HJKMNP-TV-Z]{26}"
+    regex = USER_ID_PATTERN
 
     def to_python(self, value: str) -> str:
         return value

@@ -1,4 +1,4 @@
-"""Create the console's role groups with their permissions (see console/roles.py)."""
+"""Create the console's role groups with their permissions (see `users.models.Role`)."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations

@@ -28,6 +28,7 @@ from django_htmx.http import push_url, trigger_client_event
 
 from users import selectors, services
 from users.models import RECOMMENDED_MOVES, Status, User, is_recommended_move
+from users.rendering import Card, FlagBadges, url_for_each
 from users.views.common import (
     HtmxHttpRequest,
     htmx_target,
@@ -35,7 +36,6 @@ from users.views.common import (
     require_perm,
     vary_on_htmx,
 )
-from users.views.kit import Card, FlagBadges, url_for_each
 
 TEMPLATE = "users/board.html"
 COLUMN_SIZE = 25

@@ -18,7 +18,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
-from users import selectors
+from users import query, selectors
 from users.filters import UserFilter
 from users.models import User
 
@@ -155,12 +155,6 @@ def state_keys(filterset: UserFilter) -> list[str]:
 
 def _advanced(text: str) -> tuple[Q | None, list[str], QueryProblem | None, bool]:
     """Parse an advanced query: (condition, ordering, problem, whether it asks about deleted)."""
-    # Imported here: the query language is its own module and the list must still work (in
-    # simple mode) if it fails to import.
-    try:
-        from users import query
-    except ImportError:  # pragma: no cover - only while the module is being written
-        return None, [], QueryProblem("Advanced search is not available.", 0, text), False
     try:
         condition, ordering = query.parse(text)
     except query.QueryError as exc:

@@ -26,6 +26,7 @@ from django_htmx.http import push_url
 
 from users import contract, selectors, services
 from users.models import FeatureFlag, Status, User, is_recommended_move, is_user_id
+from users.rendering import FlagBadges, Row, url_for_each
 from users.views.common import (
     SORTS,
     HtmxHttpRequest,
@@ -35,7 +36,6 @@ from users.views.common import (
     require_perm,
     vary_on_htmx,
 )
-from users.views.kit import FlagBadges, Row, url_for_each
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +45,6 @@ PAGE_SIZE = 50
 BULK_LIMIT = 200
 # The contract's exported fields; credentials and session data are never user data.
 EXPORT_COLUMNS = contract.export_columns()
-SORT_COLUMNS = (
-    ("id", "Id"),
-    ("name", "Name"),
-    ("email", "Email"),
-    ("status", "Status"),
-    ("country", "Country"),
-    ("created", "Created"),
-)
 
 
 def _page_number(raw: str | None) -> int:
@@ -190,7 +182,6 @@ def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> d
         ),
         "query": state.querystring(),
         "sort_links": sort_links(state),
-        "sort_columns": SORT_COLUMNS,
         "statuses": Status.choices,
         "flags": FeatureFlag.choices,
         "can_export": request.user.has_perm("users.export_users"),

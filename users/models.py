@@ -52,10 +52,16 @@ RECOMMENDED_MOVES: dict[str, tuple[str, ...]] = {
     Status.ACTIVE: (Status.INACTIVE,),
     Status.INACTIVE: (Status.ACTIVE,),
 }
+# Where the diagram starts: a new customer, or an existing customer of the bank.
 INITIAL_STATUSES = (Status.WAITING_FOR_VERIFICATION, Status.WAITING_FOR_SIGNATURE)
 
 
-def is_recommended_move(from_status: str, to_status: str) -> bool:
+def is_recommended_move(from_status: str | None, to_status: str) -> bool:
+    """Whether `from_status` -> `to_status` is on the onboarding diagram; every other move is
+    off-flow. `from_status` None is the start (a creation), whose moves are the initial
+    statuses. A "move" to the same status is none: never recommended."""
+    if from_status is None:
+        return to_status in INITIAL_STATUSES
     return to_status in RECOMMENDED_MOVES.get(from_status, ())
 
 

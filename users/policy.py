@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 
-from users.models import INITIAL_STATUSES, FeatureFlag, User, is_recommended_move
+from users.models import FeatureFlag, User, is_recommended_move
 
 
 def can_use_console(user: User, *, holds_console_flag: bool | None = None) -> bool:
@@ -67,12 +67,7 @@ def require(actor: User, codename: str, message: str) -> None:
 
 def _check_status_permission(actor: User, from_status: str | None, to_status: str) -> None:
     require(actor, "change_status", "Your role may not change a user's status.")
-    recommended = (
-        to_status in INITIAL_STATUSES
-        if from_status is None
-        else is_recommended_move(from_status, to_status)
-    )
-    if not recommended:
+    if not is_recommended_move(from_status, to_status):
         require(
             actor,
             "change_status_off_flow",
@@ -95,7 +90,7 @@ def check_create_permissions(actor: User, data: dict[str, Any]) -> None:
     if data.get("feature_flags"):
         require(actor, "manage_feature_flags", "Your role may not grant feature flags.")
     status = data.get("status")
-    if status and status not in INITIAL_STATUSES:
+    if status and not is_recommended_move(None, status):
         _check_status_permission(actor, None, status)
     _check_access_lists(actor, data, None)
 

@@ -32,6 +32,7 @@ from users.views.common import (
     HtmxHttpRequest,
     htmx_target,
     list_state,
+    parse_version,
     require_perm,
     vary_on_htmx,
 )
@@ -210,13 +211,6 @@ def _board_params(request: HtmxHttpRequest) -> QueryDict:
     return QueryDict(request.POST.get("query", ""))
 
 
-def _version(raw: str | None) -> int | None:
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
-
-
 @require_POST
 @login_required
 def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
@@ -240,7 +234,7 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
             status=target,
             actor=request.user,
             reason=request.POST.get("reason", "").strip(),
-            expected_version=_version(request.POST.get("version")),
+            expected_version=parse_version(request.POST.get("version")),
         )
     except services.StaleVersion as exc:
         errors = [f"{user.display_name}: {exc}"]

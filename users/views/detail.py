@@ -13,13 +13,11 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
-from django_htmx.middleware import HtmxDetails
+from django_htmx.http import trigger_client_event
 
 from users import selectors, services, validators
 from users.contract import FIELD_LABELS
@@ -31,40 +29,19 @@ from users.models import (
     is_recommended_move,
 )
 from users.policy import can_edit, can_view
+from users.views.common import (
+    HtmxHttpRequest,
+    display,
+    load_user,
+    parse_version,
+    redirect_or_client_redirect,
+    require_perm,
+)
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
 REGIONS = ("summary", "status", "flags", "history", "danger")
 HISTORY_LIMIT = 100
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-    user: User
-
-
-# --- access ---------------------------------------------------------------------------------
-
-
-def load_user(pk: str) -> User:
-    """The user with what every region needs, in a fixed number of queries."""
-    return get_object_or_404(
-        User.objects.select_related("version_authored_by_user").prefetch_related(
-            "flag_grants",
-            Prefetch("readable_by", queryset=User.objects.only("id", "first_name", "last_name")),
-            Prefetch("modifiable_by", queryset=User.objects.only("id", "first_name", "last_name")),
-        ),
-        pk=pk,
-    )
-
-
-def require_perm(request: HtmxHttpRequest, codename: str) -> None:
-    if not request.user.has_perm(f"users.{codename}"):
-        raise PermissionDenied
-
-
-def redirect_or_client_redirect(request: HtmxHttpRequest, url: str) -> HttpResponse:
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def announce_change(response: HttpResponse, *, source: str) -> HttpResponse:
@@ -76,19 +53,6 @@ def announce_change(response: HttpResponse, *, source: str) -> HttpResponse:
 
 
 # --- presenting values ------------------------------------------------------------------------
-
-
-def display(value: Any) -> str:
-    """A contract JSON value as a person reads it in a diff."""
-    if value in (None, "", [], {}):
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return ", ".join(str(item) for item in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{key.replace('_', ' ')}: {item}" for key, item in value.items() if item)
-    return str(value)
 
 
 def diff_rows(changes: dict[str, list[Any]]) -> list[dict[str, str]]:
@@ -235,13 +199,6 @@ def region_saved(
 
 def error_messages(exc: ValidationError) -> list[str]:
     return list(exc.messages)
-
-
-def parse_version(raw: str | None) -> int | None:
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
 
 
 # --- views ------------------------------------------------------------------------------------

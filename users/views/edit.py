@@ -21,7 +21,7 @@ from users.contract import FIELD_LABELS
 from users.forms import GROUPS, INPUT_TO_GROUP, UserForm
 from users.models import User
 from users.policy import can_edit
-from users.views.detail import (
+from users.views.common import (
     HtmxHttpRequest,
     display,
     load_user,

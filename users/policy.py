@@ -4,10 +4,10 @@ One function per question; every front end asks here and none decides on its own
 `may_*` / `sees_*` answer with a bool; `check_*` raise `PermissionDenied` with a message the API
 returns as it is (the console shows its 403 page).
 
-A role is a group whose Django permissions (`users/migrations/0002_roles.py`) say what it may do;
-this module is the only place that reads them (`has_perm`), so a rule changes here or there, and
-nowhere else. Object-level access (a user's `readable_by` / `modifiable_by`) adds reading or
-editing that one record, never more.
+A role is a group whose Django permissions (the table in `users/migrations/0002_roles.py`) say
+what it may do; this module is the only place that reads them (`has_perm`), so a rule changes in
+that table or here, nowhere else. Object-level access (a user's `readable_by` /
+`modifiable_by`) adds reading or editing that one record, never more.
 """
 
 from __future__ import annotations

@@ -49,9 +49,9 @@ class HtmxHttpRequest(HttpRequest):
     user: User
 
 
-def require_perm(request: HttpRequest, *codenames: str) -> None:
-    """Refuse (403) unless the user holds every permission; call before fetching any data."""
-    if not all(request.user.has_perm(f"users.{codename}") for codename in codenames):
+def require(allowed: bool) -> None:
+    """Refuse (403) unless `users.policy` allowed it; views call it before fetching any data."""
+    if not allowed:
         raise PermissionDenied
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
+from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from tests.factories import make_user
-from users.models import StatusChange, User, UserVersion
+from tests.factories import make_console_user, make_user
+from users import services
+from users.models import Role, StatusChange, User, UserVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -291,3 +293,67 @@ def test_admin_delete_is_soft_and_restore_action(admin_client, admin_user):
     assert not stored.deleted
     assert stored.version == 3
     assert "Restored 1 user(s)." in messages_of(response)
+
+
+# --- what the admin lets one do is the policy's answer ------------------------------------------
+
+
+def admin_without(client, codename: str):
+    """A client signed in as an admin whose role lacks `codename` (the admin role has all)."""
+    Group.objects.get(name=Role.ADMIN).permissions.remove(Permission.objects.get(codename=codename))
+    client.force_login(make_console_user(Role.ADMIN))
+    return client
+
+
+def test_history_inlines_need_view_history(client, admin_user):
+    user = make_user(actor=admin_user)
+    html = admin_without(client, "view_history").get(change_url(user)).content.decode()
+    assert 'name="first_name"' in html
+    assert "status_changes-TOTAL_FORMS" not in html
+    assert "versions-TOTAL_FORMS" not in html
+
+
+def test_the_restore_action_needs_restore_user(client, admin_user):
+    user = make_user(actor=admin_user)
+    services.user_delete(user=user, actor=admin_user)
+    client = admin_without(client, "restore_user")
+    page = client.get(reverse("admin:users_user_changelist")).content.decode()
+    assert 'value="restore_selected"' not in page
+    client.post(
+        reverse("admin:users_user_changelist"),
+        {"action": "restore_selected", "_selected_action": [user.pk]},
+    )
+    assert User.objects.get(pk=user.pk).deleted
+
+
+def test_deleting_in_the_admin_needs_delete_user(client, admin_user):
+    user = make_user(actor=admin_user)
+    client = admin_without(client, "delete_user")
+    url = reverse("admin:users_user_delete", args=[user.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    assert not User.objects.get(pk=user.pk).deleted
+
+
+def test_adding_in_the_admin_needs_add_user(client):
+    client = admin_without(client, "add_user")
+    assert client.get(reverse("admin:users_user_add")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("codename", "change"),
+    [
+        ("manage_roles", {"roles": ["compliance"]}),
+        ("manage_feature_flags", {"feature_flags": ["ROBO_ADVISOR"]}),
+        ("change_status", {"status": ["WAITING_FOR_SIGNATURE"]}),
+    ],
+)
+def test_a_change_needs_the_permission_of_each_part(client, admin_user, codename, change):
+    """As in the API: the part needs its permission, the rest of the form does not."""
+    user = make_user(actor=admin_user)
+    client = admin_without(client, codename)
+    data = form_data(client, change_url(user))
+    assert client.post(change_url(user), {**data, **change}).status_code == 403
+    assert User.objects.get(pk=user.pk).version == user.version
+    data["first_name"] = ["Changed"]
+    assert client.post(change_url(user), data).status_code == 302
+    assert User.objects.get(pk=user.pk).first_name == "Changed"

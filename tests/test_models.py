@@ -121,6 +121,27 @@ def test_recommended_moves_are_the_onboarding_diagram():
     assert set(RECOMMENDED_MOVES) == set(Status.values)
 
 
+@pytest.mark.parametrize(
+    ("to_status", "recommended"),
+    [
+        ("WAITING_FOR_VERIFICATION", True),  # a new customer
+        ("WAITING_FOR_SIGNATURE", True),  # an existing customer of the bank
+        ("VERIFICATION_FAILED", False),
+        ("ACTIVE", False),
+        ("INACTIVE", False),
+    ],
+)
+def test_from_none_is_the_start_where_only_the_initial_statuses_are_recommended(
+    to_status, recommended
+):
+    assert is_recommended_move(None, to_status) is recommended
+
+
+def test_a_move_to_the_same_status_is_never_recommended():
+    for status in Status.values:
+        assert not is_recommended_move(status, status)
+
+
 def test_display_name_and_counter_account():
     user = make_user(
         first_name="Ana",

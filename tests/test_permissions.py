@@ -8,11 +8,17 @@ pattern's full name (`"users:user-list"`, or `"login"` for an un-namespaced one)
 - `kwargs`: how to fill the URL's parameters from the `Subjects` fixture (a live user, a deleted
   one, an API token id),
 - `data`: the POST body, if it matters (it should be a valid request, so "allowed" is real),
+- `status`: the status code an allowed role gets (a page 200, a plain POST its redirect),
+- `effect`: for a request that writes, what must have happened (the state after, the version
+  record): a check of `(subjects, actor, response)`. Without one, nothing may change,
 - `public`: True only for pages everyone may open (sign-in, sign-out, invitation links),
 - `get_refused`: True when the URL must refuse GET (POST-only: nothing changes on GET).
 
 `test_every_url_is_in_the_matrix` walks the resolver and FAILS for any pattern without an entry,
 so a new screen cannot ship without saying who may use it. Unnamed patterns fail too: name them.
+
+An allowed cell asserts the effect, not only "not 403": a view that answered 200 without doing
+anything would pass a bare "not refused" check.
 
 The Django admin (`admin/`) and the JSON API (`api/`) are left out on purpose: the admin has its
 own permission system and tests (tests/test_admin.py), the API its token auth and tests
@@ -34,7 +40,16 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tests.factories import make_console_user, make_user
 from users import services
-from users.models import FeatureFlag, FeatureFlagGrant, Role, Status, StatusChange, UserVersion
+from users.models import (
+    ApiToken,
+    FeatureFlag,
+    FeatureFlagGrant,
+    Role,
+    Status,
+    StatusChange,
+    User,
+    UserVersion,
+)
 from users.services.tokens import issue_token
 
 EXCLUDED_PREFIXES = (
@@ -53,10 +68,16 @@ class Subjects:
     token_pk: int
 
 
+# (subjects, the signed-in actor or None, the response) -> asserts what the request did.
+Effect = Callable[[Subjects, Any, Any], None]
+
+
 @dataclass(frozen=True)
 class Entry:
     method: str
     allowed: frozenset[str]
+    status: int = 200
+    effect: Effect | None = None
     kwargs: Callable[[Subjects], dict[str, Any]] = lambda s: {}
     data: Callable[[Subjects], dict[str, Any]] = lambda s: {}
     public: bool = False
@@ -68,22 +89,101 @@ def user_pk(s: Subjects) -> dict[str, Any]:
     return {"pk": s.user.pk}
 
 
+# --- effects of the allowed requests -------------------------------------------------------------
+
+
+def assert_new_version(before: User, actor: User, changes: dict[str, list[Any]]) -> User:
+    """`before` is one version further, made by `actor`, with exactly `changes`."""
+    after = User.objects.get(pk=before.pk)
+    assert after.version == before.version + 1
+    assert after.version_authored_by_user_id == actor.pk
+    version = UserVersion.objects.get(user=after, version=after.version)
+    assert version.author_id == actor.pk
+    assert version.changes == changes
+    return after
+
+
+def moved_to_signature(s: Subjects, actor: User, response) -> None:
+    moved = Status.WAITING_FOR_VERIFICATION, Status.WAITING_FOR_SIGNATURE
+    after = assert_new_version(s.user, actor, {"status": list(moved)})
+    assert after.status == Status.WAITING_FOR_SIGNATURE
+    change = StatusChange.objects.get(user=after, version=after.version)
+    assert (change.from_status, change.to_status) == moved
+    assert change.changed_by_id == actor.pk
+    assert not change.off_flow
+
+
+def storyteller_granted(s: Subjects, actor: User, response) -> None:
+    assert_new_version(s.user, actor, {"feature_flags": [[], [FeatureFlag.STORYTELLER]]})
+    grant = FeatureFlagGrant.objects.get(user=s.user, flag=FeatureFlag.STORYTELLER)
+    assert grant.granted_by_id == actor.pk
+
+
+def soft_deleted(s: Subjects, actor: User, response) -> None:
+    after = assert_new_version(s.user, actor, {"deleted": [False, True]})
+    assert after.deleted
+
+
+def restored(s: Subjects, actor: User, response) -> None:
+    after = assert_new_version(s.deleted, actor, {"deleted": [True, False]})
+    assert not after.deleted
+
+
+def token_revoked(s: Subjects, actor: User, response) -> None:
+    token = ApiToken.objects.get(pk=s.token_pk)
+    assert token.revoked_at is not None
+    assert token.revoked_by_id == actor.pk
+
+
+def signed_out(s: Subjects, actor: User | None, response) -> None:
+    assert response["Location"] == reverse("login")
+    assert "_auth_user_id" not in response.wsgi_request.session
+
+
+def redirects_to(name: str) -> Effect:
+    def effect(s: Subjects, actor: User, response) -> None:
+        assert response["Location"] == reverse(name)
+
+    return effect
+
+
+def csv_of_the_users(s: Subjects, actor: User, response) -> None:
+    assert response["Content-Type"].startswith("text/csv")
+    body = b"".join(response.streaming_content).decode()
+    assert body.startswith("id,external_id,")
+    assert s.user.pk in body
+    assert s.deleted.pk not in body  # deleted users only when asked for
+
+
+def field_checked(s: Subjects, actor: User, response) -> None:
+    assert response.content.decode().lstrip().startswith('<div id="field-first_name"')
+
+
 MATRIX: dict[str, Entry] = {
     # sign-in and own account
-    "login": Entry("GET", ALL_ROLES, public=True),
-    "logout": Entry("POST", ALL_ROLES, public=True, get_refused=True),
+    "login": Entry("GET", ALL_ROLES, status=302, effect=redirects_to("users:home"), public=True),
+    "logout": Entry(
+        "POST", ALL_ROLES, status=302, effect=signed_out, public=True, get_refused=True
+    ),
     "password_change": Entry("GET", ALL_ROLES),
     "password_change_done": Entry("GET", ALL_ROLES),
+    # A made-up link: the page that says so, for anyone.
     "users:invite-accept": Entry(
-        "GET", ALL_ROLES, kwargs=lambda s: {"uidb64": "MA", "token": "nope"}, public=True
+        "GET",
+        ALL_ROLES,
+        status=404,
+        kwargs=lambda s: {"uidb64": "MA", "token": "nope"},
+        public=True,
     ),
     # list, board, export
-    "users:home": Entry("GET", ALL_ROLES),
+    "users:home": Entry("GET", ALL_ROLES, status=302, effect=redirects_to("users:user-list")),
     "users:user-list": Entry("GET", ALL_ROLES),
-    "users:user-export": Entry("GET", ALL_ROLES),
+    "users:user-export": Entry("GET", ALL_ROLES, effect=csv_of_the_users),
     "users:user-bulk": Entry(
         "POST",
         frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=moved_to_signature,
         data=lambda s: {
             "action": "status",
             "status": Status.WAITING_FOR_SIGNATURE,
@@ -95,6 +195,8 @@ MATRIX: dict[str, Entry] = {
     "users:board-move": Entry(
         "POST",
         frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=moved_to_signature,
         kwargs=user_pk,
         data=lambda s: {"status": Status.WAITING_FOR_SIGNATURE},
         get_refused=True,
@@ -105,6 +207,7 @@ MATRIX: dict[str, Entry] = {
     "users:user-validate-field": Entry(
         "POST",
         frozenset({BACK_OFFICE, ADMIN}),
+        effect=field_checked,  # checks one input; saves nothing
         data=lambda s: {"_field": "first_name", "first_name": "Jo"},
         get_refused=True,
     ),
@@ -112,6 +215,8 @@ MATRIX: dict[str, Entry] = {
     "users:user-status": Entry(
         "POST",
         frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=moved_to_signature,
         kwargs=user_pk,
         data=lambda s: {"status": Status.WAITING_FOR_SIGNATURE},
         get_refused=True,
@@ -119,23 +224,34 @@ MATRIX: dict[str, Entry] = {
     "users:user-flag": Entry(
         "POST",
         frozenset({ADMIN}),
+        status=302,
+        effect=storyteller_granted,
         kwargs=user_pk,
         data=lambda s: {"flag": FeatureFlag.STORYTELLER, "enabled": "1"},
         get_refused=True,
     ),
     "users:user-diff": Entry("GET", frozenset({COMPLIANCE, ADMIN}), kwargs=user_pk),
     # GET is the confirmation page (works without JavaScript); POST deletes.
-    "users:user-delete": Entry("POST", frozenset({BACK_OFFICE, ADMIN}), kwargs=user_pk),
+    "users:user-delete": Entry(
+        "POST", frozenset({BACK_OFFICE, ADMIN}), status=302, effect=soft_deleted, kwargs=user_pk
+    ),
     "users:user-restore": Entry(
         "POST",
         frozenset({ADMIN}),
+        status=302,
+        effect=restored,
         kwargs=lambda s: {"pk": s.deleted.pk},
         get_refused=True,
     ),
     # API tokens page (the API itself is excluded above)
     "users:api-tokens": Entry("GET", frozenset({ADMIN})),
     "users:api-token-revoke": Entry(
-        "POST", frozenset({ADMIN}), kwargs=lambda s: {"pk": s.token_pk}, get_refused=True
+        "POST",
+        frozenset({ADMIN}),
+        status=302,
+        effect=token_revoked,
+        kwargs=lambda s: {"pk": s.token_pk},
+        get_refused=True,
     ),
 }
 
@@ -178,27 +294,34 @@ def subjects(db, admin_user) -> Subjects:
     deleted = make_user(actor=admin_user)
     services.user_delete(user=deleted, actor=admin_user)
     token, _secret = issue_token(user=admin_user, name="matrix")
-    return Subjects(user=user, deleted=deleted, token_pk=token.pk)
+    return Subjects(
+        user=User.objects.get(pk=user.pk),
+        deleted=User.objects.get(pk=deleted.pk),
+        token_pk=token.pk,
+    )
 
 
-def client_for(role: str) -> Client:
+def client_for(role: str) -> tuple[Client, User | None]:
+    """A client signed in with `role`, and who that is (None when anonymous)."""
     client = Client()
     if role == "anonymous":
-        return client
+        return client, None
     if role == "no_role":
         user = make_console_user(Role.BACK_OFFICE)
         user.groups.clear()
         client.force_login(user)
-        return client
-    client.force_login(make_console_user(role))
-    return client
+        return client, user
+    user = make_console_user(role)
+    client.force_login(user)
+    return client, user
 
 
-def audit_counts() -> tuple[int, int, int]:
+def audit_counts() -> tuple[int, int, int, int]:
     return (
         UserVersion.objects.count(),
         StatusChange.objects.count(),
         FeatureFlagGrant.objects.count(),
+        ApiToken.objects.filter(revoked_at__isnull=False).count(),
     )
 
 
@@ -211,25 +334,33 @@ def is_sign_in_redirect(response) -> bool:
 def test_role_url_matrix(name, role, subjects):
     entry = MATRIX[name]
     url = reverse(name, kwargs=entry.kwargs(subjects))
-    client = client_for(role)
+    client, actor = client_for(role)
     before = audit_counts()
     send = client.get if entry.method == "GET" else client.post
     response = send(url, entry.data(subjects))
 
     assert response.status_code < 500, f"{name} as {role}: {response.status_code}"
-    if entry.public:
+    allowed = role in entry.allowed
+    if entry.public and not allowed:
+        # Signed out (or dropped at the request for want of a role): the page still opens.
         assert response.status_code != 403, f"{name} is public but refused {role}"
     elif role in ("anonymous", "no_role"):
         assert is_sign_in_redirect(response), f"{name} as {role} must go to sign-in"
-    elif role in entry.allowed:
-        assert response.status_code != 403, f"{name} must allow {role}"
-        assert not is_sign_in_redirect(response), f"{name} sent {role} to sign-in"
+    elif allowed:
+        assert response.status_code == entry.status, f"{name} as {role}: {response.status_code}"
+        if entry.effect is not None:
+            entry.effect(subjects, actor, response)
     else:
         assert response.status_code == 403, f"{name} must refuse {role}: {response.status_code}"
         assert "You do not have access" in response.content.decode()
-    if entry.method == "GET" or (response.status_code in (302, 403) and role not in entry.allowed):
-        # Nothing changes on GET, and nothing changes when refused.
+    writes = allowed and entry.effect in WRITES
+    if not writes:
+        # Nothing changes on GET, nothing changes when refused, and a check saves nothing.
         assert audit_counts() == before, f"{name} as {role} changed data"
+
+
+# Effects that are writes: every other request must leave the audit trail as it was.
+WRITES = frozenset({moved_to_signature, storyteller_granted, soft_deleted, restored, token_revoked})
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in MATRIX.items() if e.get_refused))

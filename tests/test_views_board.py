@@ -217,6 +217,25 @@ def test_off_flow_needs_its_own_permission(client, waiting):
     assert waiting.status == Status.WAITING_FOR_VERIFICATION
 
 
+def test_a_move_to_the_current_status_is_refused_by_the_service(client, waiting):
+    """As on the detail page and in bulk: never offered, and refused as no move at all."""
+    mover = make_console_user(Role.COMPLIANCE)
+    mover.groups.get().permissions.remove(Permission.objects.get(codename="change_status_off_flow"))
+    client.force_login(mover)
+    before = waiting.version
+    response = client.post(
+        move_url(waiting),
+        {"status": waiting.status, "version": before},
+        headers={"HX-Request": "true", "HX-Target": "board"},
+    )
+    assert response.status_code == 200
+    assert response.context["board_errors"] == [
+        "Wanda Waiting: The user is already waiting for verification."
+    ]
+    waiting.refresh_from_db()
+    assert waiting.version == before
+
+
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [

@@ -3,12 +3,13 @@
 import json
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import VALID_IBANS, make_user
+from tests.factories import VALID_IBANS, make_console_user, make_user
 from users import services
-from users.models import FeatureFlag, Status, StatusChange, User, UserVersion
+from users.models import FeatureFlag, Role, Status, StatusChange, User, UserVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -189,6 +190,55 @@ def test_unknown_status_is_a_clear_error(compliance_client, user):
     )
     assert response.status_code == 200
     assert "Unknown status" in response.content.decode()
+
+
+def mover_client() -> Client:
+    """A role that moves statuses along the flow only (compliance without off-flow moves)."""
+    mover = make_console_user(Role.COMPLIANCE)
+    mover.groups.get().permissions.remove(Permission.objects.get(codename="change_status_off_flow"))
+    client = Client()
+    client.force_login(mover)
+    return client
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_the_current_status_is_never_offered(compliance_client, admin_user, status):
+    subject = make_user(actor=admin_user, status=status, status_reason="seeded")
+    response = compliance_client.get(detail_url(subject), **htmx("status"))
+    context = response.context
+    assert status not in context["recommended_moves"]
+    assert status not in context["off_flow_moves"]
+    assert set(context["recommended_moves"]) | set(context["off_flow_moves"]) == set(Status) - {
+        status
+    }
+    assert f'value="{status}"' not in response.content.decode()
+
+
+def test_a_move_to_the_current_status_is_refused_by_the_service_for_every_role(user):
+    """As on the board: no move, so no permission question, whether or not the role may move
+    off the flow; the service says the user is there already, and nothing is written."""
+    versions = UserVersion.objects.filter(user=user).count()
+    response = mover_client().post(
+        reverse("users:user-status", args=[user.pk]),
+        {"status": user.status, "expected_version": user.version},
+        **htmx("status"),
+    )
+    assert response.status_code == 200
+    assert "The user is already waiting for verification." in response.content.decode()
+    assert UserVersion.objects.filter(user=user).count() == versions
+
+
+def test_off_flow_moves_need_their_own_permission(user):
+    client = mover_client()
+    url = reverse("users:user-status", args=[user.pk])
+    html = client.get(detail_url(user), **htmx("status")).content.decode()
+    assert "Off-flow move" not in html
+    refused = client.post(url, {"status": Status.ACTIVE, "reason": "because"})
+    assert refused.status_code == 403
+    assert User.objects.get(pk=user.pk).status == Status.WAITING_FOR_VERIFICATION
+    moved = client.post(url, {"status": Status.WAITING_FOR_SIGNATURE})
+    assert moved.status_code == 302
+    assert User.objects.get(pk=user.pk).status == Status.WAITING_FOR_SIGNATURE
 
 
 # --- feature flags ----------------------------------------------------------------------------

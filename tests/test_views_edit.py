@@ -1,6 +1,7 @@
 """Create and edit screens: services' errors on the right inputs, write-once, stale versions."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -94,6 +95,20 @@ def test_create_with_all_groups(back_office_client, back_office_user):
     assert created.metadata == {"crm": "42", "segment": "gold"}
     assert created.status == Status.WAITING_FOR_SIGNATURE
     assert UserVersion.objects.get(user=created).author == back_office_user
+
+
+def test_a_creator_who_may_not_edit_access_lists_cannot_set_them_on_create(client, admin_user):
+    """The API's rule on the create screen: one policy (`check_create`) for both."""
+    creator = make_console_user(Role.BACK_OFFICE)
+    # Back office without change_user: may create, may not say who else gets in.
+    creator.groups.get().permissions.remove(Permission.objects.get(codename="change_user"))
+    client.force_login(creator)
+    refused = client.post(reverse(CREATE), {"first_name": "Listed", "readable_by": admin_user.pk})
+    assert refused.status_code == 403
+    assert not User.objects.filter(first_name="Listed").exists()
+    created = client.post(reverse(CREATE), {"first_name": "Unlisted", "readable_by": ""})
+    assert created.status_code == 302
+    assert User.objects.filter(first_name="Unlisted").exists()
 
 
 def test_create_with_bad_iban_shows_the_validator_message_on_the_input(back_office_client):

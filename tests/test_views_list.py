@@ -294,6 +294,64 @@ def test_bulk_refusals(client, back_office_user, compliance_user, admin_user, pe
     assert response.context["bulk_problem"] == "Choose an action."
 
 
+def bulk_mover(client):
+    """Signs `client` in as compliance without off-flow moves."""
+    mover = make_console_user(Role.COMPLIANCE)
+    mover.groups.get().permissions.remove(Permission.objects.get(codename="change_status_off_flow"))
+    client.force_login(mover)
+    return client
+
+
+def test_bulk_move_refuses_off_flow_moves_per_user_for_a_role_without_them(client, people):
+    marc, anna = people["marc"], people["anna"]
+    response = bulk_mover(client).post(
+        reverse("users:user-bulk"),
+        {"action": "status", "status": Status.ACTIVE, "ids": [marc.pk, anna.pk], "reason": "x"},
+        headers=HX_RESULTS,
+    )
+    report = response.context["bulk_report"]
+    assert [u.pk for u in report["done"]] == [anna.pk]
+    assert report["failed"] == [
+        (marc, "Your role may not move a user off the recommended status flow.")
+    ]
+    assert User.objects.get(pk=marc.pk).status == Status.WAITING_FOR_VERIFICATION
+
+
+@pytest.mark.parametrize("off_flow", [True, False])
+def test_bulk_move_to_the_current_status_is_refused_by_the_service(client, people, off_flow):
+    """The same answer as on the board and the detail page, with or without off-flow moves."""
+    anna = User.objects.get(pk=people["anna"].pk)
+    assert anna.status == Status.WAITING_FOR_SIGNATURE
+    if off_flow:
+        client.force_login(make_console_user(Role.COMPLIANCE))
+    else:
+        bulk_mover(client)
+    response = client.post(
+        reverse("users:user-bulk"),
+        {"action": "status", "status": anna.status, "ids": [anna.pk]},
+        headers=HX_RESULTS,
+    )
+    assert response.context["bulk_report"]["failed"] == [
+        (anna, "The user is already waiting for signature.")
+    ]
+    assert User.objects.get(pk=anna.pk).version == anna.version
+
+
+def test_bulk_move_offers_what_the_role_may_move_to(client, compliance_client, people):
+    def offered(response):
+        html = response.content.decode()
+        menu = html[
+            html.index('id="bulk-status"') : html.index("</select>", html.index('id="bulk-status"'))
+        ]
+        return [value for value in Status.values if f'value="{value}"' in menu]
+
+    assert offered(compliance_client.get(LIST)) == Status.values
+    # Nothing on the flow leads back to verification: only an off-flow move would.
+    assert offered(bulk_mover(client).get(LIST)) == [
+        s for s in Status.values if s != Status.WAITING_FOR_VERIFICATION
+    ]
+
+
 def test_bulk_flag_grant_and_revoke_by_admin(admin_client, people):
     url = reverse("users:user-bulk")
     marc, anna = people["marc"], people["anna"]

@@ -1,6 +1,7 @@
 """The Django admin over User: the operators' raw fallback, and the console's speed baseline.
 
-It writes only through `users.services`, so versions, history and write-once hold here too.
+It writes only through `users.services`, so versions, history and write-once hold here too, and
+asks `users.policy` what the signed-in admin may do, as the console and the API do.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
-from users import contract, services
+from users import contract, policy, services
 from users.models import FeatureFlag, Role, StatusChange, User, UserVersion
 
 
@@ -142,7 +143,7 @@ class HistoryInline(admin.TabularInline):
     can_delete = False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("users.view_history")
+        return policy.may_view_history(request.user)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -195,12 +196,38 @@ class UserAdmin(admin.ModelAdmin):
     actions = ("restore_selected",)
     fieldsets = fieldsets()
 
+    # --- permissions: the policy's answers -------------------------------------------------------
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return policy.sees_everyone(request.user)
+        return policy.can_view(request.user, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return policy.edits_everyone(request.user)
+        return policy.can_edit(request.user, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return policy.may_create(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.may_delete(request.user)
+
+    def has_restore_permission(self, request: HttpRequest) -> bool:
+        return policy.may_restore(request.user)
+
+    # --- writing ---------------------------------------------------------------------------------
+
     def save_model(
         self, request: HttpRequest, obj: User, form: UserAdminForm, change: bool
     ) -> None:
         data = form.service_data()
         roles = form.cleaned_data.get("roles") or []
+        # The form always sends every part (status, flags, roles); as in the API, each part
+        # that changes needs its own permission.
         if change:
+            policy.check_update(request.user, obj, {**data, "roles": roles})
             saved = services.user_update(
                 user=obj,
                 data=data,
@@ -210,6 +237,7 @@ class UserAdmin(admin.ModelAdmin):
             if sorted(saved.role_names()) != sorted(roles):
                 saved = services.user_set_roles(user=saved, roles=roles, actor=request.user)
         else:
+            policy.check_create(request.user, {**data, "roles": roles})
             saved = services.user_create(data=data, actor=request.user, roles=roles)
         # The admin goes on with `obj` (messages, redirect): make it the stored row.
         obj.__dict__.update(saved.__dict__)
@@ -264,9 +292,6 @@ class UserAdmin(admin.ModelAdmin):
             services.user_restore(user=user, actor=request.user)
             restored += 1
         self.message_user(request, f"Restored {restored} user(s).")
-
-    def has_restore_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("users.restore_user")
 
 
 admin.site.site_header = "User console: raw admin"

@@ -54,10 +54,16 @@ RECOMMENDED_MOVES: dict[str, tuple[str, ...]] = {
     Status.ACTIVE: (Status.INACTIVE,),
     Status.INACTIVE: (Status.ACTIVE,),
 }
+# Where the diagram starts: a new customer, or an existing customer of the bank.
 INITIAL_STATUSES = (Status.WAITING_FOR_VERIFICATION, Status.WAITING_FOR_SIGNATURE)
 
 
-def is_recommended_move(from_status: str, to_status: str) -> bool:
+def is_recommended_move(from_status: str | None, to_status: str) -> bool:
+    """Whether `from_status` -> `to_status` is on the onboarding diagram; every other move is
+    off-flow. `from_status` None is the start (a creation), whose moves are the initial
+    statuses. A "move" to the same status is none: never recommended."""
+    if from_status is None:
+        return to_status in INITIAL_STATUSES
     return to_status in RECOMMENDED_MOVES.get(from_status, ())
 
 
@@ -140,8 +146,8 @@ class Role(models.TextChoices):
     """Console roles; each is a `Group` of the same name, created by a data migration.
 
     The table of role -> permissions is in `users/migrations/0002_roles.py` (a migration keeps
-    its own frozen copy). Views and the API check `user.has_perm("users.<codename>")`, never a
-    role name, so that table is the one place to change what a role may do.
+    its own frozen copy). Only `users/policy.py` asks `user.has_perm("users.<codename>")`, never
+    a role name, so that table is the one place to change what a role may do.
     """
 
     BACK_OFFICE = "back_office", "Back office"

@@ -1,15 +1,25 @@
 """Who may do what in the console, the API, the admin and the commands.
 
-One function per question; every front end asks here and none decides on its own.
+One function per question; every front end asks here and none decides on its own. `can_*` /
+`may_*` / `sees_*` answer with a bool; `check_*` raise `PermissionDenied` with a message the API
+returns as it is (the console shows its 403 page).
+
+A role is a group whose Django permissions (the table in `users/migrations/0002_roles.py`) say
+what it may do; this module is the only place that reads them (`has_perm`), so a rule changes in
+that table or here, nowhere else. Object-level access (a user's `readable_by` /
+`modifiable_by`) adds reading or editing that one record, never more.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 
-from users.models import INITIAL_STATUSES, FeatureFlag, User, is_recommended_move
+from users.contract import ACCESS_LIST_FIELDS, TRACKED_FIELDS
+from users.models import RECOMMENDED_MOVES, FeatureFlag, Status, User, is_recommended_move
 
 
 def can_use_console(user: User, *, holds_console_flag: bool | None = None) -> bool:
@@ -29,6 +39,15 @@ def can_use_console(user: User, *, holds_console_flag: bool | None = None) -> bo
     )
 
 
+def _has(actor: User, codename: str) -> bool:
+    return actor.has_perm(f"users.{codename}")
+
+
+def _refuse_unless(allowed: bool, message: str) -> None:
+    if not allowed:
+        raise PermissionDenied(message)
+
+
 # --- object-level access ---------------------------------------------------------------------
 # One rule for the console and the API: a role permission, or being named on the record.
 
@@ -41,7 +60,7 @@ def _listed_in(user: User, relation: str, actor: User) -> bool:
 def can_view(actor: User, user: User) -> bool:
     """Role permission, or object-level access through `readable_by` / `modifiable_by`."""
     return (
-        actor.has_perm("users.view_user")
+        sees_everyone(actor)
         or _listed_in(user, "readable_by", actor)
         or _listed_in(user, "modifiable_by", actor)
     )
@@ -49,69 +68,211 @@ def can_view(actor: User, user: User) -> bool:
 
 def can_edit(actor: User, user: User) -> bool:
     """Role permission, or object-level access through `modifiable_by`."""
-    return actor.has_perm("users.change_user") or _listed_in(user, "modifiable_by", actor)
+    return edits_everyone(actor) or _listed_in(user, "modifiable_by", actor)
 
 
 def sees_everyone(actor: User) -> bool:
-    """Whether `actor` reads every user by role (else only those whose lists name them)."""
-    return actor.has_perm("users.view_user")
+    """Whether `actor` reads every user by role (else only those whose lists name them): the
+    list, the board and their bulk actions are for those who do."""
+    return _has(actor, "view_user")
 
 
-# --- writes: which parts of a change need which permission -------------------------------------
+def edits_everyone(actor: User) -> bool:
+    """Whether `actor` edits every user's record by role (else only where `modifiable_by`
+    names them)."""
+    return _has(actor, "change_user")
 
 
-def require(actor: User, codename: str, message: str) -> None:
-    if not actor.has_perm(f"users.{codename}"):
-        raise PermissionDenied(message)
+# --- actions -----------------------------------------------------------------------------------
 
 
-def _check_status_permission(actor: User, from_status: str | None, to_status: str) -> None:
-    require(actor, "change_status", "Your role may not change a user's status.")
-    recommended = (
-        to_status in INITIAL_STATUSES
-        if from_status is None
-        else is_recommended_move(from_status, to_status)
-    )
-    if not recommended:
-        require(
-            actor,
-            "change_status_off_flow",
+def may_create(actor: User) -> bool:
+    return _has(actor, "add_user")
+
+
+def may_delete(actor: User) -> bool:
+    return _has(actor, "delete_user")
+
+
+def may_restore(actor: User) -> bool:
+    return _has(actor, "restore_user")
+
+
+def may_export(actor: User) -> bool:
+    return _has(actor, "export_users")
+
+
+def may_view_history(actor: User) -> bool:
+    """Status and version history, and the diff between two versions."""
+    return _has(actor, "view_history")
+
+
+def may_manage_flags(actor: User) -> bool:
+    return _has(actor, "manage_feature_flags")
+
+
+def may_manage_roles(actor: User) -> bool:
+    return _has(actor, "manage_roles")
+
+
+def may_manage_tokens(actor: User) -> bool:
+    """Issue and revoke API tokens (the console's tokens page)."""
+    return _has(actor, "manage_api_tokens")
+
+
+def may_change_access_lists(actor: User) -> bool:
+    """Who else may read or edit a record is for role editors only: a `modifiable_by` entry
+    lets one edit the record, never add others to it."""
+    return edits_everyone(actor)
+
+
+def may_change_status(actor: User) -> bool:
+    """Whether `actor` may move users at all (which moves: `may_move`)."""
+    return _has(actor, "change_status")
+
+
+def _may_move_off_flow(actor: User) -> bool:
+    return may_change_status(actor) and _has(actor, "change_status_off_flow")
+
+
+def check_delete(actor: User) -> None:
+    _refuse_unless(may_delete(actor), "Your role may not delete users.")
+
+
+# --- status moves ------------------------------------------------------------------------------
+
+
+def check_move(actor: User, from_status: str | None, to_status: str) -> None:
+    """Refuse a move `actor` may not make; `from_status` None is a creation.
+
+    A new user starting in an initial status needs no status permission (it is part of
+    creating it); any other move needs `change_status`, and one off the recommended flow also
+    `change_status_off_flow`. A "move" to the current status is none: past `change_status` it is
+    left to the service, which refuses it (code "unchanged") for every front end alike.
+    """
+    if from_status is None and is_recommended_move(None, to_status):
+        return
+    _refuse_unless(may_change_status(actor), "Your role may not change a user's status.")
+    if to_status != from_status and not is_recommended_move(from_status, to_status):
+        _refuse_unless(
+            _may_move_off_flow(actor),
             "Your role may not move a user off the recommended status flow.",
         )
 
 
-def _check_access_lists(actor: User, data: dict[str, Any], user: User | None) -> None:
-    for relation in ("readable_by", "modifiable_by"):
-        if relation not in data:
-            continue
-        current = sorted(o.pk for o in getattr(user, relation).all()) if user else []
-        if sorted(set(data[relation] or [])) != current:
-            # As in the console's edit form: role editors only, never an object-level editor.
-            require(actor, "change_user", f"Your role may not change who is in {relation}.")
+def may_move(actor: User, from_status: str | None, to_status: str) -> bool:
+    """`check_move` as a question."""
+    try:
+        check_move(actor, from_status, to_status)
+    except PermissionDenied:
+        return False
+    return True
 
 
-def check_create_permissions(actor: User, data: dict[str, Any]) -> None:
-    require(actor, "add_user", "Your role may not create users.")
+@dataclass(frozen=True)
+class MoveOptions:
+    """The moves offered from one status: on the flow first, then off it (which need a reason).
+
+    The current status is in neither. `allowed`: whether the actor may move at all;
+    `off_flow_allowed`: whether it may also make the off-flow moves.
+    """
+
+    recommended: tuple[Status, ...]
+    off_flow: tuple[Status, ...]
+    allowed: bool
+    off_flow_allowed: bool
+
+
+def move_options(actor: User, status: str) -> MoveOptions:
+    """What the detail page and a board card offer from `status`."""
+    recommended = tuple(Status(s) for s in RECOMMENDED_MOVES.get(status, ()))
+    return MoveOptions(
+        recommended=recommended,
+        off_flow=tuple(s for s in Status if s != status and s not in recommended),
+        allowed=may_change_status(actor),
+        off_flow_allowed=_may_move_off_flow(actor),
+    )
+
+
+def move_targets(actor: User) -> tuple[Status, ...]:
+    """The statuses a bulk move offers: each one `actor` may move some user to. The users'
+    own statuses differ, so each move is still checked on its own (`check_move`)."""
+    return tuple(
+        to_status
+        for to_status in Status
+        if any(may_move(actor, s, to_status) for s in Status if s != to_status)
+    )
+
+
+# --- fields ------------------------------------------------------------------------------------
+
+# The record's own fields: whoever may edit the user may edit these. The others have their own
+# permission each.
+_OWN_PERMISSION = {"status", "feature_flags", *ACCESS_LIST_FIELDS, "roles", "deleted"}
+RECORD_FIELDS = frozenset(name for name in TRACKED_FIELDS if name not in _OWN_PERMISSION)
+
+
+def editable_fields(actor: User, user: User) -> frozenset[str]:
+    """The contract fields `actor` may change on `user` by an edit (form, PATCH, admin).
+
+    Roles and `deleted` are not among them: they are changed by their own actions
+    (`may_manage_roles`, `may_delete`, `may_restore`).
+    """
+    fields: set[str] = set()
+    if can_edit(actor, user):
+        fields |= RECORD_FIELDS
+    if may_change_access_lists(actor):
+        fields |= set(ACCESS_LIST_FIELDS)
+    if may_change_status(actor):
+        fields.add("status")
+    if may_manage_flags(actor):
+        fields.add("feature_flags")
+    return frozenset(fields)
+
+
+# --- writes: which parts of a change need which permission -------------------------------------
+
+# Parts of a change checked by what they change (a value equal to the stored one needs nothing);
+# `status_reason` rides along with `status`.
+_COMPARED = {"status", "status_reason", "feature_flags", *ACCESS_LIST_FIELDS, "roles"}
+
+
+def _ids(values: Iterable[Any] | None) -> list[Any]:
+    return sorted(set(values or []))
+
+
+def check_create(actor: User, data: Mapping[str, Any]) -> None:
+    """Each part of a new user needs its permission: flags, a status off the start, the access
+    lists and roles besides `add_user` itself."""
+    _refuse_unless(may_create(actor), "Your role may not create users.")
     if data.get("feature_flags"):
-        require(actor, "manage_feature_flags", "Your role may not grant feature flags.")
-    status = data.get("status")
-    if status and status not in INITIAL_STATUSES:
-        _check_status_permission(actor, None, status)
-    _check_access_lists(actor, data, None)
+        _refuse_unless(may_manage_flags(actor), "Your role may not grant feature flags.")
+    if data.get("status"):
+        check_move(actor, None, data["status"])
+    for relation in ACCESS_LIST_FIELDS:
+        if data.get(relation):
+            _refuse_unless(
+                may_change_access_lists(actor), f"Your role may not change who is in {relation}."
+            )
+    if data.get("roles"):
+        _refuse_unless(may_manage_roles(actor), "Your role may not grant console roles.")
 
 
-# Fields a role with change_user (or a modifiable_by entry) may edit.
-_STATUS_FIELDS = {"status", "status_reason"}
-_GATED_FIELDS = _STATUS_FIELDS | {"feature_flags", "readable_by", "modifiable_by"}
-
-
-def check_update_permissions(actor: User, user: User, data: dict[str, Any]) -> None:
-    """Each part of a PATCH needs its own permission; values equal to the stored ones need none
-    (a client may send back what it read)."""
-    if set(data) - _GATED_FIELDS and not (can_edit(actor, user)):
+def check_update(actor: User, user: User, data: Mapping[str, Any]) -> None:
+    """Each part of a change needs its own permission; values equal to the stored ones need
+    none, so that a client may send back what it read. The record's own fields need
+    `can_edit` whatever their value (their stored form is the services' to compare)."""
+    editable = editable_fields(actor, user)
+    if any(name not in editable for name in data if name not in _COMPARED):
         raise PermissionDenied("Your role may not change this user.")
     if "status" in data and data["status"] != user.status:
-        _check_status_permission(actor, user.status, data["status"])
+        check_move(actor, user.status, data["status"])
     if "feature_flags" in data and set(data["feature_flags"] or []) != user.flag_names():
-        require(actor, "manage_feature_flags", "Your role may not change feature flags.")
-    _check_access_lists(actor, data, user)
+        _refuse_unless("feature_flags" in editable, "Your role may not change feature flags.")
+    for relation in ACCESS_LIST_FIELDS:
+        if relation in data and _ids(data[relation]) != _ids(
+            other.pk for other in getattr(user, relation).all()
+        ):
+            _refuse_unless(relation in editable, f"Your role may not change who is in {relation}.")
+    if "roles" in data and set(data["roles"] or []) != user.role_names():
+        _refuse_unless(may_manage_roles(actor), "Your role may not change console roles.")

@@ -16,7 +16,7 @@ from ninja import Header, Query
 from ninja import Status as HttpStatus
 from ninja.errors import ValidationError as NinjaValidationError
 
-from users import contract, selectors, services
+from users import contract, policy, selectors, services
 from users.api import errors
 from users.api.auth import ApiKey, BearerToken
 from users.api.errors import ConsoleApi, StrictJsonParser, error_item, query_error
@@ -32,7 +32,6 @@ from users.api.schemas import (
 )
 from users.contract import FIELD_LABELS
 from users.models import User, is_user_id
-from users.policy import check_create_permissions, check_update_permissions, require
 from users.query import QueryError, parse_orderby, parse_query, referenced_fields
 from users.services import idempotency, invitations
 
@@ -140,7 +139,7 @@ def create_user(
 ):
     actor: User = request.auth
     data = payload.model_dump(exclude_unset=True, mode="json")
-    check_create_permissions(actor, data)
+    policy.check_create(actor, data)
     if create_idp_user:
         _check_idp_fields(data)
 
@@ -290,7 +289,7 @@ def update_user(request: HttpRequest, user_id: str, payload: UserPatch):
     user = _get_visible(actor, user_id)
     data = payload.model_dump(exclude_unset=True, mode="json")
     expected_version = data.pop("version", None)
-    check_update_permissions(actor, user, data)
+    policy.check_update(actor, user, data)
     with transaction.atomic():
         updated = services.user_update(
             user=user, data=data, actor=actor, expected_version=expected_version
@@ -314,6 +313,6 @@ def delete_user(
 ):
     actor: User = request.auth
     user = _get_visible(actor, user_id)
-    require(actor, "delete_user", "Your role may not delete users.")
+    policy.check_delete(actor)
     deleted = services.user_delete(user=user, actor=actor, expected_version=version)
     return _fresh(deleted)

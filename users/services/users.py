@@ -24,7 +24,6 @@ from django.utils import timezone
 from users import contract, validators
 from users.contract import FIELD_LABELS, TRACKED_FIELDS, UNIQUE_FIELDS, WRITE_ONCE_FIELDS
 from users.models import (
-    INITIAL_STATUSES,
     FeatureFlagGrant,
     Role,
     Status,
@@ -198,10 +197,7 @@ def check_status_move(*, from_status: str | None, to_status: str, reason: str) -
 
     An off-flow move without a reason is refused with `status_reason` / `reason_required`.
     """
-    if from_status is None:
-        off_flow = to_status not in INITIAL_STATUSES
-    else:
-        off_flow = not is_recommended_move(from_status, to_status)
+    off_flow = not is_recommended_move(from_status, to_status)
     if off_flow and not reason:
         start = Status(from_status).label if from_status else "the start"
         raise ValidationError(

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,14 +26,15 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url, trigger_client_event
 
-from users import selectors, services
-from users.models import RECOMMENDED_MOVES, Status, User, is_recommended_move
+from users import policy, selectors, services
+from users.models import Status, User
 from users.rendering import Card, FlagBadges, url_for_each
 from users.views.common import (
     HtmxHttpRequest,
     htmx_target,
     list_state,
-    require_perm,
+    parse_version,
+    require,
     vary_on_htmx,
 )
 
@@ -104,16 +105,15 @@ def _cards(columns: dict[str, list[selectors.CardRow]]) -> dict[str, list[Card]]
     return cards
 
 
-def _move_options(status: Status, *, off_flow_allowed: bool) -> str:
+def _move_menu(options: policy.MoveOptions) -> str:
     """The <option>s of a card's move menu: the same for every card of a column, so rendered
     once per column instead of once per card."""
-    recommended = [Status(s) for s in RECOMMENDED_MOVES.get(status, ())]
     return render_to_string(
         f"{TEMPLATE}#move-options",
         {
-            "recommended_moves": recommended,
-            "off_flow_moves": [s for s in Status if s != status and s not in recommended],
-            "can_move_off_flow": off_flow_allowed,
+            "recommended_moves": options.recommended,
+            "off_flow_moves": options.off_flow,
+            "can_move_off_flow": options.off_flow_allowed,
         },
     )
 
@@ -127,8 +127,10 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
         else {}
     )
     query = state.querystring()
-    can_move = request.user.has_perm("users.change_status")
-    can_move_off_flow = request.user.has_perm("users.change_status_off_flow")
+    moves = {status: policy.move_options(request.user, status) for status in Status}
+    # What the actor may do is the same from every column; only the targets differ.
+    can_move = moves[Status.WAITING_FOR_VERIFICATION].allowed
+    can_move_off_flow = moves[Status.WAITING_FOR_VERIFICATION].off_flow_allowed
     limits = {status.value: _limit(params, status.value) for status in Status}
     # Columns opened further with "Load more" stay open through moves and reloads: their
     # limits are part of the board's URL and of what a move comes back to.
@@ -140,6 +142,7 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
         limit = limits[status.value]
         cards = cards_of.get(status.value, [])
         count = counts.get(status.value, 0)
+        options = moves[status]
         columns.append(
             {
                 "status": status.value,
@@ -147,12 +150,8 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
                 "count": count,
                 "count_display": f"{count:,}",
                 "cards": cards,
-                "recommended_values": " ".join(RECOMMENDED_MOVES.get(status, ())),
-                "move_options": (
-                    _move_options(status, off_flow_allowed=can_move_off_flow)
-                    if can_move and cards
-                    else ""
-                ),
+                "recommended_values": " ".join(options.recommended),
+                "move_options": _move_menu(options) if can_move and cards else "",
                 "more_query": (
                     state.querystring(**{**expanded, f"limit_{status.value}": limit + COLUMN_SIZE})
                     if count > len(cards) and limit < COLUMN_MAX
@@ -180,7 +179,7 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
 @require_GET
 @login_required
 def board(request: HtmxHttpRequest) -> HttpResponse:
-    require_perm(request, "view_user")
+    require(policy.sees_everyone(request.user))
     context = board_context(request, request.GET)
     target = htmx_target(request) or ""
     query = context["board_query"]
@@ -210,28 +209,16 @@ def _board_params(request: HtmxHttpRequest) -> QueryDict:
     return QueryDict(request.POST.get("query", ""))
 
 
-def _version(raw: str | None) -> int | None:
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
-
-
 @require_POST
 @login_required
 def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
-    """Move one card: recommended moves need `change_status`; off-flow ones also
-    `change_status_off_flow` and a reason (the service refuses a move without one)."""
-    require_perm(request, "change_status")
+    """Move one card, if `policy.check_move` allows it; an off-flow move also needs a reason
+    (the service refuses a move without one)."""
+    require(policy.may_change_status(request.user))
     target = request.POST.get("status", "")
     user = get_object_or_404(User, pk=pk)
-    if (
-        target in Status.values
-        and target != user.status
-        and not is_recommended_move(user.status, target)
-        and not request.user.has_perm("users.change_status_off_flow")
-    ):
-        raise PermissionDenied
+    if target in Status.values:  # an unknown one is the service's error to report
+        policy.check_move(request.user, user.status, target)
     params = _board_params(request)
     errors: list[str] = []
     try:
@@ -240,7 +227,7 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
             status=target,
             actor=request.user,
             reason=request.POST.get("reason", "").strip(),
-            expected_version=_version(request.POST.get("version")),
+            expected_version=parse_version(request.POST.get("version")),
         )
     except services.StaleVersion as exc:
         errors = [f"{user.display_name}: {exc}"]

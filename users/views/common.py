@@ -1,4 +1,5 @@
-"""Helpers shared by the console views: the list state (filters, search, sort) read from a URL.
+"""Helpers shared by the console views: the typed request, loading a user, parsing a version,
+and the list state (filters, search, sort) read from a URL.
 
 The list, the board and the CSV export all read the same query parameters, so a bookmarked or
 shared URL means the same set of users on each of them.
@@ -11,11 +12,12 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from users import query, selectors
@@ -47,14 +49,51 @@ class HtmxHttpRequest(HttpRequest):
     user: User
 
 
-def require_perm(request: HttpRequest, *codenames: str) -> None:
-    """Refuse (403) unless the user holds every permission; call before fetching any data."""
-    if not all(request.user.has_perm(f"users.{codename}") for codename in codenames):
+def require(allowed: bool) -> None:
+    """Refuse (403) unless `users.policy` allowed it; views call it before fetching any data."""
+    if not allowed:
         raise PermissionDenied
 
 
 def htmx_target(request: HtmxHttpRequest) -> str | None:
     return request.htmx.target if request.htmx else None
+
+
+def redirect_or_client_redirect(request: HtmxHttpRequest, url: str) -> HttpResponse:
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def load_user(pk: str) -> User:
+    """The user with what the detail and edit screens need, in a fixed number of queries."""
+    return get_object_or_404(
+        User.objects.select_related("version_authored_by_user").prefetch_related(
+            "flag_grants",
+            Prefetch("readable_by", queryset=User.objects.only("id", "first_name", "last_name")),
+            Prefetch("modifiable_by", queryset=User.objects.only("id", "first_name", "last_name")),
+        ),
+        pk=pk,
+    )
+
+
+def parse_version(raw: str | None) -> int | None:
+    """The version a form says it was made from; none (no check) when missing or not a number."""
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def display(value: Any) -> str:
+    """A contract JSON value as a person reads it in a diff."""
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{key.replace('_', ' ')}: {item}" for key, item in value.items() if item)
+    return str(value)
 
 
 def vary_on_htmx(response: HttpResponse) -> HttpResponse:

@@ -12,59 +12,29 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
-from django_htmx.middleware import HtmxDetails
+from django_htmx.http import trigger_client_event
 
-from users import selectors, services, validators
+from users import policy, selectors, services, validators
 from users.contract import FIELD_LABELS
-from users.models import (
-    RECOMMENDED_MOVES,
-    FeatureFlag,
-    Status,
-    User,
-    is_recommended_move,
+from users.models import FeatureFlag, Status, User
+from users.views.common import (
+    HtmxHttpRequest,
+    display,
+    load_user,
+    parse_version,
+    redirect_or_client_redirect,
+    require,
 )
-from users.policy import can_edit, can_view
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
 REGIONS = ("summary", "status", "flags", "history", "danger")
 HISTORY_LIMIT = 100
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-    user: User
-
-
-# --- access ---------------------------------------------------------------------------------
-
-
-def load_user(pk: str) -> User:
-    """The user with what every region needs, in a fixed number of queries."""
-    return get_object_or_404(
-        User.objects.select_related("version_authored_by_user").prefetch_related(
-            "flag_grants",
-            Prefetch("readable_by", queryset=User.objects.only("id", "first_name", "last_name")),
-            Prefetch("modifiable_by", queryset=User.objects.only("id", "first_name", "last_name")),
-        ),
-        pk=pk,
-    )
-
-
-def require_perm(request: HtmxHttpRequest, codename: str) -> None:
-    if not request.user.has_perm(f"users.{codename}"):
-        raise PermissionDenied
-
-
-def redirect_or_client_redirect(request: HtmxHttpRequest, url: str) -> HttpResponse:
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def announce_change(response: HttpResponse, *, source: str) -> HttpResponse:
@@ -76,19 +46,6 @@ def announce_change(response: HttpResponse, *, source: str) -> HttpResponse:
 
 
 # --- presenting values ------------------------------------------------------------------------
-
-
-def display(value: Any) -> str:
-    """A contract JSON value as a person reads it in a diff."""
-    if value in (None, "", [], {}):
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return ", ".join(str(item) for item in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{key.replace('_', ' ')}: {item}" for key, item in value.items() if item)
-    return str(value)
 
 
 def diff_rows(changes: dict[str, list[Any]]) -> list[dict[str, str]]:
@@ -117,13 +74,12 @@ def bank_details(user: User) -> dict[str, Any] | None:
 
 
 def status_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
-    recommended = [Status(s) for s in RECOMMENDED_MOVES.get(user.status, ())]
-    off_flow = [s for s in Status if s != user.status and s not in recommended]
+    options = policy.move_options(request.user, user.status)
     return {
-        "recommended_moves": recommended,
-        "off_flow_moves": off_flow,
-        "can_move": request.user.has_perm("users.change_status") and not user.deleted,
-        "can_move_off_flow": request.user.has_perm("users.change_status_off_flow"),
+        "recommended_moves": list(options.recommended),
+        "off_flow_moves": list(options.off_flow),
+        "can_move": options.allowed and not user.deleted,
+        "can_move_off_flow": options.off_flow_allowed,
     }
 
 
@@ -134,8 +90,7 @@ def flags_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
             {"value": flag.value, "label": flag.label, "grant": grants.get(flag.value)}
             for flag in FeatureFlag
         ],
-        "can_manage_flags": request.user.has_perm("users.manage_feature_flags")
-        and not user.deleted,
+        "can_manage_flags": policy.may_manage_flags(request.user) and not user.deleted,
     }
 
 
@@ -179,10 +134,10 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
     context: dict[str, Any] = {
         "subject": user,
         "bank": bank_details(user),
-        "can_edit": can_edit(request.user, user) and not user.deleted,
-        "can_delete": request.user.has_perm("users.delete_user") and not user.deleted,
-        "can_restore": request.user.has_perm("users.restore_user") and user.deleted,
-        "can_view_history": request.user.has_perm("users.view_history"),
+        "can_edit": policy.can_edit(request.user, user) and not user.deleted,
+        "can_delete": policy.may_delete(request.user) and not user.deleted,
+        "can_restore": policy.may_restore(request.user) and user.deleted,
+        "can_view_history": policy.may_view_history(request.user),
         "status_errors": [],
         "flag_errors": [],
         "danger_errors": [],
@@ -237,13 +192,6 @@ def error_messages(exc: ValidationError) -> list[str]:
     return list(exc.messages)
 
 
-def parse_version(raw: str | None) -> int | None:
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
-
-
 # --- views ------------------------------------------------------------------------------------
 
 
@@ -251,12 +199,11 @@ def parse_version(raw: str | None) -> int | None:
 @login_required
 def user_detail(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     user = load_user(pk)
-    if not can_view(request.user, user):
-        raise PermissionDenied
+    require(policy.can_view(request.user, user))
     region = request.htmx.target if request.htmx else None
     if region in REGIONS:
         if region == "history":
-            require_perm(request, "view_history")
+            require(policy.may_view_history(request.user))
         return render_region(request, user, region)
     return render_page(request, user)
 
@@ -265,15 +212,11 @@ def user_detail(request: HtmxHttpRequest, pk: str) -> HttpResponse:
 @login_required
 def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     """Move the user; a move off the recommended flow needs its own permission and a reason."""
-    require_perm(request, "change_status")
+    require(policy.may_change_status(request.user))
     user = load_user(pk)
     target = request.POST.get("status", "")
-    if (
-        target in Status.values
-        and not is_recommended_move(user.status, target)
-        and not request.user.has_perm("users.change_status_off_flow")
-    ):
-        raise PermissionDenied
+    if target in Status.values:  # an unknown one is the service's error to report
+        policy.check_move(request.user, user.status, target)
     errors: list[str] = []
     try:
         user = services.user_change_status(
@@ -299,7 +242,7 @@ def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
 @login_required
 def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     """Grant or revoke one feature flag (admins); the service records who and when."""
-    require_perm(request, "manage_feature_flags")
+    require(policy.may_manage_flags(request.user))
     user = load_user(pk)
     flag = request.POST.get("flag", "")
     enabled = request.POST.get("enabled", "") in ("1", "true", "on")
@@ -321,7 +264,7 @@ def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
 @require_GET
 @login_required
 def user_diff(request: HtmxHttpRequest, pk: str) -> HttpResponse:
-    require_perm(request, "view_history")
+    require(policy.may_view_history(request.user))
     user = load_user(pk)
     extra = diff_context(user, request.GET.get("from"), request.GET.get("to"))
     if request.htmx:
@@ -333,7 +276,7 @@ def user_diff(request: HtmxHttpRequest, pk: str) -> HttpResponse:
 @login_required
 def user_delete(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     """GET asks for confirmation (works without JavaScript); POST soft-deletes."""
-    require_perm(request, "delete_user")
+    require(policy.may_delete(request.user))
     user = load_user(pk)
     if request.method == "GET":
         return render_region_or_page(request, user, "danger", confirm_delete=True)
@@ -354,7 +297,7 @@ def user_delete(request: HtmxHttpRequest, pk: str) -> HttpResponse:
 @require_POST
 @login_required
 def user_restore(request: HtmxHttpRequest, pk: str) -> HttpResponse:
-    require_perm(request, "restore_user")
+    require(policy.may_restore(request.user))
     user = load_user(pk)
     try:
         services.user_restore(user=user, actor=request.user)

@@ -10,23 +10,23 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from users import selectors, services
+from users import policy, selectors, services
 from users.contract import FIELD_LABELS
 from users.forms import GROUPS, INPUT_TO_GROUP, UserForm
 from users.models import User
-from users.policy import can_edit
-from users.views.detail import (
+from users.views.common import (
     HtmxHttpRequest,
     display,
     load_user,
     parse_version,
     redirect_or_client_redirect,
+    require,
 )
 
 TEMPLATE = "users/user_form.html"
@@ -102,6 +102,12 @@ def merge_conflict(
     return merged, conflict
 
 
+def _posted_access_lists(data: QueryDict, subject: User) -> dict[str, list[str]]:
+    """The access lists a POST carries, read as the form reads them, for the policy to judge."""
+    reader = UserForm(data, user=subject)  # with the lists' inputs, whoever posted
+    return {name: reader.contract_value(name) for name in policy.ACCESS_LIST_FIELDS if name in data}
+
+
 def render_form(
     request: HtmxHttpRequest,
     form: UserForm,
@@ -129,13 +135,14 @@ def render_form(
 @require_http_methods(["GET", "POST"])
 @login_required
 def user_create(request: HtmxHttpRequest) -> HttpResponse:
-    if not request.user.has_perm("users.add_user"):
-        raise PermissionDenied
+    require(policy.may_create(request.user))
     if request.method == "POST":
         form = UserForm(request.POST)
         if form.is_valid():
+            data = form.contract_data()
+            policy.check_create(request.user, data)
             try:
-                created = services.user_create(data=form.contract_data(), actor=request.user)
+                created = services.user_create(data=data, actor=request.user)
             except ValidationError as exc:
                 form.add_service_errors(exc)
             else:
@@ -152,16 +159,16 @@ def user_create(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 def user_edit(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     subject = load_user(pk)
-    if not can_edit(request.user, subject):
-        raise PermissionDenied
-    manage_access = request.user.has_perm("users.change_user")
+    require(policy.can_edit(request.user, subject))
+    manage_access = policy.may_change_access_lists(request.user)
     if subject.deleted:
         messages.error(request, "This user is deleted; restore it before editing.")
         return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))
     conflict = None
     if request.method == "POST":
-        if not manage_access and {"readable_by", "modifiable_by"} & set(request.POST):
-            raise PermissionDenied  # refused, never silently dropped
+        # The form leaves the lists out for those who may not change them; a crafted POST
+        # that changes them anyway is refused, never silently dropped.
+        policy.check_update(request.user, subject, _posted_access_lists(request.POST, subject))
         form = UserForm(request.POST, user=subject, manage_access=manage_access)
         expected = parse_version(request.POST.get("expected_version"))
         try:
@@ -211,12 +218,11 @@ def user_validate_field(request: HtmxHttpRequest) -> HttpResponse:
     subject = None
     if request.GET.get("user"):
         subject = load_user(request.GET["user"])
-        if not can_edit(request.user, subject):
-            raise PermissionDenied
-    elif not request.user.has_perm("users.add_user"):
-        raise PermissionDenied
+        require(policy.can_edit(request.user, subject))
+    else:
+        require(policy.may_create(request.user))
     form = UserForm(
-        request.POST, user=subject, manage_access=request.user.has_perm("users.change_user")
+        request.POST, user=subject, manage_access=policy.may_change_access_lists(request.user)
     )
     name = request.POST.get("_field") or (request.htmx.trigger_name if request.htmx else "")
     if not name or name not in form.fields or form.fields[name].widget.is_hidden:

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,8 +24,8 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
-from users import contract, selectors, services
-from users.models import FeatureFlag, Status, User, is_recommended_move, is_user_id
+from users import contract, policy, selectors, services
+from users.models import FeatureFlag, Status, User, is_user_id
 from users.rendering import FlagBadges, Row, url_for_each
 from users.views.common import (
     SORTS,
@@ -33,7 +33,7 @@ from users.views.common import (
     ListState,
     htmx_target,
     list_state,
-    require_perm,
+    require,
     vary_on_htmx,
 )
 
@@ -135,6 +135,7 @@ def _page_rows(
 
 
 def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> dict[str, Any]:
+    actor = request.user
     state = list_state(params)
     page = _page_number(params.get("page"))
     offset = (page - 1) * PAGE_SIZE
@@ -182,12 +183,14 @@ def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> d
         ),
         "query": state.querystring(),
         "sort_links": sort_links(state),
-        "statuses": Status.choices,
+        # The bulk move's targets: the selected users' statuses differ, so each move is
+        # judged on its own when made.
+        "statuses": [(status.value, status.label) for status in policy.move_targets(actor)],
         "flags": FeatureFlag.choices,
-        "can_export": request.user.has_perm("users.export_users"),
-        "can_move": request.user.has_perm("users.change_status"),
-        "can_flag": request.user.has_perm("users.manage_feature_flags"),
-        "can_create": request.user.has_perm("users.add_user"),
+        "can_export": policy.may_export(actor),
+        "can_move": policy.may_change_status(actor),
+        "can_flag": policy.may_manage_flags(actor),
+        "can_create": policy.may_create(actor),
         "bulk_limit": BULK_LIMIT,
         **extra,
     }
@@ -196,7 +199,7 @@ def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> d
 @require_GET
 @login_required
 def user_list(request: HtmxHttpRequest) -> HttpResponse:
-    require_perm(request, "view_user")
+    require(policy.sees_everyone(request.user))
     context = list_context(request, request.GET)
     if htmx_target(request) != "results":
         return vary_on_htmx(render(request, TEMPLATE, context))
@@ -214,10 +217,11 @@ def _bulk_status(
 ) -> tuple[list[User], list[tuple[User, str]]]:
     done: list[User] = []
     failed: list[tuple[User, str]] = []
-    may_go_off_flow = request.user.has_perm("users.change_status_off_flow")
     for user in users:
-        if not is_recommended_move(user.status, status) and not may_go_off_flow:
-            failed.append((user, "This move is off the recommended flow; your role cannot."))
+        try:
+            policy.check_move(request.user, user.status, status)
+        except PermissionDenied as exc:
+            failed.append((user, str(exc)))
             continue
         try:
             services.user_change_status(user=user, status=status, actor=request.user, reason=reason)
@@ -256,11 +260,11 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
     """
     action = request.POST.get("action", "")
     if action == "status":
-        require_perm(request, "change_status")
+        require(policy.may_change_status(request.user))
     elif action in ("flag_grant", "flag_revoke"):
-        require_perm(request, "manage_feature_flags")
+        require(policy.may_manage_flags(request.user))
     else:
-        require_perm(request, "view_user")
+        require(policy.sees_everyone(request.user))
     params = QueryDict(request.POST.get("query", ""))
     ids = list(dict.fromkeys(request.POST.getlist("ids")))
     problem = None
@@ -417,7 +421,7 @@ def user_export(request: HtmxHttpRequest) -> HttpResponse:
     PostgreSQL writes the CSV itself (one COPY); other databases go through Python in keyset
     chunks. Both write the same cells (`_cell`).
     """
-    require_perm(request, "export_users")
+    require(policy.may_export(request.user))
     state = list_state(request.GET)
     if not state.is_valid:
         messages.error(request, "Fix the search or the filters before exporting.")

@@ -7,15 +7,17 @@ Tokens act as the user they were issued to, so this page issues them to the sign
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from users import policy
 from users.models import ApiToken
 from users.services import tokens
+from users.views.common import require
 
 TEMPLATE = "users/api_tokens.html"
 
@@ -33,8 +35,8 @@ def _context(request: HttpRequest, **extra) -> dict:
 @never_cache  # the page that shows a new secret must never be stored by a browser or proxy
 @require_http_methods(["GET", "POST"])
 @login_required
-@permission_required("users.manage_api_tokens", raise_exception=True)
 def api_tokens(request: HttpRequest) -> HttpResponse:
+    require(policy.may_manage_tokens(request.user))
     if request.method == "GET":
         return render(request, TEMPLATE, _context(request))
     name = request.POST.get("name", "")
@@ -49,8 +51,8 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-@permission_required("users.manage_api_tokens", raise_exception=True)
 def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    require(policy.may_manage_tokens(request.user))
     token = get_object_or_404(ApiToken, pk=pk)
     was_active = token.is_active
     tokens.revoke_token(token=token, actor=request.user)

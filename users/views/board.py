@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import HttpResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,13 +25,14 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url, trigger_client_event
 
-from users import policy, selectors, services
+from users import policy, selectors
 from users.models import Status, User
 from users.rendering import Card, FlagBadges, url_for_each
 from users.views.common import (
     HtmxHttpRequest,
     htmx_target,
     list_state,
+    move_user,
     parse_version,
     require,
     vary_on_htmx,
@@ -215,24 +215,16 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     """Move one card, if `policy.check_move` allows it; an off-flow move also needs a reason
     (the service refuses a move without one)."""
     require(policy.may_change_status(request.user))
-    target = request.POST.get("status", "")
     user = get_object_or_404(User, pk=pk)
-    if target in Status.values:  # an unknown one is the service's error to report
-        policy.check_move(request.user, user.status, target)
     params = _board_params(request)
-    errors: list[str] = []
-    try:
-        user = services.user_change_status(
-            user=user,
-            status=target,
-            actor=request.user,
-            reason=request.POST.get("reason", "").strip(),
-            expected_version=parse_version(request.POST.get("version")),
-        )
-    except services.StaleVersion as exc:
-        errors = [f"{user.display_name}: {exc}"]
-    except ValidationError as exc:
-        errors = [f"{user.display_name}: {message}" for message in exc.messages]
+    user, errors = move_user(
+        request,
+        user,
+        target=request.POST.get("status", ""),
+        reason=request.POST.get("reason", "").strip(),
+        expected_version=parse_version(request.POST.get("version")),
+    )
+    errors = [f"{user.display_name}: {error}" for error in errors]
     if not request.htmx:
         if errors:
             for error in errors:

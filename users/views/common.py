@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect
@@ -20,9 +20,9 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from users import query, selectors
+from users import policy, query, selectors, services
 from users.filters import UserFilter
-from users.models import User
+from users.models import Status, User
 
 SEARCH_MODES = ("simple", "advanced")
 # Public sort keys (what the URL says) → columns. The primary key always breaks ties so that
@@ -81,6 +81,30 @@ def parse_version(raw: str | None) -> int | None:
         return int(raw) if raw else None
     except ValueError:
         return None
+
+
+def move_user(
+    request: HtmxHttpRequest, user: User, *, target: str, reason: str, expected_version: int | None
+) -> tuple[User, list[str]]:
+    """Move `user` to `target` if the policy allows it (403 if not): (the user, error messages).
+
+    An unknown status is the service's to report, with the known ones.
+    """
+    if target in Status.values:
+        policy.check_move(request.user, user.status, target)
+    try:
+        moved = services.user_change_status(
+            user=user,
+            status=target,
+            actor=request.user,
+            reason=reason,
+            expected_version=expected_version,
+        )
+    except services.StaleVersion as exc:
+        return user, [str(exc)]
+    except ValidationError as exc:
+        return user, list(exc.messages)
+    return moved, []
 
 
 def display(value: Any) -> str:

@@ -26,6 +26,7 @@ from users.views.common import (
     HtmxHttpRequest,
     display,
     load_user,
+    move_user,
     parse_version,
     redirect_or_client_redirect,
     require,
@@ -213,23 +214,13 @@ def user_detail(request: HtmxHttpRequest, pk: str) -> HttpResponse:
 def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     """Move the user; a move off the recommended flow needs its own permission and a reason."""
     require(policy.may_change_status(request.user))
-    user = load_user(pk)
-    target = request.POST.get("status", "")
-    if target in Status.values:  # an unknown one is the service's error to report
-        policy.check_move(request.user, user.status, target)
-    errors: list[str] = []
-    try:
-        user = services.user_change_status(
-            user=user,
-            status=target,
-            actor=request.user,
-            reason=request.POST.get("reason", ""),
-            expected_version=parse_version(request.POST.get("expected_version")),
-        )
-    except services.StaleVersion as exc:
-        errors = [str(exc)]
-    except ValidationError as exc:
-        errors = error_messages(exc)
+    _, errors = move_user(
+        request,
+        load_user(pk),
+        target=request.POST.get("status", ""),
+        reason=request.POST.get("reason", ""),
+        expected_version=parse_version(request.POST.get("expected_version")),
+    )
     user = load_user(pk)
     if errors:
         extra = {"status_errors": errors, "status_reason": request.POST.get("reason", "")}

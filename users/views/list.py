@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -212,42 +212,50 @@ def user_list(request: HtmxHttpRequest) -> HttpResponse:
 # --- bulk actions ------------------------------------------------------------------------------
 
 
-def _bulk_status(
-    request: HtmxHttpRequest, users: list[User], status: str, reason: str
+def _for_each(
+    users: list[User], act: Callable[[User], str | None]
 ) -> tuple[list[User], list[tuple[User, str]]]:
+    """Run `act` on each user on its own: (done, failed with why).
+
+    `act` returns why it leaves a user alone, or None once done; a refusal by the policy or
+    a service fails that user only, never the others.
+    """
     done: list[User] = []
     failed: list[tuple[User, str]] = []
     for user in users:
         try:
-            policy.check_move(request.user, user.status, status)
+            skipped = act(user)
         except PermissionDenied as exc:
-            failed.append((user, str(exc)))
-            continue
-        try:
-            services.user_change_status(user=user, status=status, actor=request.user, reason=reason)
+            skipped = str(exc)
         except ValidationError as exc:
-            failed.append((user, " ".join(exc.messages)))
+            skipped = " ".join(exc.messages)
+        if skipped:
+            failed.append((user, skipped))
         else:
             done.append(user)
     return done, failed
+
+
+def _bulk_status(
+    request: HtmxHttpRequest, users: list[User], status: str, reason: str
+) -> tuple[list[User], list[tuple[User, str]]]:
+    def move(user: User) -> None:
+        policy.check_move(request.user, user.status, status)
+        services.user_change_status(user=user, status=status, actor=request.user, reason=reason)
+
+    return _for_each(users, move)
 
 
 def _bulk_flag(
     request: HtmxHttpRequest, users: list[User], flag: str, enabled: bool
 ) -> tuple[list[User], list[tuple[User, str]]]:
-    done: list[User] = []
-    failed: list[tuple[User, str]] = []
-    for user in users:
+    def switch(user: User) -> str | None:
         if (flag in user.flag_names()) == enabled:
-            failed.append((user, f"Already {'has' if enabled else 'does not have'} {flag}."))
-            continue
-        try:
-            services.user_set_flag(user=user, flag=flag, enabled=enabled, actor=request.user)
-        except ValidationError as exc:
-            failed.append((user, " ".join(exc.messages)))
-        else:
-            done.append(user)
-    return done, failed
+            return f"Already {'has' if enabled else 'does not have'} {flag}."
+        services.user_set_flag(user=user, flag=flag, enabled=enabled, actor=request.user)
+        return None
+
+    return _for_each(users, switch)
 
 
 @require_POST

@@ -120,6 +120,11 @@ def may_manage_tokens(actor: User) -> bool:
     return _has(actor, "manage_api_tokens")
 
 
+def may_use_admin(actor: User) -> bool:
+    """The Django admin, the raw fallback: admins (`User.is_staff` derives from the role)."""
+    return actor.is_active and actor.is_staff
+
+
 def may_change_access_lists(actor: User) -> bool:
     """Who else may read or edit a record is for role editors only: a `modifiable_by` entry
     lets one edit the record, never add others to it."""

@@ -251,7 +251,7 @@ MATRIX: dict[str, Entry] = {
         status=302,
         effect=token_revoked,
         kwargs=lambda s: {"pk": s.token_pk},
-        get_refused=True,
+        notes="GET asks for confirmation (tests/test_tokens.py); only POST revokes",
     ),
 }
 

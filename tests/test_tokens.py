@@ -148,6 +148,7 @@ def test_page_revokes_any_token_after_a_confirmation(admin_client, admin_user, b
     assert "Revoke token “Back office script”?" in html
     assert f'<form class="stack" method="post" action="{url}">' in html
     assert "Yes, revoke" in html
+    assert "it has never been used" in html
     assert tokens.authenticate_token(raw) == back_office_user  # asking revokes nothing
 
     response = admin_client.post(url, follow=True)

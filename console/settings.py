@@ -36,7 +36,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG e
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the console's site (console/admin_site.py): admins only.
+    "console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -200,6 +201,17 @@ BOARD_SLA_HOURS = int(os.environ.get("BOARD_SLA_HOURS", "72"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # A 403 is an expected answer: its one line, without the PermissionDenied traceback.
+    "filters": {
+        "forbidden_without_traceback": {"()": "console.log_filters.ForbiddenWithoutTraceback"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        # Django's default config gives "django" a console handler of its own (with DEBUG) and
+        # lets it propagate to the root's too, which printed every line twice; the root's
+        # handler alone prints it. (Its mail_admins handler goes too: there are no ADMINS.)
+        "django": {"handlers": []},
+        "django.request": {"filters": ["forbidden_without_traceback"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
+from django.test import Client
 from django.urls import reverse
 
 from tests.factories import make_console_user, make_user
@@ -77,11 +78,57 @@ def messages_of(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
-def test_admin_is_for_admins_only(client, back_office_client, compliance_client):
+def test_admin_is_for_admins_only(back_office_user, compliance_user, admin_user):
+    # One client per person: the *_client fixtures share pytest-django's single `client`.
     url = reverse("admin:users_user_changelist")
-    assert client.get(url).status_code == 302
-    assert back_office_client.get(url).status_code == 302
-    assert compliance_client.get(url).status_code == 302
+    assert Client().get(url).status_code == 302  # to the admin's sign-in form
+    for person, status in ((back_office_user, 403), (compliance_user, 403), (admin_user, 200)):
+        signed_in = Client()
+        signed_in.force_login(person)
+        assert signed_in.get(url).status_code == status, person.email
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/",
+        "/admin/login/",
+        "/admin/login/?next=/admin/",
+        "/admin/users/user/",
+        "/admin/password_change/",
+        "/admin/no/such/page/",
+    ],
+)
+def test_signed_in_outsiders_get_the_console_403_page(back_office_client, back_office_user, url):
+    """Not Django's "log in to a different account" form: the console's 403 page."""
+    response = back_office_client.get(url)
+    assert response.status_code == 403
+    assert response.templates[0].name == "403.html"
+    html = response.content.decode()
+    assert "You do not have access to this" in html
+    assert f"Signed in as {back_office_user.email}" in html
+    assert "log in to a different account" not in html.lower()
+
+
+def test_anonymous_visitors_still_get_the_admin_sign_in(client):
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+    login = client.get(reverse("admin:login"))
+    assert login.status_code == 200
+    assert "admin/login.html" in [t.name for t in login.templates]
+
+
+def test_admins_still_get_in(admin_client):
+    assert admin_client.get("/admin/").status_code == 200
+    assert admin_client.get(reverse("admin:login")).status_code == 302  # already signed in
+
+
+def test_favicon_ico_answers(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"].endswith("console/favicon.svg")
+    assert client.get(response["Location"]).status_code == 200
 
 
 def test_changelist_and_change_form_render(admin_client, admin_user):

@@ -161,6 +161,7 @@ def field_checked(s: Subjects, actor: User, response) -> None:
 
 MATRIX: dict[str, Entry] = {
     # sign-in and own account
+    "favicon": Entry("GET", ALL_ROLES, status=302, public=True, notes="to the static SVG"),
     "login": Entry("GET", ALL_ROLES, status=302, effect=redirects_to("users:home"), public=True),
     "logout": Entry(
         "POST", ALL_ROLES, status=302, effect=signed_out, public=True, get_refused=True
@@ -251,7 +252,7 @@ MATRIX: dict[str, Entry] = {
         status=302,
         effect=token_revoked,
         kwargs=lambda s: {"pk": s.token_pk},
-        get_refused=True,
+        notes="GET asks for confirmation (tests/test_tokens.py); only POST revokes",
     ),
 }
 

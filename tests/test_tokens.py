@@ -92,21 +92,41 @@ def test_page_needs_manage_api_tokens(back_office_client):
 
 
 def test_page_issues_a_token_shown_once(admin_client, admin_user):
+    """Post/redirect/get: the POST issues and redirects, the page after it shows the secret
+    once (never stored by a cache); a reload shows the list only and issues nothing."""
     url = reverse("users:api-tokens")
     page = admin_client.get(url)
     assert page.status_code == 200
     assert b"No tokens yet." in page.content
     response = admin_client.post(url, {"name": "CRM integration"})
-    assert response.status_code == 200
-    assert "no-store" in response["Cache-Control"]
-    secret = response.context["secret"]
-    assert secret.encode() in response.content
+    assert response.status_code == 302
+    assert response["Location"] == url
+    assert ApiToken.objects.count() == 1
+
+    shown = admin_client.get(url)
+    assert shown.status_code == 200
+    assert "no-store" in shown["Cache-Control"]
+    secret = shown.context["secret"]
+    assert secret.encode() in shown.content
+    assert b'id="new-token-secret"' in shown.content
     assert tokens.authenticate_token(secret) == admin_user
-    # Listed afterwards by prefix only.
-    page = admin_client.get(url)
-    assert secret.encode() not in page.content
-    assert response.context["new_token"].prefix.encode() in page.content
-    assert b"CRM integration" in page.content
+
+    # The reload: listed by prefix only, and no second token.
+    again = admin_client.get(url)
+    assert secret.encode() not in again.content
+    assert b'id="new-token-secret"' not in again.content
+    assert shown.context["new_token"].prefix.encode() in again.content
+    assert b"CRM integration" in again.content
+    assert ApiToken.objects.count() == 1
+
+
+def test_a_new_secret_is_shown_only_to_its_session(admin_client, admin_user):
+    admin_client.post(reverse("users:api-tokens"), {"name": "CRM integration"})
+    other = Client()
+    other.force_login(admin_user)
+    page = other.get(reverse("users:api-tokens"))
+    assert page.context.get("secret") is None
+    assert admin_client.get(reverse("users:api-tokens")).context["secret"]
 
 
 def test_page_shows_name_errors(admin_client):
@@ -116,23 +136,41 @@ def test_page_shows_name_errors(admin_client):
     assert not ApiToken.objects.exists()
 
 
-def test_page_revokes_any_token(admin_client, admin_user, back_office_user):
+def test_page_revokes_any_token_after_a_confirmation(admin_client, admin_user, back_office_user):
     token, raw = tokens.issue_token(user=back_office_user, name="Back office script")
     url = reverse("users:api-token-revoke", args=[token.pk])
-    assert admin_client.get(url).status_code == 405
+    page = admin_client.get(reverse("users:api-tokens"))
+    assert f'href="{url}"'.encode() in page.content  # a link to the question, not a POST form
+
+    confirm = admin_client.get(url)
+    assert confirm.status_code == 200
+    html = confirm.content.decode()
+    assert "Revoke token “Back office script”?" in html
+    assert f'<form class="stack" method="post" action="{url}">' in html
+    assert "Yes, revoke" in html
+    assert "it has never been used" in html
+    assert tokens.authenticate_token(raw) == back_office_user  # asking revokes nothing
+
     response = admin_client.post(url, follow=True)
     assert response.status_code == 200
     assert "is revoked" in response.content.decode()
     token.refresh_from_db()
     assert token.revoked_by == admin_user
     assert tokens.authenticate_token(raw) is None
+    # Asking again about a revoked token says so instead of asking.
+    again = admin_client.get(url, follow=True)
+    assert "was already revoked" in again.content.decode()
+    assert "Revoke token “Back office script”?" not in again.content.decode()
+    assert admin_client.get(reverse("users:api-token-revoke", args=[9999])).status_code == 404
     assert admin_client.post(reverse("users:api-token-revoke", args=[9999])).status_code == 404
 
 
 def test_revoke_needs_the_permission(back_office_client, admin_user):
     token, raw = tokens.issue_token(user=admin_user, name="x")
-    response = back_office_client.post(reverse("users:api-token-revoke", args=[token.pk]))
-    assert response.status_code == 403
+    url = reverse("users:api-token-revoke", args=[token.pk])
+    assert back_office_client.get(url).status_code == 403
+    assert back_office_client.post(url).status_code == 403
+    assert Client().get(url).status_code == 302  # to the sign-in page
     assert tokens.authenticate_token(raw) == admin_user
 
 

@@ -292,7 +292,3 @@ class UserAdmin(admin.ModelAdmin):
             services.user_restore(user=user, actor=request.user)
             restored += 1
         self.message_user(request, f"Restored {restored} user(s).")
-
-
-admin.site.site_header = "User console: raw admin"
-admin.site.site_title = "User console admin"

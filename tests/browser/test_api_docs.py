@@ -19,6 +19,8 @@ def test_api_tokens_page_issues_and_revokes(page, url, sign_in):
     page.get_by_role("button", name="Issue token").click()
     secret = page.locator("#new-token-secret").input_value()
     assert tokens.authenticate_token(secret) == admin
-    page.get_by_role("button", name="Revoke CRM integration").click()
+    page.get_by_role("link", name="Revoke CRM integration").click()
+    expect(page.get_by_role("heading", name="Revoke token “CRM integration”?")).to_be_visible()
+    page.get_by_role("button", name="Yes, revoke").click()
     expect(page.get_by_text("is revoked")).to_be_visible()
     assert tokens.authenticate_token(secret) is None

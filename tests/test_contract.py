@@ -15,7 +15,17 @@ from users.views.list import EXPORT_COLUMNS
 
 def test_api_bodies_are_the_registry_fields():
     assert list(UserIn.model_fields) == [*_with_reason(contract.INPUT_FIELDS)]
-    assert set(UserPatch.model_fields) == {*UserIn.model_fields, "version"}
+    # A PATCH takes back what a GET returned: the read-only fields too (`version` is the
+    # version the change was made from).
+    assert set(UserPatch.model_fields) == {*UserIn.model_fields, *contract.READ_ONLY_API_FIELDS}
+    assert set(contract.READ_ONLY_API_FIELDS) == {
+        "id",
+        "creation_datetime",
+        "version",
+        "version_datetime",
+        "version_authored_by_user_id",
+        "deleted",
+    }
     assert list(UserOut.model_fields) == list(contract.API_FIELDS)
 
 

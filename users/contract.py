@@ -705,6 +705,9 @@ INPUT_EXTRAS = ("status_reason",)
 WRITE_ONCE_FIELDS = tuple(f.name for f in _FIELDS if f.write_once)
 UNIQUE_FIELDS = tuple(f.name for f in _FIELDS if f.unique)
 API_FIELDS = tuple(f.name for f in _FIELDS if f.api)
+# What the API returns but no write may set (`version` included: a PATCH sends it as the
+# version it was made from). A PATCH may send these back as read; a different value is refused.
+READ_ONLY_API_FIELDS = tuple(f.name for f in _FIELDS if f.api and not f.input)
 FIELD_LABELS = {f.name: f.label for f in _FIELDS}
 # Rules over several fields, checked on the values they will have once saved (what the input
 # says, else what is stored): (fields, validator taking them as keywords).

@@ -98,15 +98,37 @@ UserIn = create_model(
 )
 
 
-class UserPatch(UserIn):
-    """A partial update: only the keys sent change; nested objects are replaced whole."""
+def _read_only_fields() -> dict[str, Any]:
+    """The read-only fields a GET returns, typed as returned: a PATCH may send them back."""
+    fields: dict[str, Any] = {}
+    for name in contract.READ_ONLY_API_FIELDS:
+        if name == "version":
+            continue  # the expected version, declared on UserPatch itself
+        field = contract.FIELDS[name]
+        fields[name] = (
+            _value_type(field, out=True),
+            Field(None, description="Read-only: accepted when equal to the stored value."),
+        )
+    return fields
 
+
+class _UserPatch(UserIn):
     version: int | None = Field(
         None,
         ge=1,
         le=MAX_INT,
         description="The version the change was made from; a stale one is refused with 409.",
     )
+
+
+UserPatch = create_model(
+    "UserPatch",
+    __base__=_UserPatch,
+    __doc__="A partial update: only the keys sent change; nested objects are replaced whole. "
+    "A body read by GET may be sent back as it is: the read-only fields are accepted when "
+    "they equal the stored values.",
+    **_read_only_fields(),
+)
 
 
 class _Output(Schema):

@@ -995,3 +995,39 @@ def test_compliance_changing_a_value_is_still_403(compliance_api, full_user):
     full_user.refresh_from_db()
     assert full_user.first_name == "Marc"
     assert full_user.version == 1
+
+
+# --- the schema says what is accepted (issue 11.6) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "type_"),
+    [
+        ({"status": None}, ["body", "status"], "enum"),
+        (
+            {"address": {"line1": None, "city": "B", "postal_code": "1", "country_code": "BE"}},
+            ["body", "address", "line1"],
+            "string_type",
+        ),
+        (
+            {"address": {"line1": "Rue 1", "postal_code": "1", "country_code": "BE"}},
+            ["body", "address", "city"],
+            "missing",
+        ),
+        (
+            {"address": {"line1": "Rue 1", "city": " ", "postal_code": "1", "country_code": "BE"}},
+            ["body", "address", "city"],
+            "string_pattern_mismatch",
+        ),
+        (
+            {"counter_account": {"bank_id": "GEBABEBB"}},
+            ["body", "counter_account", "bank_account_number"],
+            "missing",
+        ),
+    ],
+)
+def test_what_the_services_refuse_is_refused_by_the_schema(admin_api, user, body, loc, type_):
+    response = admin_api.patch(f"/api/users/{user.pk}", body)
+    assert response.status_code == 422
+    assert locs(response) == [loc]
+    assert error_for(response, loc)["type"] == type_

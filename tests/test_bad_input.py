@@ -248,3 +248,23 @@ def test_api_user_id_with_a_nul_is_404(client, api, sql_with_nul):
     response = client.get("/api/users/U%00", **api)
     assert response.status_code == 404
     assert sql_with_nul == []
+
+
+# --- the tokens page and the admin's list ----------------------------------------------------
+
+
+def test_token_name_with_a_nul_is_refused(admin_client, admin_user, sql_with_nul):
+    response = admin_client.post(reverse("users:api-tokens"), {"name": f"CRM{NUL}sync"})
+    assert response.status_code == 422
+    assert "The name contains a NUL character." in _text(response)
+    assert sql_with_nul == []
+    assert not admin_user.api_tokens.exists()
+
+
+@pytest.mark.parametrize("query", ["q=%00", "status__exact=%00", "residency_country=B%00"])
+def test_admin_list_with_a_nul_redirects_saying_why(admin_client, user, sql_with_nul, query):
+    url = reverse("admin:users_user_changelist")
+    response = admin_client.get(f"{url}?{query}", follow=True)
+    assert response.redirect_chain == [(url, 302)]
+    assert "The search or a filter contains a NUL character" in _text(response)
+    assert sql_with_nul == []

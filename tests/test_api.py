@@ -906,3 +906,128 @@ def test_purge_removes_only_expired_keys(admin_api, admin_user):
     call_command("purge_idempotency_keys", stdout=out)
     assert out.getvalue().strip() == "Deleted 1 expired idempotency key(s)."
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+
+
+# --- PATCH back what you read (issue 11.5) -------------------------------------------------
+
+
+@pytest.fixture
+def full_user(admin_user, back_office_user) -> User:
+    """A user with every kind of value set, so that each is sent back in its stored form."""
+    return make_user(
+        actor=admin_user,
+        first_name="Marc",
+        last_name="Peeters",
+        external_id="CRM-7",
+        email="marc@example.com",
+        phone=VALID_PHONE,
+        residency_country="BE",
+        language="nl-BE",
+        date_of_birth="1980-02-03",
+        nationalities=["BE", "FR"],
+        counter_account={"bank_account_number": "BE71 0961 2345 6769"},
+        address={
+            "line1": "Rue 1",
+            "city": "Bruxelles",
+            "postal_code": "1000",
+            "country_code": "BE",
+        },
+        tax_residency={"country_code": "BE", "proof_type": "NATIONAL_ID", "value": "85"},
+        metadata={"crm": "42"},
+        feature_flags=[FeatureFlag.ROBO_ADVISOR],
+        readable_by=[back_office_user.pk],
+    )
+
+
+@pytest.mark.parametrize("role", ["admin", "back_office", "compliance"])
+def test_patch_back_what_you_read_is_accepted_and_changes_nothing(
+    full_user, admin_user, back_office_user, compliance_user, role
+):
+    api = api_for(
+        {"admin": admin_user, "back_office": back_office_user, "compliance": compliance_user}[role]
+    )
+    path = f"/api/users/{full_user.pk}"
+    read = api.get(path).json()
+    response = api.patch(path, read)
+    assert response.status_code == 200, response.content
+    assert response.json() == read
+    assert UserVersion.objects.filter(user=full_user).count() == 1
+
+
+def test_patch_back_read_only_fields_in_another_notation(admin_api, user):
+    path = f"/api/users/{user.pk}"
+    read = admin_api.get(path).json()
+    created = dt.datetime.fromisoformat(read["creation_datetime"])
+    in_brussels = created.astimezone(dt.timezone(dt.timedelta(hours=1))).isoformat()
+    response = admin_api.patch(path, {"creation_datetime": in_brussels, "first_name": "Z"})
+    assert response.status_code == 200, response.content
+    assert response.json()["first_name"] == "Z"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("id", "U" + "0" * 26),
+        ("creation_datetime", "2001-01-01T00:00:00Z"),
+        ("version_datetime", "2001-01-01T00:00:00Z"),
+        ("version_authored_by_user_id", "U" + "0" * 26),
+        ("deleted", True),
+    ],
+)
+def test_patch_a_different_read_only_value_is_422(admin_api, user, name, value):
+    response = admin_api.patch(f"/api/users/{user.pk}", {name: value, "first_name": "Other"})
+    assert response.status_code == 422
+    assert locs(response) == [["body", name]]
+    item = error_for(response, ["body", name])
+    assert item["type"] == "read_only"
+    assert f"({name}) is read-only" in item["msg"]
+    user.refresh_from_db()
+    assert user.first_name != "Other"
+    assert user.version == 1
+
+
+def test_compliance_changing_a_value_is_still_403(compliance_api, full_user):
+    path = f"/api/users/{full_user.pk}"
+    assert compliance_api.patch(path, {"first_name": "Marc"}).status_code == 200
+    assert compliance_api.patch(path, {"phone": "0470 12 34 56"}).status_code == 200
+    assert compliance_api.patch(path, {"first_name": "Marcel"}).status_code == 403
+    assert compliance_api.patch(path, {"phone": "+32470000000"}).status_code == 403
+    full_user.refresh_from_db()
+    assert full_user.first_name == "Marc"
+    assert full_user.version == 1
+
+
+# --- the schema says what is accepted (issue 11.6) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "type_"),
+    [
+        ({"status": None}, ["body", "status"], "enum"),
+        (
+            {"address": {"line1": None, "city": "B", "postal_code": "1", "country_code": "BE"}},
+            ["body", "address", "line1"],
+            "string_type",
+        ),
+        (
+            {"address": {"line1": "Rue 1", "postal_code": "1", "country_code": "BE"}},
+            ["body", "address", "city"],
+            "missing",
+        ),
+        (
+            {"address": {"line1": "Rue 1", "city": " ", "postal_code": "1", "country_code": "BE"}},
+            ["body", "address", "city"],
+            "string_pattern_mismatch",
+        ),
+        (
+            {"counter_account": {"bank_id": "GEBABEBB"}},
+            ["body", "counter_account", "bank_account_number"],
+            "missing",
+        ),
+    ],
+)
+def test_what_the_services_refuse_is_refused_by_the_schema(admin_api, user, body, loc, type_):
+    response = admin_api.patch(f"/api/users/{user.pk}", body)
+    assert response.status_code == 422
+    assert locs(response) == [loc]
+    assert error_for(response, loc)["type"] == type_

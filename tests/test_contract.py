@@ -15,7 +15,17 @@ from users.views.list import EXPORT_COLUMNS
 
 def test_api_bodies_are_the_registry_fields():
     assert list(UserIn.model_fields) == [*_with_reason(contract.INPUT_FIELDS)]
-    assert set(UserPatch.model_fields) == {*UserIn.model_fields, "version"}
+    # A PATCH takes back what a GET returned: the read-only fields too (`version` is the
+    # version the change was made from).
+    assert set(UserPatch.model_fields) == {*UserIn.model_fields, *contract.READ_ONLY_API_FIELDS}
+    assert set(contract.READ_ONLY_API_FIELDS) == {
+        "id",
+        "creation_datetime",
+        "version",
+        "version_datetime",
+        "version_authored_by_user_id",
+        "deleted",
+    }
     assert list(UserOut.model_fields) == list(contract.API_FIELDS)
 
 
@@ -94,3 +104,23 @@ def test_one_adapter_places_service_errors_for_each_front_end(key, form_input, a
 def test_an_error_about_the_whole_input_has_an_empty_path():
     exc = ValidationError("Broken.")
     assert contract.errors_by_target(exc, lambda path: path) == [((), exc.error_list)]
+
+
+@pytest.mark.parametrize("name", [f.name for f in contract.FIELDS.values() if f.parts])
+def test_required_parts_are_what_the_validators_require(name):
+    """`Part.required` (which the API's schema says) is the validators' rule: an object with
+    only one part set is refused for each other required part missing, and for no other."""
+    field = contract.FIELDS[name]
+    required = {part.key for part in field.parts if part.required}
+    assert required
+    for part in field.parts:
+        context = contract.CleanContext(data={}, user=None, cleaned={})
+        try:
+            field.cleaned({part.key: part.example or "x"}, context)
+        except ValidationError as exc:
+            missing = {
+                key for key, errors in exc.error_dict.items() if errors[0].code == "required"
+            }
+        else:
+            missing = set()
+        assert missing == required - {part.key}, part.key

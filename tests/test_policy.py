@@ -343,9 +343,17 @@ def test_sending_back_the_stored_values_needs_no_extra_permission(admin_user):
         "roles": [],
     }
     policy.check_update(compliance, subject, stored)
-    # The record's own fields need can_edit whatever their value (it is not compared).
+    # The record's own fields are compared normalised, as the services would store them
+    # (issue 11.5): a null for an empty text, the phone in another notation.
+    policy.check_update(
+        compliance,
+        subject,
+        {**stored, "first_name": f" {subject.first_name} ", "identity": None},
+    )
     with pytest.raises(PermissionDenied, match="may not change this user"):
-        policy.check_update(compliance, subject, {**stored, "first_name": subject.first_name})
+        policy.check_update(compliance, subject, {**stored, "first_name": "Someone else"})
+    with pytest.raises(PermissionDenied, match="may not change this user"):
+        policy.check_update(compliance, subject, {"phone": "not a phone"})
 
 
 def test_an_object_level_editor_may_not_change_the_lists_even_by_update(admin_user):

@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
@@ -195,6 +196,20 @@ class UserAdmin(admin.ModelAdmin):
     inlines = (StatusChangeInline, UserVersionInline)
     actions = ("restore_selected",)
     fieldsets = fieldsets()
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        """The list, refusing a NUL in its search or filters: PostgreSQL refuses NUL in text,
+        so the query would fail (a 500) instead of finding nothing."""
+        if any(
+            "\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()
+        ):
+            self.message_user(
+                request,
+                "The search or a filter contains a NUL character (\\x00); remove it.",
+                messages.ERROR,
+            )
+            return redirect(request.path)
+        return super().changelist_view(request, extra_context)
 
     # --- permissions: the policy's answers -------------------------------------------------------
 

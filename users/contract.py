@@ -94,6 +94,8 @@ class Part:
     kind: Kind = Kind.TEXT
     queryable: bool = False
     help: str = ""
+    # The object is refused without it (the validators' rule; the API's schema says so).
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -465,6 +467,7 @@ _FIELDS = (
                 column="bank_account_number",
                 example="BE71096123456769",
                 queryable=True,
+                required=True,
                 help="IBAN, or a US account number (4 to 17 digits).",
             ),
             Part(
@@ -520,11 +523,11 @@ _FIELDS = (
         sensitive=True,
         help="Replaced whole.",
         parts=(
-            Part("line1", "Street and number", "address_line1"),
+            Part("line1", "Street and number", "address_line1", required=True),
             Part("line2", "Line 2", "address_line2"),
-            Part("city", "City", "address_city"),
-            Part("postal_code", "Postal code", "address_postal_code"),
-            Part("country_code", "Country", "address_country_code", example="BE"),
+            Part("city", "City", "address_city", required=True),
+            Part("postal_code", "Postal code", "address_postal_code", required=True),
+            Part("country_code", "Country", "address_country_code", example="BE", required=True),
         ),
         clean=_plain(validators.address),
     ),
@@ -537,9 +540,11 @@ _FIELDS = (
         sensitive=True,
         help="Replaced whole.",
         parts=(
-            Part("country_code", "Tax country", "tax_country_code", example="BE"),
-            Part("proof_type", "Proof type", "tax_proof_type", example="NATIONAL_ID"),
-            Part("value", "Tax number", "tax_value"),
+            Part("country_code", "Tax country", "tax_country_code", example="BE", required=True),
+            Part(
+                "proof_type", "Proof type", "tax_proof_type", example="NATIONAL_ID", required=True
+            ),
+            Part("value", "Tax number", "tax_value", required=True),
         ),
         clean=_plain(validators.tax_residency),
     ),
@@ -705,6 +710,9 @@ INPUT_EXTRAS = ("status_reason",)
 WRITE_ONCE_FIELDS = tuple(f.name for f in _FIELDS if f.write_once)
 UNIQUE_FIELDS = tuple(f.name for f in _FIELDS if f.unique)
 API_FIELDS = tuple(f.name for f in _FIELDS if f.api)
+# What the API returns but no write may set (`version` included: a PATCH sends it as the
+# version it was made from). A PATCH may send these back as read; a different value is refused.
+READ_ONLY_API_FIELDS = tuple(f.name for f in _FIELDS if f.api and not f.input)
 FIELD_LABELS = {f.name: f.label for f in _FIELDS}
 # Rules over several fields, checked on the values they will have once saved (what the input
 # says, else what is stored): (fields, validator taking them as keywords).

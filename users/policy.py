@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
-from users.contract import ACCESS_LIST_FIELDS, TRACKED_FIELDS
+from users.contract import ACCESS_LIST_FIELDS, FIELDS, TRACKED_FIELDS, CleanContext
 from users.models import RECOMMENDED_MOVES, FeatureFlag, Status, User, is_recommended_move
 
 
@@ -263,12 +263,30 @@ def check_create(actor: User, data: Mapping[str, Any]) -> None:
         _refuse_unless(may_manage_roles(actor), "Your role may not grant console roles.")
 
 
+def _is_stored_value(user: User, data: Mapping[str, Any], name: str) -> bool:
+    """Whether `data[name]` is what `user` stores, once normalised as the services would save
+    it: a phone in another notation, a null for an empty text or an IBAN with spaces is no
+    change. A value that does not validate is a change (the services say what is wrong)."""
+    field = FIELDS.get(name)
+    if field is None or not field.input:
+        return False
+    context = CleanContext(data=data, user=user, cleaned={})
+    try:
+        return field.cleaned(data[name], context) == field.value_of(user)
+    except ValidationError:
+        return False
+
+
 def check_update(actor: User, user: User, data: Mapping[str, Any]) -> None:
     """Each part of a change needs its own permission; values equal to the stored ones need
-    none, so that a client may send back what it read. The record's own fields need
-    `can_edit` whatever their value (their stored form is the services' to compare)."""
+    none, so that a client may send back what it read. The record's own fields are compared
+    normalised (`_is_stored_value`), the others by what they change."""
     editable = editable_fields(actor, user)
-    if any(name not in editable for name in data if name not in _COMPARED):
+    if any(
+        name not in editable and not _is_stored_value(user, data, name)
+        for name in data
+        if name not in _COMPARED
+    ):
         raise PermissionDenied("Your role may not change this user.")
     if "status" in data and data["status"] != user.status:
         check_move(actor, user.status, data["status"])

@@ -6,8 +6,11 @@ JSON for every response; `users.api.errors` maps the outcomes onto HTTP statuses
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -289,12 +292,46 @@ def update_user(request: HttpRequest, user_id: str, payload: UserPatch):
     user = _get_visible(actor, user_id)
     data = payload.model_dump(exclude_unset=True, mode="json")
     expected_version = data.pop("version", None)
+    _check_read_only(user, payload, data)
     policy.check_update(actor, user, data)
     with transaction.atomic():
         updated = services.user_update(
             user=user, data=data, actor=actor, expected_version=expected_version
         )
     return _fresh(updated)
+
+
+def _check_read_only(user: User, payload: UserPatch, data: dict[str, Any]) -> None:
+    """Take the read-only fields out of `data`: each must be what a GET returns now.
+
+    So a client may PATCH back the body it read. Values are compared as the schema parses
+    them, a datetime as an instant whatever its notation, to the millisecond a GET shows.
+    """
+    stored = UserOut.model_validate(user_out(user))
+    refused = []
+    for name in contract.READ_ONLY_API_FIELDS:
+        if name == "version" or name not in data:
+            continue
+        del data[name]
+        if _as_shown(getattr(payload, name)) != _as_shown(getattr(stored, name)):
+            shown = json.dumps(getattr(stored, name), cls=DjangoJSONEncoder)
+            refused.append(
+                error_item(
+                    ["body", name],
+                    f"{FIELD_LABELS[name]} ({name}) is read-only: send it as stored ({shown}) "
+                    "or leave it out.",
+                    "read_only",
+                )
+            )
+    if refused:
+        raise NinjaValidationError(refused)
+
+
+def _as_shown(value: Any) -> Any:
+    # The API's JSON (DjangoJSONEncoder) writes datetimes to the millisecond.
+    if isinstance(value, dt.datetime):
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
 
 
 @api.delete(

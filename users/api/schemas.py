@@ -9,8 +9,12 @@ so the API refuses exactly what the console refuses, with the same messages.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import operator
+from functools import reduce
+from types import NoneType, UnionType
+from typing import Any, get_args, get_origin
 
+from django.core.exceptions import ValidationError
 from ninja import Schema
 from pydantic import ConfigDict, Field, create_model
 
@@ -29,15 +33,27 @@ def _camel(name: str) -> str:
 
 
 def _nested(field: contract.Field, *, suffix: str, base: type[Schema]) -> type[Schema]:
-    """The schema of a nested object (`AddressIn`, `CounterAccountOut`) from its parts."""
+    """The schema of a nested object (`AddressIn`, `CounterAccountOut`) from its parts.
+
+    In input, a part the object is refused without (`Part.required`) is required, not null and
+    not blank, as the validators have it: the schema accepts no object they refuse for it.
+    """
     parts: dict[str, Any] = {}
     for part in field.parts:
         kind = part.choices if part.choices else str
         examples = [part.example] if part.example is not None else None
-        parts[part.key] = (
-            kind | None,
-            Field(None, description=part.help or None, examples=examples),
-        )
+        if part.required and base is _Input:
+            # The validators strip a part before they check it is there: "  " is missing.
+            blank = {} if part.choices else {"pattern": r"\S"}
+            parts[part.key] = (
+                kind,
+                Field(description=part.help or None, examples=examples, **blank),
+            )
+        else:
+            parts[part.key] = (
+                kind | None,
+                Field(None, description=part.help or None, examples=examples),
+            )
     return create_model(f"{_camel(field.name)}{suffix}", __base__=base, **parts)
 
 
@@ -72,13 +88,30 @@ def _value_type(field: contract.Field, *, out: bool) -> Any:
     return str if out and field.name == "id" else str | None
 
 
+def _accepts_null(field: contract.Field) -> bool:
+    """Whether the services take null for `field` (as its empty value); `status` they do not."""
+    try:
+        field.cleaned(None, contract.CleanContext(data={field.name: None}, user=None, cleaned={}))
+    except ValidationError:
+        return False
+    return True
+
+
+def _non_null(type_: Any) -> Any:
+    """`type_` without None: `Status | None` -> `Status`."""
+    kept = [arg for arg in get_args(type_) if arg is not NoneType]
+    return reduce(operator.or_, kept) if get_origin(type_) is UnionType and kept else type_
+
+
 def _input_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in contract.INPUT_FIELDS:
         field = contract.FIELDS[name]
         examples = [field.example] if field.example is not None else None
+        value_type = _value_type(field, out=False)
+        # Optional (may be left out) everywhere; null only where the services take it.
         fields[name] = (
-            _value_type(field, out=False) | None,
+            value_type | None if _accepts_null(field) else _non_null(value_type),
             Field(None, description=field.help or None, examples=examples),
         )
         if name == "status":
@@ -98,15 +131,37 @@ UserIn = create_model(
 )
 
 
-class UserPatch(UserIn):
-    """A partial update: only the keys sent change; nested objects are replaced whole."""
+def _read_only_fields() -> dict[str, Any]:
+    """The read-only fields a GET returns, typed as returned: a PATCH may send them back."""
+    fields: dict[str, Any] = {}
+    for name in contract.READ_ONLY_API_FIELDS:
+        if name == "version":
+            continue  # the expected version, declared on UserPatch itself
+        field = contract.FIELDS[name]
+        fields[name] = (
+            _value_type(field, out=True),
+            Field(None, description="Read-only: accepted when equal to the stored value."),
+        )
+    return fields
 
+
+class _UserPatch(UserIn):
     version: int | None = Field(
         None,
         ge=1,
         le=MAX_INT,
         description="The version the change was made from; a stale one is refused with 409.",
     )
+
+
+UserPatch = create_model(
+    "UserPatch",
+    __base__=_UserPatch,
+    __doc__="A partial update: only the keys sent change; nested objects are replaced whole. "
+    "A body read by GET may be sent back as it is: the read-only fields are accepted when "
+    "they equal the stored values.",
+    **_read_only_fields(),
+)
 
 
 class _Output(Schema):

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from users import validators
 from users.models import ApiToken, User
 from users.policy import can_use_console
 
@@ -36,18 +37,13 @@ def hash_token(raw: str) -> str:
 @transaction.atomic
 def issue_token(*, user: User, name: str) -> tuple[ApiToken, str]:
     """A new token for `user`; returns the row and the secret, which is never shown again."""
-    name = (name or "").strip()
+    try:
+        # The field rule for text: trimmed, bounded, and no NUL (PostgreSQL refuses it).
+        name = validators.text(name, max_length=NAME_MAX_LENGTH, field="The name")
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.error_list}) from None
     if not name:
         raise ValidationError({"name": ValidationError("Give the token a name.", code="required")})
-    if len(name) > NAME_MAX_LENGTH:
-        raise ValidationError(
-            {
-                "name": ValidationError(
-                    f"The name has {len(name)} characters; at most {NAME_MAX_LENGTH} are allowed.",
-                    code="max_length",
-                )
-            }
-        )
     if not can_use_console(user):
         raise ValidationError(
             {

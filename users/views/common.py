@@ -42,6 +42,9 @@ DEFAULT_SORT = "-created"
 NULLABLE_SORTS = frozenset({"email"})
 # Parameters that describe which users are shown (not how: page and sort are excluded).
 STATE_PARAMS = ("q", "mode")
+NUL = "\x00"
+# How much of a refused parameter is shown back under its message.
+PROBLEM_TEXT_MAX = 1000
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -226,8 +229,45 @@ def _advanced(text: str) -> tuple[Q | None, list[str], QueryProblem | None, bool
     return condition, list(ordering), None, "deleted" in query.referenced_fields(condition)
 
 
+def _param_label(key: str, filterset: UserFilter) -> str:
+    """What a person calls the URL parameter `key`: the search, a filter by its label."""
+    if key == "q":
+        return "The search"
+    fields = filterset.form.fields
+    # A range filter's inputs are `<name>_<suffix>` (created_after, created_before).
+    name = key if key in fields else key.rpartition("_")[0]
+    if name in fields:
+        return f"The filter “{fields[name].label}”"
+    return f"The parameter “{key.replace(NUL, '␀')}”"
+
+
+def nul_problem(params: QueryDict, filterset: UserFilter) -> QueryProblem | None:
+    """A NUL character anywhere in the URL's parameters (a name or a value), as a problem.
+
+    PostgreSQL refuses NUL in text, so a NUL reaching a query is a 500 (and, in a streamed
+    export, a truncated file); SQLite takes it silently. Refusing it here, for every parameter,
+    covers the search box, the advanced query, each filter and the sort in one place, for the
+    list, the board, the export and the list a bulk action re-renders. The NUL is drawn as ␀
+    under the message, with the caret at it.
+    """
+    for key, values in params.lists():
+        for value in (key, *values):
+            if NUL in value:
+                shown = value[:PROBLEM_TEXT_MAX].replace(NUL, "␀")
+                return QueryProblem(
+                    f"{_param_label(key, filterset)} contains a NUL character (\\x00), which "
+                    "no search or filter can hold; remove it.",
+                    min(value.index(NUL), len(shown)),
+                    shown,
+                )
+    return None
+
+
 def list_state(params: QueryDict) -> ListState:
-    """Read filters, search and sort from the URL and build the (unevaluated) queryset."""
+    """Read filters, search and sort from the URL and build the (unevaluated) queryset.
+
+    Nothing of a URL holding a NUL character reaches the database (`nul_problem`).
+    """
     mode = params.get("mode", "simple")
     if mode not in SEARCH_MODES:
         mode = "simple"
@@ -237,7 +277,8 @@ def list_state(params: QueryDict) -> ListState:
     q = params.get("q", "").strip()[:1000]
     filterset = UserFilter(params, queryset=selectors.user_list_queryset(include_deleted=True))
     state = ListState(filterset=filterset, q=q, mode=mode, sort=sort)
-    if not filterset.form.is_valid():
+    state.problem = nul_problem(params, filterset)
+    if state.problem is not None or not filterset.form.is_valid():
         state.queryset = filterset.queryset.none()
         return state
     condition = None

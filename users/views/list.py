@@ -275,6 +275,9 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         require(policy.sees_everyone(request.user))
     params = QueryDict(request.POST.get("query", ""))
     ids = list(dict.fromkeys(request.POST.getlist("ids")))
+    # Only well-formed ids reach the database: a crafted one (a NUL byte, which PostgreSQL
+    # refuses in text) is named back, never looked up.
+    not_an_id = next((pk for pk in ids if not is_user_id(pk)), None)
     problem = None
     if action not in ("status", "flag_grant", "flag_revoke"):
         problem = "Choose an action."
@@ -282,6 +285,8 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         problem = "Select at least one user."
     elif len(ids) > BULK_LIMIT:
         problem = f"Select at most {BULK_LIMIT} users at once."
+    elif not_an_id is not None:
+        problem = f"{not_an_id[:40]!r} is not a user id (U + 26 characters); nothing was changed."
     elif action == "status" and request.POST.get("status") not in Status.values:
         problem = "Choose the status to move the users to."
     elif action != "status" and request.POST.get("flag") not in FeatureFlag.values:

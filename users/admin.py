@@ -17,20 +17,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
-from users import contract, policy, services
+from users import contract, policy, services, validators
 from users.models import FeatureFlag, Role, StatusChange, User, UserVersion
 
-
-# The model columns of each contract field the admin edits (an object stored in columns, the
-# counter account, is its columns), in the registry's order.
-def _columns(field: contract.Field) -> tuple[str, ...]:
-    if field.parts and field.parts[0].column:
-        return tuple(part.column for part in field.parts)
-    return (field.column,) if field.column else ()
-
-
-COUNTER_ACCOUNT_FIELDS = _columns(contract.FIELDS["counter_account"])
-FORM_FIELDS = tuple(column for f in contract.FIELDS.values() if f.input for column in _columns(f))
+# The model columns of each contract field the admin edits, in the registry's order.
+COUNTER_ACCOUNT_FIELDS = contract.FIELDS["counter_account"].columns
+FORM_FIELDS = tuple(column for f in contract.FIELDS.values() if f.input for column in f.columns)
 # Fields of the form that are not model columns, and the record's read-only facts.
 EXTRA_FIELDS = {"status": ("status_reason",), "feature_flags": (), "roles": ()}
 RECORD_FIELDS = (
@@ -52,7 +44,7 @@ def fieldsets() -> tuple[tuple[str | None, dict[str, Any]], ...]:
             if f.name in EXTRA_FIELDS:
                 names += [f.name, *EXTRA_FIELDS[f.name]]
             elif f.input:
-                names += _columns(f)
+                names += f.columns
         if names:
             sets.append((contract.GROUP_LABELS[group], {"fields": tuple(names)}))
     sets.append(("Version", {"fields": RECORD_FIELDS}))
@@ -200,9 +192,7 @@ class UserAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         """The list, refusing a NUL in its search or filters: PostgreSQL refuses NUL in text,
         so the query would fail (a 500) instead of finding nothing."""
-        if any(
-            "\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()
-        ):
+        if validators.first_nul(request.GET) is not None:
             self.message_user(
                 request,
                 "The search or a filter contains a NUL character (\\x00); remove it.",

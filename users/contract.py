@@ -142,6 +142,14 @@ class Field:
         return User._meta.get_field(self.column) if self.column else None
 
     @property
+    def columns(self) -> tuple[str, ...]:
+        """The model columns the field is stored in: an object stored in columns (the counter
+        account) is its parts' columns; a relation or a derived value has none."""
+        if self.parts and self.parts[0].column:
+            return tuple(part.column for part in self.parts)
+        return (self.column,) if self.column else ()
+
+    @property
     def max_length(self) -> int | None:
         model_field = self.model_field
         return getattr(model_field, "max_length", None) if model_field else None
@@ -745,15 +753,8 @@ def is_empty(value: Any) -> bool:
 
 def export_columns() -> tuple[str, ...]:
     """The CSV's columns: each exported field, an object stored in columns as its columns."""
-    columns: list[str] = []
-    for f in _FIELDS:
-        if not f.exported:
-            continue
-        if f.parts and f.parts[0].column:
-            columns.extend(part.column for part in f.parts)
-        else:
-            columns.append(f.name)
-    return tuple(columns)
+    # A field of no column of its own (the flags) is one cell under its name.
+    return tuple(column for f in _FIELDS if f.exported for column in f.columns or (f.name,))
 
 
 def form_fields() -> tuple[str, ...]:

@@ -60,6 +60,19 @@ def text(value: Any, *, max_length: int, field: str = "Value") -> str:
     return value
 
 
+def first_nul(params: Any) -> tuple[str, str] | None:
+    """(key, text) of the first URL parameter whose name or a value holds a NUL, else None.
+
+    `params` is a QueryDict (anything with `.lists()`). PostgreSQL refuses NUL in text, so a
+    parameter holding one must be refused before it reaches a query.
+    """
+    for key, values in params.lists():
+        for text in (key, *values):
+            if "\x00" in text:
+                return key, text
+    return None
+
+
 def email(value: Any) -> str | None:
     value = text(value, max_length=254, field="Email")
     if not value:

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from users import policy, query, selectors, services
+from users import policy, query, selectors, services, validators
 from users.filters import UserFilter
 from users.models import Status, User
 
@@ -250,17 +250,17 @@ def nul_problem(params: QueryDict, filterset: UserFilter) -> QueryProblem | None
     list, the board, the export and the list a bulk action re-renders. The NUL is drawn as ␀
     under the message, with the caret at it.
     """
-    for key, values in params.lists():
-        for value in (key, *values):
-            if NUL in value:
-                shown = value[:PROBLEM_TEXT_MAX].replace(NUL, "␀")
-                return QueryProblem(
-                    f"{_param_label(key, filterset)} contains a NUL character (\\x00), which "
-                    "no search or filter can hold; remove it.",
-                    min(value.index(NUL), len(shown)),
-                    shown,
-                )
-    return None
+    found = validators.first_nul(params)
+    if found is None:
+        return None
+    key, value = found
+    shown = value[:PROBLEM_TEXT_MAX].replace(NUL, "␀")
+    return QueryProblem(
+        f"{_param_label(key, filterset)} contains a NUL character (\\x00), which "
+        "no search or filter can hold; remove it.",
+        min(value.index(NUL), len(shown)),
+        shown,
+    )
 
 
 def list_state(params: QueryDict) -> ListState:

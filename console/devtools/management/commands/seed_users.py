@@ -63,13 +63,7 @@ YEARS_OF_HISTORY = 5
 AUTH_COLUMNS = ("id", "password", "is_superuser")
 RECORD_COLUMNS = ("status_changed_at", "creation_datetime", "version", "version_datetime")
 FIELD_COLUMNS = tuple(
-    dict.fromkeys(
-        column
-        for field in contract.FIELDS.values()
-        if field.input
-        for column in ([part.column for part in field.parts if part.column] or [field.column])
-        if column
-    )
+    column for field in contract.FIELDS.values() if field.input for column in field.columns
 )
 USER_COLUMNS = (*AUTH_COLUMNS, *FIELD_COLUMNS, *RECORD_COLUMNS, "deleted")
 VERSION_COLUMNS = ("user_id", "version", "created_at", "changes")

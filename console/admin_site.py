@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from functools import update_wrapper
 
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from users import policy
 
@@ -44,7 +50,12 @@ class ConsoleAdminSite(admin.AdminSite):
         return update_wrapper(inner, wrapped)
 
     def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        """The admin has no sign-in of its own: the console's (password, then the second
+        factor, with the same throttling) brings an admin back here."""
         # Not wrapped by admin_view: a signed-in outsider opening /admin/login/ would get the
         # "log in to a different account" form.
         self._refuse_signed_in_outsiders(request)
-        return super().login(request, extra_context)
+        next_url = request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index")
+        if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+            next_url = reverse("admin:index")
+        return redirect_to_login(next_url, resolve_url(settings.LOGIN_URL))

@@ -20,6 +20,13 @@ from users.models import FeatureFlag, FeatureFlagGrant, Role, User
 from users.policy import can_use_console
 
 
+def lockout_response(request, original_response, credentials=None):
+    """django-axes' answer to a locked-out sign-in: the page the refused sign-in rendered
+    anyway, the form with the same neutral message as a wrong password, so that a lockout
+    does not tell whether the account exists."""
+    return original_response
+
+
 class ConsoleBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         email = username or kwargs.get("email")

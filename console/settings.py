@@ -4,6 +4,7 @@ DEBUG defaults to off: a forgotten variable must never expose a debug page in pr
 The local commands (`make run`, `make test`) set DEBUG=1 and a throwaway SECRET_KEY themselves.
 """
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -48,6 +49,13 @@ INSTALLED_APPS = [
     "django_htmx",
     # Serves django-ninja's bundled Swagger UI from our own static files (no CDN; CSP-safe).
     "ninja",
+    # The second factor (issue "staff sign-in"): django-otp's TOTP and static (recovery code)
+    # devices and django-otp-webauthn's passkeys; django-axes counts failed sign-ins.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
+    "axes",
     "users",
 ]
 # Seeders and the benchmark (console/devtools/): development and CI only.
@@ -62,10 +70,17 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the second factor.
+    "django_otp.middleware.OTPMiddleware",
+    # Signed in with a password only: to the second-factor step (or enrolment), nowhere else.
+    "console.middleware.SecondFactorMiddleware",
+    "console.middleware.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the neutral refusal.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -113,7 +128,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "users.User"
-AUTHENTICATION_BACKENDS = ["console.auth.ConsoleBackend"]
+AUTHENTICATION_BACKENDS = [
+    # First, as django-axes asks: refuses every sign-in of a locked-out account or address.
+    "axes.backends.AxesStandaloneBackend",
+    "console.auth.ConsoleBackend",
+]
+# Argon2id first: a sign-in costs tens of milliseconds, not the 0.5-2 s of PBKDF2 at 1.5M
+# iterations; older PBKDF2 hashes still verify and are rehashed with Argon2 at next sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "users:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -194,6 +221,48 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 
+# Staff sign-in (README "Sign-in policy").
+# Every console sign-in needs a second factor (TOTP with recovery codes, or a passkey); only
+# setting CONSOLE_MFA_REQUIRED=0 switches it off.
+CONSOLE_MFA_REQUIRED = env_bool("CONSOLE_MFA_REQUIRED", True)
+# Sensitive actions (tokens, roles, factor resets, ...) ask for the second factor again when the
+# last check is older than this.
+STEP_UP_SECONDS = int(os.environ.get("STEP_UP_SECONDS", "300"))
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "User console")
+# Passkeys belong to a domain (the relying party) and are accepted from these origins only;
+# by default the first of ALLOWED_HOSTS over https (and http://localhost:PORT in development:
+# browsers accept passkeys on localhost, never on an IP address).
+_hosts = [host for host in ALLOWED_HOSTS if host and "*" not in host and not host.startswith(".")]
+OTP_WEBAUTHN_RP_ID = os.environ.get(
+    "OTP_WEBAUTHN_RP_ID", "localhost" if DEBUG else (_hosts[0] if _hosts else "")
+)
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list(
+    "OTP_WEBAUTHN_ALLOWED_ORIGINS",
+    ",".join(
+        [f"http://localhost:{os.environ.get('PORT', '8000')}"]
+        if DEBUG
+        else [f"https://{host}" for host in _hosts if host == OTP_WEBAUTHN_RP_ID]
+    ),
+)
+OTP_WEBAUTHN_RP_NAME = os.environ.get("OTP_WEBAUTHN_RP_NAME", "User console")
+# Passkeys are a second factor after the password, never a way around it.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+# Throttling (django-axes): 5 failures for one account from any address lock that account,
+# 20 failures from one address lock that address (console.auth.address_is_locked), for 15
+# minutes, with the same neutral message as a wrong password.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+SIGN_IN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("SIGN_IN_ADDRESS_FAILURE_LIMIT", "20"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_RESET_ON_SUCCESS = True
+# A lockout lasts 15 minutes from the lockout: attempts while locked do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "console.auth.lockout_response"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False
+
 # Product settings.
 # Cards on the status board waiting longer than this many hours in their status are marked.
 BOARD_SLA_HOURS = int(os.environ.get("BOARD_SLA_HOURS", "72"))
@@ -212,6 +281,12 @@ LOGGING = {
         # handler alone prints it. (Its mail_admins handler goes too: there are no ADMINS.)
         "django": {"handlers": []},
         "django.request": {"filters": ["forbidden_without_traceback"]},
+        # Failures and lockouts are in the security log; django-axes' own lines are warnings.
+        "axes": {"level": "WARNING"},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# django-axes warns that it does not lock addresses: the console does, with its own limit of
+# failures per address (SIGN_IN_ADDRESS_FAILURE_LIMIT, users/selectors/security.py).
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]

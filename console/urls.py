@@ -5,9 +5,44 @@ from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.decorators.http import require_safe
+from django.views.i18n import JavaScriptCatalog
+from django_otp_webauthn import views as webauthn_views
 
 from users.api import api
-from users.views import account
+from users.views import account, signin
+
+# django-otp-webauthn's endpoints (its URL names; its scripts reverse them), with the two
+# completions that also write the security log and the time of the check (signin.py).
+webauthn_urls = (
+    [
+        path(
+            "registration/begin/",
+            webauthn_views.BeginCredentialRegistrationView.as_view(),
+            name="credential-registration-begin",
+        ),
+        path(
+            "registration/complete/",
+            signin.PasskeyEnrol.as_view(),
+            name="credential-registration-complete",
+        ),
+        path(
+            "authentication/begin/",
+            webauthn_views.BeginCredentialAuthenticationView.as_view(),
+            name="credential-authentication-begin",
+        ),
+        path(
+            "authentication/complete/",
+            signin.PasskeySignIn.as_view(),
+            name="credential-authentication-complete",
+        ),
+        path(
+            "jsi18n/",
+            JavaScriptCatalog.as_view(packages=["django_otp_webauthn"]),
+            name="js-i18n-catalog",
+        ),
+    ],
+    "otp_webauthn",
+)
 
 
 @require_safe
@@ -21,7 +56,11 @@ def favicon(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", signin.sign_in, name="login"),
+    path("login/verify/", signin.verify, name="signin-verify"),
+    path("login/enrol/", signin.enrol, name="signin-enrol"),
+    path("login/recovery-codes/", signin.recovery_codes, name="signin-recovery-codes"),
+    path("webauthn/", include(webauthn_urls)),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", account.password_change, name="password_change"),
     path("password/done/", account.password_change_done, name="password_change_done"),

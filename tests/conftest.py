@@ -1,7 +1,7 @@
 import pytest
 from django.db import connection
 
-from tests.factories import make_console_user, make_user
+from tests.factories import make_console_user, make_user, sign_in
 from users.models import Role
 
 
@@ -27,19 +27,19 @@ def user(db, admin_user):
 
 @pytest.fixture
 def admin_client(client, admin_user):
-    client.force_login(admin_user)
+    sign_in(client, admin_user)
     return client
 
 
 @pytest.fixture
 def back_office_client(client, back_office_user):
-    client.force_login(back_office_user)
+    sign_in(client, back_office_user)
     return client
 
 
 @pytest.fixture
 def compliance_client(client, compliance_user):
-    client.force_login(compliance_user)
+    sign_in(client, compliance_user)
     return client
 
 

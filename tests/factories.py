@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import time
 from typing import Any
+
+import pyotp
+from django.test import RequestFactory
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from users import services
 from users.models import FeatureFlag, User
+from users.views.common import FACTOR_VERIFIED_AT
 
 # Valid, distinct test values: real IBANs (schwifty-checked) and valid Belgian mobiles.
 VALID_IBANS = [
@@ -51,3 +59,45 @@ def make_console_user(role: str, *, password: str = "correct-horse-battery", **d
         password=password,
         roles=[role],
     )
+
+
+def totp_device(user: User) -> TOTPDevice:
+    """The user's confirmed authenticator app (one is created the first time)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="Test app", confirmed=True)
+
+
+def sign_in(client: Any, user: User, *, second_factor: bool = True) -> None:
+    """`client.force_login`, and (unless told not to) past the second factor a moment ago,
+    as if the person had typed a code: what every console page needs."""
+    client.force_login(user)
+    if second_factor:
+        pass_second_factor(client, user)
+
+
+def pass_second_factor(client: Any, user: User) -> None:
+    """Mark the client's session as past the second factor a moment ago."""
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = totp_device(user).persistent_id
+    session[FACTOR_VERIFIED_AT] = time.time()
+    session.save()
+
+
+def password_sign_in(client: Any, email: str, password: str, user: User | None = None) -> bool:
+    """`client.login` with the request django-axes needs; with `user`, past the second factor
+    too. True when the password step passed."""
+    if not client.login(request=sign_in_request(), username=email, password=password):
+        return False
+    if user is not None:
+        pass_second_factor(client, user)
+    return True
+
+
+def sign_in_request() -> Any:
+    """A request for `authenticate()`: django-axes counts failures per request's client."""
+    return RequestFactory().post("/login/", REMOTE_ADDR="127.0.0.1")
+
+
+def current_code(device: TOTPDevice) -> str:
+    """What the person's authenticator app shows now (pyotp, an independent TOTP)."""
+    return pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now()

@@ -10,7 +10,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import make_console_user, make_user
+from tests.factories import make_console_user, make_user, sign_in
 from users import services
 from users.models import Role, StatusChange, User, UserVersion
 
@@ -84,7 +84,7 @@ def test_admin_is_for_admins_only(back_office_user, compliance_user, admin_user)
     assert Client().get(url).status_code == 302  # to the admin's sign-in form
     for person, status in ((back_office_user, 403), (compliance_user, 403), (admin_user, 200)):
         signed_in = Client()
-        signed_in.force_login(person)
+        sign_in(signed_in, person)
         assert signed_in.get(url).status_code == status, person.email
 
 
@@ -110,13 +110,26 @@ def test_signed_in_outsiders_get_the_console_403_page(back_office_client, back_o
     assert "log in to a different account" not in html.lower()
 
 
-def test_anonymous_visitors_still_get_the_admin_sign_in(client):
+def test_anonymous_visitors_sign_in_through_the_console(client):
+    """The admin has no password form of its own to get around the second factor and the
+    throttling: its sign-in page sends to the console's, coming back to the admin."""
     response = client.get("/admin/")
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
-    login = client.get(reverse("admin:login"))
-    assert login.status_code == 200
-    assert "admin/login.html" in [t.name for t in login.templates]
+    login = client.get(response["Location"])
+    assert login.status_code == 302
+    assert login["Location"] == f"{reverse('login')}?next=/admin/"
+    assert client.post(reverse("admin:login"), {"username": "x", "password": "y"})[
+        "Location"
+    ].startswith(reverse("login"))
+
+
+def test_a_password_only_session_does_not_reach_the_admin(client):
+    admin = make_console_user(Role.ADMIN)
+    sign_in(client, admin, second_factor=False)
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("signin-enrol"))
 
 
 def test_admins_still_get_in(admin_client):
@@ -348,7 +361,7 @@ def test_admin_delete_is_soft_and_restore_action(admin_client, admin_user):
 def admin_without(client, codename: str):
     """A client signed in as an admin whose role lacks `codename` (the admin role has all)."""
     Group.objects.get(name=Role.ADMIN).permissions.remove(Permission.objects.get(codename=codename))
-    client.force_login(make_console_user(Role.ADMIN))
+    sign_in(client, make_console_user(Role.ADMIN))
     return client
 
 

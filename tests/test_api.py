@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
-from tests.factories import make_console_user, make_user
+from tests.factories import make_console_user, make_user, password_sign_in, sign_in
 from users import services
 from users.models import (
     FeatureFlag,
@@ -378,7 +378,7 @@ def test_invitation_for_a_console_user_leads_to_sign_in(
     )
     assert done.status_code == 302
     assert done["Location"] == "/login/"
-    assert client.login(username="new.staff@bank.example", password="a-long-new-pass-42")
+    assert password_sign_in(client, "new.staff@bank.example", "a-long-new-pass-42")
 
 
 SEED_001_GET_ID = "U01F8YW5NJXMF78PMFKXTE2R7Q7"
@@ -587,7 +587,7 @@ def test_unauthenticated_is_401(client, admin_user, user):
         == 401
     )
     assert client.get("/api/users/", headers={"Authorization": "Basic abc"}).status_code == 401
-    client.force_login(admin_user)  # a console session is not an API credential
+    sign_in(client, admin_user)  # a console session is not an API credential
     assert client.get("/api/users/").status_code == 401
 
 

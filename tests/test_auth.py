@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from console.auth import ConsoleBackend
-from tests.factories import make_console_user, make_user
+from tests.factories import make_console_user, make_user, password_sign_in, sign_in_request
 from users import services
 from users.models import FeatureFlag, Role, User, UserVersion
 from users.policy import can_use_console
@@ -21,7 +21,7 @@ PASSWORD = "correct-horse-battery"
 
 
 def signs_in(email: str, password: str = PASSWORD) -> bool:
-    return authenticate(None, username=email, password=password) is not None
+    return authenticate(sign_in_request(), username=email, password=password) is not None
 
 
 def test_console_user_with_flag_role_and_password_signs_in():
@@ -97,7 +97,7 @@ def test_login_view_signs_in_and_refuses(client):
 )
 def test_losing_the_right_ends_an_open_session_at_the_next_request(client, admin_user, revoke):
     user = make_console_user(Role.ADMIN)
-    assert client.login(username=user.email, password=PASSWORD)
+    assert password_sign_in(client, user.email, PASSWORD, user)
     admin_index = reverse("admin:index")
     assert client.get(admin_index).status_code == 200
 
@@ -106,11 +106,13 @@ def test_losing_the_right_ends_an_open_session_at_the_next_request(client, admin
     response = client.get(admin_index)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+    # The admin's sign-in is the console's.
+    assert client.get(response["Location"])["Location"].startswith(reverse("login"))
 
 
 def test_password_change_ends_other_sessions(client):
     user = make_console_user(Role.ADMIN)
-    assert client.login(username=user.email, password=PASSWORD)
+    assert password_sign_in(client, user.email, PASSWORD, user)
     services.user_set_password(user=user, password="a-brand-new-passphrase")
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302
@@ -123,7 +125,7 @@ def test_create_superuser_signs_in_at_once(client):
     assert user.flag_names() == {"CONSOLE"}
     assert user.role_names() == {"admin"}
     assert UserVersion.objects.get(user=user).changes["roles"] == [[], ["admin"]]
-    assert client.login(username="root@bank.example", password="super-long-pass")
+    assert password_sign_in(client, "root@bank.example", "super-long-pass", user)
     assert client.get(reverse("admin:index")).status_code == 200
 
 
@@ -133,7 +135,7 @@ def test_createsuperuser_command_signs_in_at_once(client, monkeypatch):
     user = User.objects.get(email="ops@bank.example")
     assert user.is_superuser
     assert can_use_console(user)
-    assert client.login(username="ops@bank.example", password="command-line-pass")
+    assert password_sign_in(client, "ops@bank.example", "command-line-pass")
 
 
 def test_create_user_manager_shim_goes_through_the_service():

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from console.devtools.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD, SEED, Planner
+from tests.factories import sign_in_request
 from users import validators
 from users.models import FeatureFlagGrant, Role, Status, StatusChange, User, UserVersion
 
@@ -105,7 +106,7 @@ def check_history_is_realistic_and_consistent():
 
 def check_one_login_per_role_that_signs_in():
     for role, email, *_ in DEMO_LOGINS:
-        user = authenticate(None, username=email, password=DEMO_PASSWORD)
+        user = authenticate(sign_in_request(), username=email, password=DEMO_PASSWORD)
         assert user is not None, email
         assert user.role_names() == {role}
     assert {r for r, *_ in DEMO_LOGINS} == set(Role.values)
@@ -131,7 +132,7 @@ def check_second_run_adds_nothing_and_repairs_the_logins():
     assert UserVersion.objects.count() == versions
     assert "0 created now" in out
     assert "http://console.local:9000/login/" in out
-    assert authenticate(None, username="admin@demo.example", password=DEMO_PASSWORD)
+    assert authenticate(sign_in_request(), username="admin@demo.example", password=DEMO_PASSWORD)
 
 
 def test_plan_is_deterministic():

@@ -38,7 +38,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests.factories import make_console_user, make_user
+from tests.factories import make_console_user, make_user, sign_in
 from users import services
 from users.models import (
     ApiToken,
@@ -55,6 +55,7 @@ from users.services.tokens import issue_token
 EXCLUDED_PREFIXES = (
     "admin/",  # Django admin: its own permission checks (is_staff, model perms) and tests
     "api/",  # JSON API: token auth, tested in tests/test_api.py
+    "webauthn/",  # django-otp-webauthn's JSON ceremonies, tested in tests/test_signin.py
 )
 ROLES = ("anonymous", "no_role", Role.BACK_OFFICE, Role.COMPLIANCE, Role.ADMIN)
 ALL_ROLES = frozenset({Role.BACK_OFFICE, Role.COMPLIANCE, Role.ADMIN})
@@ -166,6 +167,11 @@ MATRIX: dict[str, Entry] = {
     "logout": Entry(
         "POST", ALL_ROLES, status=302, effect=signed_out, public=True, get_refused=True
     ),
+    # The second factor: a verified session gets the step-up form, enrolment and the recovery
+    # codes send it on (it has a factor, and no new codes to show).
+    "signin-verify": Entry("GET", ALL_ROLES),
+    "signin-enrol": Entry("GET", ALL_ROLES, status=302),
+    "signin-recovery-codes": Entry("GET", ALL_ROLES, status=302),
     "password_change": Entry("GET", ALL_ROLES),
     "password_change_done": Entry("GET", ALL_ROLES),
     # A made-up link: the page that says so, for anyone.
@@ -310,10 +316,10 @@ def client_for(role: str) -> tuple[Client, User | None]:
     if role == "no_role":
         user = make_console_user(Role.BACK_OFFICE)
         user.groups.clear()
-        client.force_login(user)
+        sign_in(client, user)
         return client, user
     user = make_console_user(role)
-    client.force_login(user)
+    sign_in(client, user)
     return client, user
 
 
@@ -368,7 +374,7 @@ WRITES = frozenset({moved_to_signature, storyteller_granted, soft_deleted, resto
 def test_post_only_urls_refuse_get(name, subjects, admin_user):
     entry = MATRIX[name]
     client = Client()
-    client.force_login(admin_user)
+    sign_in(client, admin_user)
     before = audit_counts()
     response = client.get(reverse(name, kwargs=entry.kwargs(subjects)))
     assert response.status_code == 405
@@ -378,7 +384,7 @@ def test_post_only_urls_refuse_get(name, subjects, admin_user):
 def test_htmx_posts_need_the_csrf_token(subjects, compliance_user):
     """CSRF applies to HTMX requests too: base.html sends the token as X-CSRFToken."""
     client = Client(enforce_csrf_checks=True)
-    client.force_login(compliance_user)
+    sign_in(client, compliance_user)
     url = reverse("users:board-move", kwargs={"pk": subjects.user.pk})
     data = {"status": Status.WAITING_FOR_SIGNATURE}
     refused = client.post(url, data, headers={"HX-Request": "true"})

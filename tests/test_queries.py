@@ -16,8 +16,10 @@ from tests.factories import VALID_IBANS, make_user
 from users import selectors, services
 from users.models import FeatureFlag, Status, User
 
-# Session, user + CONSOLE flag, then groups and permissions together (console/auth.py).
-AUTH_QUERIES = 3
+# Session, user + CONSOLE flag, then groups and permissions together (console/auth.py), and
+# the device that passed the second factor (django-otp checks it still exists and is
+# confirmed, so a factor reset ends the verified session at its next request).
+AUTH_QUERIES = 4
 LIST_MAX = AUTH_QUERIES + 4  # rows, flags of the rows, capped count, spare
 # Counts, the columns (one UNION ALL; one query each on SQLite, which cannot slice inside a
 # compound statement) and the flags of every card.

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import make_console_user, make_user
+from tests.factories import make_console_user, make_user, sign_in
 from users import services
 from users.models import ApiToken, Role
 from users.services import tokens
@@ -123,7 +123,7 @@ def test_page_issues_a_token_shown_once(admin_client, admin_user):
 def test_a_new_secret_is_shown_only_to_its_session(admin_client, admin_user):
     admin_client.post(reverse("users:api-tokens"), {"name": "CRM integration"})
     other = Client()
-    other.force_login(admin_user)
+    sign_in(other, admin_user)
     page = other.get(reverse("users:api-tokens"))
     assert page.context.get("secret") is None
     assert admin_client.get(reverse("users:api-tokens")).context["secret"]

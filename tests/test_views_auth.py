@@ -6,8 +6,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import make_console_user, make_user
+from tests.factories import make_console_user, make_user, sign_in
 from users.models import Role, User, UserVersion
+from users.views.signin import NEUTRAL_REFUSAL
 
 PASSWORD = "correct-horse-battery"
 
@@ -30,13 +31,15 @@ def test_anonymous_user_is_sent_to_sign_in(client, db):
     assert response["Location"].startswith(reverse("login"))
 
 
-def test_sign_in_with_email_and_password(client, back_office_user):
+def test_the_password_leads_to_the_second_factor(client, back_office_user):
+    """The password opens the second-factor step only (enrolment for a user without one)."""
     response = client.post(
         reverse("login"), {"username": back_office_user.email.upper(), "password": PASSWORD}
     )
     assert response.status_code == 302
-    assert response["Location"] == reverse("users:home")
+    assert response["Location"] == f"{reverse('signin-enrol')}?next=%2F"
     assert client.session["_auth_user_id"] == back_office_user.pk
+    assert client.get(reverse("users:user-list"))["Location"].startswith(reverse("signin-enrol"))
 
 
 def test_wrong_password_is_refused_with_a_message(client, back_office_user):
@@ -45,7 +48,7 @@ def test_wrong_password_is_refused_with_a_message(client, back_office_user):
     )
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
-    assert "Please enter a correct email" in response.content.decode()
+    assert NEUTRAL_REFUSAL in response.content.decode()
 
 
 def test_user_without_console_access_cannot_sign_in(client, admin_user):
@@ -66,7 +69,7 @@ def test_sign_out_needs_post_and_ends_the_session(back_office_client):
 
 def test_base_layout_shows_who_is_signed_in_and_nav_by_role(client, db):
     compliance = make_console_user(Role.COMPLIANCE, first_name="Carla", last_name="Check")
-    client.force_login(compliance)
+    sign_in(client, compliance)
     html = client.get(reverse("password_change")).content.decode()
     assert "Carla Check" in html
     assert "Compliance" in html
@@ -78,7 +81,7 @@ def test_base_layout_shows_who_is_signed_in_and_nav_by_role(client, db):
 
 
 def test_password_change_keeps_session_and_writes_no_version(client, back_office_user):
-    client.force_login(back_office_user)
+    sign_in(client, back_office_user)
     versions = UserVersion.objects.filter(user=back_office_user).count()
     response = client.post(
         reverse("password_change"),
@@ -100,9 +103,9 @@ def test_password_change_keeps_session_and_writes_no_version(client, back_office
 
 def test_password_change_signs_out_other_sessions(client, back_office_user):
     other = Client()
-    other.force_login(back_office_user)
+    sign_in(other, back_office_user)
     assert other.get(reverse("password_change_done")).status_code == 200
-    client.force_login(back_office_user)
+    sign_in(client, back_office_user)
     client.post(
         reverse("password_change"),
         {
@@ -118,7 +121,7 @@ def test_password_change_signs_out_other_sessions(client, back_office_user):
 
 
 def test_password_change_does_not_overwrite_concurrent_edits(client, back_office_user, admin_user):
-    client.force_login(back_office_user)
+    sign_in(client, back_office_user)
     # Another admin renames this user after the request loaded it: the password change must not
     # write the old name back.
     from users import services
@@ -137,7 +140,7 @@ def test_password_change_does_not_overwrite_concurrent_edits(client, back_office
 
 
 def test_password_change_errors_change_nothing(client, back_office_user):
-    client.force_login(back_office_user)
+    sign_in(client, back_office_user)
     response = client.post(
         reverse("password_change"),
         {"old_password": "wrong", "new_password1": "short", "new_password2": "other"},

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import make_console_user, make_user
+from tests.factories import make_console_user, make_user, sign_in
 from users import services
 from users.models import FeatureFlag, Role, Status, StatusChange, User
 from users.views import board as board_views
@@ -210,7 +210,7 @@ def test_moves_need_permission(back_office_client, waiting):
 def test_off_flow_needs_its_own_permission(client, waiting):
     mover = make_console_user(Role.COMPLIANCE)
     mover.groups.get().permissions.remove(Permission.objects.get(codename="change_status_off_flow"))
-    client.force_login(mover)
+    sign_in(client, mover)
     response = client.post(move_url(waiting), {"status": Status.ACTIVE, "reason": "because"})
     assert response.status_code == 403
     waiting.refresh_from_db()
@@ -221,7 +221,7 @@ def test_a_move_to_the_current_status_is_refused_by_the_service(client, waiting)
     """As on the detail page and in bulk: never offered, and refused as no move at all."""
     mover = make_console_user(Role.COMPLIANCE)
     mover.groups.get().permissions.remove(Permission.objects.get(codename="change_status_off_flow"))
-    client.force_login(mover)
+    sign_in(client, mover)
     before = waiting.version
     response = client.post(
         move_url(waiting),

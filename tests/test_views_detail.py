@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import VALID_IBANS, make_console_user, make_user
+from tests.factories import VALID_IBANS, make_console_user, make_user, sign_in
 from users import services
 from users.models import FeatureFlag, Role, Status, StatusChange, User, UserVersion
 
@@ -96,7 +96,7 @@ def test_object_level_readers_see_the_detail(client, db, admin_user):
 
     reader = make_console_user("compliance")
     subject = make_user(actor=admin_user, readable_by=[reader.pk])
-    client.force_login(reader)
+    sign_in(client, reader)
     assert client.get(detail_url(subject)).status_code == 200
 
 
@@ -197,7 +197,7 @@ def mover_client() -> Client:
     mover = make_console_user(Role.COMPLIANCE)
     mover.groups.get().permissions.remove(Permission.objects.get(codename="change_status_off_flow"))
     client = Client()
-    client.force_login(mover)
+    sign_in(client, mover)
     return client
 
 
@@ -359,8 +359,8 @@ def test_delete_asks_for_confirmation_without_javascript(back_office_client, use
 def test_delete_then_restore(back_office_user, admin_user, user):
     # Two roles at once need two clients: the *_client fixtures share one.
     back_office_client, admin_client = Client(), Client()
-    back_office_client.force_login(back_office_user)
-    admin_client.force_login(admin_user)
+    sign_in(back_office_client, back_office_user)
+    sign_in(admin_client, admin_user)
     url = reverse("users:user-delete", args=[user.pk])
     response = back_office_client.post(url, {"expected_version": user.version}, **htmx())
     assert response.status_code == 200

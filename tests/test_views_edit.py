@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import VALID_IBANS, make_console_user, make_user
+from tests.factories import VALID_IBANS, make_console_user, make_user, sign_in
 from users import services
 from users.forms import UserForm
 from users.models import Role, Status, User, UserVersion
@@ -102,7 +102,7 @@ def test_a_creator_who_may_not_edit_access_lists_cannot_set_them_on_create(clien
     creator = make_console_user(Role.BACK_OFFICE)
     # Back office without change_user: may create, may not say who else gets in.
     creator.groups.get().permissions.remove(Permission.objects.get(codename="change_user"))
-    client.force_login(creator)
+    sign_in(client, creator)
     refused = client.post(reverse(CREATE), {"first_name": "Listed", "readable_by": admin_user.pk})
     assert refused.status_code == 403
     assert not User.objects.filter(first_name="Listed").exists()
@@ -336,7 +336,7 @@ def test_object_level_modifier_may_edit(admin_user):
     modifier = make_console_user(Role.COMPLIANCE)
     subject = make_user(actor=admin_user, modifiable_by=[modifier.pk])
     client = Client()
-    client.force_login(modifier)
+    sign_in(client, modifier)
     assert client.get(edit_url(subject)).status_code == 200
     # Their form has no access lists (see the next test), so the browser sends none.
     data = {k: v for k, v in form_post(subject, first_name="ByModifier").items()}
@@ -450,7 +450,7 @@ def test_object_level_modifier_cannot_change_access_lists(admin_user):
     modifier = make_console_user(Role.COMPLIANCE)
     subject = make_user(actor=admin_user, modifiable_by=[modifier.pk])
     client = Client()
-    client.force_login(modifier)
+    sign_in(client, modifier)
     html = client.get(edit_url(subject)).content.decode()
     assert 'name="modifiable_by"' not in html
     data = {k: v for k, v in form_post(subject).items() if not k.endswith("_by")}

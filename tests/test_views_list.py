@@ -12,7 +12,7 @@ from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import VALID_IBANS, make_console_user, make_user
+from tests.factories import VALID_IBANS, make_console_user, make_user, sign_in
 from users import selectors, services
 from users.models import FeatureFlag, Role, Status, StatusChange, User
 from users.views import list as list_views
@@ -280,13 +280,13 @@ def test_bulk_refusals(client, back_office_user, compliance_user, admin_user, pe
     url = reverse("users:user-bulk")
     marc = people["marc"]
     # Back office may not move statuses; compliance may not touch flags.
-    client.force_login(back_office_user)
+    sign_in(client, back_office_user)
     assert client.post(url, {"action": "status"}).status_code == 403
-    client.force_login(compliance_user)
+    sign_in(client, compliance_user)
     flag = {"action": "flag_grant", "flag": FeatureFlag.STORYTELLER, "ids": [marc.pk]}
     assert client.post(url, flag).status_code == 403
     assert FeatureFlag.STORYTELLER not in User.objects.get(pk=marc.pk).flag_names()
-    client.force_login(admin_user)
+    sign_in(client, admin_user)
     admin_client = client
     response = admin_client.post(url, {"action": "status", "ids": []}, headers=HX_RESULTS)
     assert response.context["bulk_problem"] == "Select at least one user."
@@ -298,7 +298,7 @@ def bulk_mover(client):
     """Signs `client` in as compliance without off-flow moves."""
     mover = make_console_user(Role.COMPLIANCE)
     mover.groups.get().permissions.remove(Permission.objects.get(codename="change_status_off_flow"))
-    client.force_login(mover)
+    sign_in(client, mover)
     return client
 
 
@@ -323,7 +323,7 @@ def test_bulk_move_to_the_current_status_is_refused_by_the_service(client, peopl
     anna = User.objects.get(pk=people["anna"].pk)
     assert anna.status == Status.WAITING_FOR_SIGNATURE
     if off_flow:
-        client.force_login(make_console_user(Role.COMPLIANCE))
+        sign_in(client, make_console_user(Role.COMPLIANCE))
     else:
         bulk_mover(client)
     response = client.post(
@@ -408,7 +408,7 @@ def test_export_needs_permission(client, db):
     # Every role exports today; a user whose role lacks the permission must not.
     user = make_console_user(Role.BACK_OFFICE)
     user.groups.get().permissions.remove(Permission.objects.get(codename="export_users"))
-    client.force_login(user)
+    sign_in(client, user)
     assert client.get(reverse("users:user-export")).status_code == 403
 
 

@@ -15,6 +15,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from ulid import ULID
 
 USER_ID_LENGTH = 27
@@ -501,3 +502,53 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+class SecurityEvent(models.Model):
+    """One line of the security log: sign-ins and their failures, lockouts, factors, sessions,
+    tokens and roles. Written by `users.services.security`, read by admins on the security log
+    page; rows are never changed."""
+
+    class Kind(models.TextChoices):
+        SIGN_IN = "SIGN_IN", "Signed in"
+        SIGN_IN_FAILED = "SIGN_IN_FAILED", "Sign-in failed"
+        SECOND_FACTOR_FAILED = "SECOND_FACTOR_FAILED", "Second factor failed"
+        LOCKED_OUT = "LOCKED_OUT", "Locked out"
+        UNLOCKED = "UNLOCKED", "Unlocked"
+        SIGN_OUT = "SIGN_OUT", "Signed out"
+        SESSION_ENDED = "SESSION_ENDED", "Sessions ended"
+        FACTOR_ENROLLED = "FACTOR_ENROLLED", "Factor enrolled"
+        FACTOR_RESET = "FACTOR_RESET", "Factors reset"
+        RECOVERY_CODE_USED = "RECOVERY_CODE_USED", "Recovery code used"
+        STEP_UP = "STEP_UP", "Second factor re-checked"
+        TOKEN_ISSUED = "TOKEN_ISSUED", "API token issued"
+        TOKEN_REVOKED = "TOKEN_REVOKED", "API token revoked"
+        ROLE_GRANTED = "ROLE_GRANTED", "Role granted"
+        ROLE_REVOKED = "ROLE_REVOKED", "Role revoked"
+        PASSWORD_CHANGED = "PASSWORD_CHANGED", "Password changed"
+
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # Who did it (None: the system, or someone not signed in) and whom it concerns.
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    subject = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The address typed at a failed sign-in (the account may not exist).
+    username = models.CharField(max_length=254, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["-at", "-id"], name="security_event_at"),
+            models.Index(fields=["kind", "-at"], name="security_event_kind"),
+            models.Index(fields=["subject", "-at"], name="security_event_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.username or self.subject_id}"

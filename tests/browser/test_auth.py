@@ -32,7 +32,7 @@ def test_wrong_password_shows_an_error(page: Page, url, admin_user):
     page.get_by_label("Email").fill(admin_user.email)
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert")).to_contain_text("correct email")
+    expect(page.get_by_role("alert")).to_contain_text("do not open the console")
     expect(page.get_by_label("Email")).to_have_value(admin_user.email)
 
 

@@ -7,15 +7,22 @@ shared URL means the same set of users on each of them.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
@@ -23,6 +30,7 @@ from django_htmx.middleware import HtmxDetails
 from users import policy, query, selectors, services, validators
 from users.filters import UserFilter
 from users.models import Status, User
+from users.services.factors import has_factor
 
 SEARCH_MODES = ("simple", "advanced")
 # Public sort keys (what the URL says) → columns. The primary key always breaks ties so that
@@ -56,6 +64,45 @@ def require(allowed: bool) -> None:
     """Refuse (403) unless `users.policy` allowed it; views call it before fetching any data."""
     if not allowed:
         raise PermissionDenied
+
+
+# When this session last passed its second factor (epoch seconds; users/views/signin.py).
+FACTOR_VERIFIED_AT = "factor_verified_at"
+
+
+def needs_step_up(request: HttpRequest) -> bool:
+    """Whether a sensitive action must ask for the second factor again first: the person has
+    a factor (always, unless CONSOLE_MFA_REQUIRED is off) and last used it more than
+    STEP_UP_SECONDS ago."""
+    verified_at = request.session.get(FACTOR_VERIFIED_AT)
+    if verified_at is not None and time.time() - verified_at <= settings.STEP_UP_SECONDS:
+        return False
+    return has_factor(request.user)
+
+
+def step_up_redirect(request: HtmxHttpRequest) -> HttpResponse:
+    """To the second-factor check, coming back to this page (for a POST: the page it was sent
+    from, where the person sends it again)."""
+    back = request.get_full_path()
+    if request.method != "GET":
+        back = request.headers.get("HX-Current-URL") or request.headers.get("Referer") or "/"
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = "/"
+    target = f"{reverse('signin-verify')}?{urlencode({'next': back, 'step_up': '1'})}"
+    return redirect_or_client_redirect(request, target)
+
+
+def step_up_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A view for a sensitive action (tokens, roles, factor resets, ...): the second factor
+    again when its last check is older than STEP_UP_SECONDS."""
+
+    @wraps(view)
+    def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated and needs_step_up(request):
+            return step_up_redirect(request)
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def htmx_target(request: HtmxHttpRequest) -> str | None:

@@ -1,0 +1,64 @@
+"""Request middleware of the console: the second-factor gate and the no-store header.
+
+Order (settings.MIDDLEWARE): after django-otp's OTPMiddleware, which gives `request.user`
+its `is_verified()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+
+from users.services.factors import has_factor
+
+# Where a person signed in with a password only may go: the second-factor steps themselves,
+# their passkey ceremonies, signing out, and the files those pages load.
+OPEN_PREFIXES = ("/login/", "/logout/", "/webauthn/", "/static/", "/favicon.ico")
+
+
+class SecondFactorMiddleware:
+    """A session that passed the password but not the second factor reaches only the
+    second-factor step (or, for a user without a factor, the enrolment); every other page
+    sends it there, and an htmx request gets a 401 with `HX-Redirect`, which htmx follows
+    as a full page load instead of swapping a sign-in page into a region."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if (
+            settings.CONSOLE_MFA_REQUIRED
+            and user.is_authenticated
+            and not user.is_verified()
+            and not request.path.startswith(OPEN_PREFIXES)
+            and not request.path.startswith("/api/")
+        ):
+            step = "signin-verify" if has_factor(user) else "signin-enrol"
+            target = f"{reverse(step)}?{urlencode({'next': request.get_full_path()})}"
+            if request.headers.get("HX-Request") == "true":
+                response = HttpResponse(status=401)
+                response["HX-Redirect"] = target
+                return response
+            return HttpResponseRedirect(target)
+        return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """`Cache-Control: no-store` on every page of a signed-in person and every API answer:
+    no browser or proxy keeps a copy of personal data (ASVS 14.3.2)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if request.path.startswith("/api/") or (user is not None and user.is_authenticated):
+            add_never_cache_headers(response)
+        return response

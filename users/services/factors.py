@@ -1,0 +1,142 @@
+"""Second factors: TOTP (an authenticator app) with single-use recovery codes, and passkeys
+(django-otp-webauthn registers those itself; this module only lists and removes them).
+
+The devices are django-otp's: `TOTPDevice` and `StaticDevice` (the recovery codes, one
+`StaticToken` each, deleted when used). A user "has a factor" when one confirmed device exists.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.http import HttpRequest
+from django_otp import devices_for_user, user_has_device
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
+
+from users.models import User
+from users.services.security import Kind, security_event
+
+RECOVERY_CODES = 10
+TOTP_NAME = "Authenticator app"
+RECOVERY_NAME = "Recovery codes"
+
+
+def has_factor(user: User) -> bool:
+    return user_has_device(user, confirmed=True)
+
+
+def factor_summary(user: User) -> dict[str, int]:
+    """How many of each kind the user has (the detail page, the enrolment page)."""
+    return {
+        "totp": TOTPDevice.objects.filter(user=user, confirmed=True).count(),
+        "passkeys": WebAuthnCredential.objects.filter(user=user, confirmed=True).count(),
+        "recovery_codes": StaticToken.objects.filter(
+            device__user=user, device__confirmed=True
+        ).count(),
+    }
+
+
+@transaction.atomic
+def totp_start(*, user: User) -> TOTPDevice:
+    """A new, unconfirmed authenticator for the enrolment page (any earlier unconfirmed one
+    goes: only the QR code on screen now can be confirmed)."""
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return TOTPDevice.objects.create(user=user, name=TOTP_NAME, confirmed=False)
+
+
+def pending_totp(user: User) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+
+
+@transaction.atomic
+def totp_confirm(
+    *, user: User, device: TOTPDevice, token: str, request: HttpRequest | None = None
+) -> list[str] | None:
+    """Confirm the authenticator with a code it shows. Returns the new recovery codes (shown
+    once), or None when the code is wrong (nothing changes)."""
+    device = TOTPDevice.objects.select_for_update().get(pk=device.pk, user=user)
+    if not device.verify_token(token.strip().replace(" ", "")):
+        return None
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    codes = _new_recovery_codes(user)
+    security_event(
+        kind=Kind.FACTOR_ENROLLED,
+        request=request,
+        actor=user,
+        subject=user,
+        detail={"factor": "totp"},
+    )
+    return codes
+
+
+@transaction.atomic
+def recovery_codes_renew(*, user: User, request: HttpRequest | None = None) -> list[str]:
+    """New recovery codes; the old ones stop working."""
+    codes = _new_recovery_codes(user)
+    security_event(
+        kind=Kind.FACTOR_ENROLLED,
+        request=request,
+        actor=user,
+        subject=user,
+        detail={"factor": "recovery_codes"},
+    )
+    return codes
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    StaticDevice.objects.filter(user=user).delete()
+    device = StaticDevice.objects.create(user=user, name=RECOVERY_NAME, confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODES)]
+    StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
+    return codes
+
+
+def verify_code(*, user: User, code: str, request: HttpRequest | None = None):
+    """The device that accepts this code (TOTP, or a recovery code, which is then used up),
+    or None. Failures and used recovery codes are logged."""
+    token = "".join((code or "").split()).lower()
+    device = _matching_device(user, token) if token else None
+    if device is None:
+        security_event(kind=Kind.SECOND_FACTOR_FAILED, request=request, actor=user, subject=user)
+        return None
+    if isinstance(device, StaticDevice):
+        security_event(
+            kind=Kind.RECOVERY_CODE_USED,
+            request=request,
+            actor=user,
+            subject=user,
+            detail={"left": device.token_set.count()},
+        )
+    return device
+
+
+@transaction.atomic
+def _matching_device(user: User, token: str) -> TOTPDevice | StaticDevice | None:
+    """Each of the user's code devices in turn, locked so that one code cannot pass twice at
+    once; each applies django-otp's throttling (a growing delay after wrong codes)."""
+    for model in (TOTPDevice, StaticDevice):
+        for device in model.objects.devices_for_user(user, confirmed=True).select_for_update():
+            if device.verify_token(token):
+                return device
+    return None
+
+
+@transaction.atomic
+def factors_reset(*, user: User, actor: User, request: HttpRequest | None = None) -> int:
+    """Remove every factor of the user (lost phone): they enrol again at their next sign-in.
+    Audited; returns how many devices went."""
+    removed = 0
+    for device in devices_for_user(user, confirmed=None):
+        device.delete()
+        removed += 1
+    removed += WebAuthnCredential.objects.filter(user=user).delete()[0]
+    security_event(
+        kind=Kind.FACTOR_RESET,
+        request=request,
+        actor=actor,
+        subject=user,
+        detail={"devices": removed},
+    )
+    return removed

@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 PG_URL ?= postgres://postgres@127.0.0.1:5432/console
 PORT ?= 8000
 
-.PHONY: setup run test test-pg test-browser check lint bench chromium
+.PHONY: codes setup run test test-pg test-browser check lint bench chromium
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found (pyenv install 3.13)"; exit 1; }
@@ -30,6 +30,10 @@ run: setup
 	DEBUG=1 $(PY) manage.py migrate --no-input
 	DEBUG=1 $(PY) manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
 	DEBUG=1 PORT=$(PORT) $(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# The demo logins' current second-factor codes (while `make run` runs, in another terminal).
+codes: setup
+	@DEBUG=1 $(PY) manage.py demo_codes
 
 # The whole test suite on SQLite (browser tests excluded; they need Chromium: make test-browser).
 test: setup

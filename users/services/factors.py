@@ -7,6 +7,8 @@ The devices are django-otp's: `TOTPDevice` and `StaticDevice` (the recovery code
 
 from __future__ import annotations
 
+import base64
+
 from django.db import transaction
 from django.http import HttpRequest
 from django_otp import devices_for_user, user_has_device
@@ -43,6 +45,19 @@ def totp_start(*, user: User) -> TOTPDevice:
     goes: only the QR code on screen now can be confirmed)."""
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
     return TOTPDevice.objects.create(user=user, name=TOTP_NAME, confirmed=False)
+
+
+@transaction.atomic
+def totp_ensure(*, user: User, name: str = TOTP_NAME) -> TOTPDevice:
+    """The user's confirmed authenticator, created when missing (seeding and provisioning:
+    the key is then handed over out of band)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+    return device or TOTPDevice.objects.create(user=user, name=name, confirmed=True)
+
+
+def totp_secret(device: TOTPDevice) -> str:
+    """The key as authenticator apps take it typed in (base32, no padding)."""
+    return base64.b32encode(device.bin_key).decode().rstrip("=")
 
 
 def pending_totp(user: User) -> TOTPDevice | None:

@@ -80,11 +80,12 @@ def needs_step_up(request: HttpRequest) -> bool:
     return has_factor(request.user)
 
 
-def step_up_redirect(request: HtmxHttpRequest) -> HttpResponse:
-    """To the second-factor check, coming back to this page (for a POST: the page it was sent
-    from, where the person sends it again)."""
-    back = request.get_full_path()
-    if request.method != "GET":
+def step_up_redirect(request: HtmxHttpRequest, back: str | None = None) -> HttpResponse:
+    """To the second-factor check, coming back to `back`, else to this page (for a POST: the
+    page it was sent from, where the person sends it again)."""
+    if back is None and request.method == "GET":
+        back = request.get_full_path()
+    elif back is None:
         back = request.headers.get("HX-Current-URL") or request.headers.get("Referer") or "/"
         if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
             back = "/"

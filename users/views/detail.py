@@ -27,9 +27,11 @@ from users.views.common import (
     display,
     load_user,
     move_user,
+    needs_step_up,
     parse_version,
     redirect_or_client_redirect,
     require,
+    step_up_redirect,
 )
 
 TEMPLATE = "users/user_detail.html"
@@ -238,6 +240,12 @@ def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     flag = request.POST.get("flag", "")
     enabled = request.POST.get("enabled", "") in ("1", "true", "on")
     errors: list[str] = []
+    own_console = flag == FeatureFlag.CONSOLE and not enabled and user.pk == request.user.pk
+    if own_console and request.POST.get("confirm") != "1":
+        # Revoking one's own CONSOLE flag ends one's own access: ask first.
+        return render_region_or_page(request, user, "flags", confirm_own_console=True)
+    if own_console and needs_step_up(request):
+        return step_up_redirect(request, reverse("users:user-detail", args=[user.pk]))
     if flag not in FeatureFlag.values:
         errors = [f"Unknown feature flag {flag!r}."]
     else:

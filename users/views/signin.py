@@ -197,7 +197,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
             request.session[RECOVERY_CODES_ONCE] = codes
             return redirect(_with_next("signin-recovery-codes", next_url))
         form.add_error("code", "That code does not match. Type the code your app shows now.")
-    secret = base64.b32encode(device.bin_key).decode().rstrip("=")
+    secret = factors.totp_secret(device)
     return render(
         request,
         "registration/enrol.html",

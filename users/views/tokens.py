@@ -12,18 +12,21 @@ redirect and the next GET of the page.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from users import policy
 from users.models import ApiToken
 from users.services import tokens
-from users.views.common import require
+from users.views.common import needs_step_up, require, step_up_redirect
 
 TEMPLATE = "users/api_tokens.html"
 # Session key of the token just issued: {"pk": ..., "secret": ...}, popped by the next GET.
@@ -57,8 +60,14 @@ def _pop_new_token(request: HttpRequest) -> dict:
 def api_tokens(request: HttpRequest) -> HttpResponse:
     require(policy.may_manage_tokens(request.user))
     if request.method == "GET":
-        return render(request, TEMPLATE, _context(request, **_pop_new_token(request)))
+        context = _context(request, **_pop_new_token(request))
+        context.setdefault("name", request.GET.get("name", "")[:100])
+        return render(request, TEMPLATE, context)
     name = request.POST.get("name", "")
+    if needs_step_up(request):
+        # Back to this page with the typed name, once the second factor is checked again.
+        back = f"{reverse('users:api-tokens')}?{urlencode({'name': name[:100]})}"
+        return step_up_redirect(request, back)
     try:
         token, secret = tokens.issue_token(user=request.user, name=name)
     except ValidationError as exc:

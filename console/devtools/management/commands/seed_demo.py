@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -27,8 +28,10 @@ from schwifty import exceptions as schwifty_errors
 from stdnum.us import rtn
 
 from console.devtools.management.commands.seed_users import draw_employment
+from console.devtools.totp import device_code
 from users import services, validators
 from users.models import FeatureFlag, Role, Status, User
+from users.services import factors
 
 SEED = 20261123
 DEFAULT_COUNT = 200
@@ -470,10 +473,24 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Console: {base_url.rstrip('/')}/login/"))
         for role, email, *_ in DEMO_LOGINS:
             self.stdout.write(f"  {Role(role).label:<12} {email:<28} password: {DEMO_PASSWORD}")
+        if settings.CONSOLE_MFA_REQUIRED:
+            self.stdout.write(
+                "Second factor: after the password the console asks for a 6-digit code. Add a "
+                "login's key to an authenticator app, or print the current codes with "
+                "`make codes` in another terminal:"
+            )
+            for role, email, *_ in DEMO_LOGINS:
+                device = factors.totp_ensure(user=logins[role])
+                self.stdout.write(
+                    f"  {email:<28} TOTP key: {factors.totp_secret(device)}   code now: "
+                    f"{device_code(device)}"
+                )
         self.stdout.write(f"Raw Django admin: {base_url.rstrip('/')}/admin/ (admin login)")
 
     def ensure_logins(self, when: dt.datetime) -> dict[str, User]:
-        """The three demo logins, created once; on every run their password is reset."""
+        """The three demo logins, created once; on every run their password is reset. Each
+        comes with an authenticator (its key printed at the end) so the second factor needs
+        no enrolment."""
         logins: dict[str, User] = {}
         for role, email, first, last in DEMO_LOGINS:
             with transaction.atomic():
@@ -505,6 +522,7 @@ class Command(BaseCommand):
                             user=user, roles=[*user.role_names(), role], actor=None
                         )
                     user = services.user_set_password(user=user, password=DEMO_PASSWORD)
+                factors.totp_ensure(user=user)
             logins[role] = user
         return logins
 

@@ -1,0 +1,277 @@
+"""Staff sign-in: the password, then a second factor (TOTP, recovery code, passkey), enrolment,
+throttling, step-up for sensitive actions."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+import pyotp
+import pytest
+from django.contrib.auth.hashers import identify_hasher
+from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tests.factories import (
+    current_code,
+    make_console_user,
+    pass_second_factor,
+    sign_in,
+    totp_device,
+)
+from users.models import ApiToken, FeatureFlag, Role, SecurityEvent, User
+from users.services import factors
+from users.views.common import FACTOR_VERIFIED_AT
+from users.views.signin import NEUTRAL_REFUSAL
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct-horse-battery"
+Kind = SecurityEvent.Kind
+
+
+def password_step(client, user, next_url: str = "/users/"):
+    return client.post(
+        f"{reverse('login')}?next={next_url}", {"username": user.email, "password": PASSWORD}
+    )
+
+
+def kinds() -> list[str]:
+    return list(SecurityEvent.objects.order_by("at", "id").values_list("kind", flat=True))
+
+
+def test_password_only_does_not_reach_the_console(client):
+    user = make_console_user(Role.BACK_OFFICE)
+    totp_device(user)
+    response = password_step(client, user)
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('signin-verify')}?next=%2Fusers%2F"
+    for url in (reverse("users:user-list"), reverse("users:board"), "/admin/"):
+        refused = client.get(url)
+        assert refused.status_code == 302
+        assert refused["Location"].startswith(reverse("signin-verify"))
+    # htmx gets a response it follows as a full page load, not a page to swap in.
+    htmx = client.get(reverse("users:user-list"), headers={"HX-Request": "true"})
+    assert htmx.status_code == 401
+    assert htmx["HX-Redirect"].startswith(reverse("signin-verify"))
+
+
+def test_totp_code_from_an_app_signs_in_and_is_logged(client):
+    user = make_console_user(Role.BACK_OFFICE)
+    device = totp_device(user)
+    password_step(client, user)
+    session_before = client.session.session_key
+    response = client.post(
+        reverse("signin-verify"), {"code": current_code(device), "next": "/users/"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/users/"
+    assert client.get("/users/").status_code == 200
+    assert client.session.session_key != session_before  # a new key once verified
+    event = SecurityEvent.objects.get(kind=Kind.SIGN_IN)
+    assert (event.actor, event.subject, event.detail) == (user, user, {"factor": "totp"})
+
+
+def test_a_wrong_code_is_refused_and_logged(client):
+    user = make_console_user(Role.BACK_OFFICE)
+    device = totp_device(user)
+    password_step(client, user)
+    wrong = f"{(int(current_code(device)) + 1) % 1_000_000:06d}"
+    response = client.post(reverse("signin-verify"), {"code": wrong})
+    assert response.status_code == 400
+    assert "That code is not right" in response.content.decode()
+    assert client.get("/users/").status_code == 302
+    assert Kind.SECOND_FACTOR_FAILED in kinds()
+
+
+def test_a_totp_code_signs_in_once(client):
+    user = make_console_user(Role.BACK_OFFICE)
+    device = totp_device(user)
+    code = current_code(device)
+    password_step(client, user)
+    assert client.post(reverse("signin-verify"), {"code": code}).status_code == 302
+    client.post(reverse("logout"))
+    password_step(client, user)
+    assert client.post(reverse("signin-verify"), {"code": code}).status_code == 400
+
+
+def test_enrolment_is_forced_then_totp_then_recovery_codes_once(client):
+    user = make_console_user(Role.COMPLIANCE)
+    response = password_step(client, user, "/board/")
+    assert response["Location"] == f"{reverse('signin-enrol')}?next=%2Fboard%2F"
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'src="data:image/svg+xml;base64,' in html  # the QR code, no external request
+    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    secret = factors.totp_secret(device)
+    assert secret[:4] in html
+    code = pyotp.TOTP(secret).now()  # what any authenticator app computes from the key
+    done = client.post(reverse("signin-enrol"), {"code": code, "next": "/board/"})
+    assert done.status_code == 302
+    assert done["Location"].startswith(reverse("signin-recovery-codes"))
+    codes_page = client.get(done["Location"])
+    codes = StaticToken.objects.filter(device__user=user).values_list("token", flat=True)
+    assert len(codes) == factors.RECOVERY_CODES
+    assert all(code in codes_page.content.decode() for code in codes)
+    assert codes_page["Cache-Control"].count("no-store") == 1
+    # Shown once: a reload goes on to the page.
+    assert client.get(done["Location"])["Location"] == "/board/"
+    assert client.get("/board/").status_code == 200
+    assert kinds() == [Kind.FACTOR_ENROLLED, Kind.SIGN_IN]
+
+
+def test_a_wrong_enrolment_code_enrols_nothing(client):
+    user = make_console_user(Role.COMPLIANCE)
+    password_step(client, user)
+    client.get(reverse("signin-enrol"))
+    response = client.post(reverse("signin-enrol"), {"code": "000000"})
+    assert response.status_code == 400
+    assert "does not match" in response.content.decode()
+    assert not factors.has_factor(user)
+    assert client.get("/users/")["Location"].startswith(reverse("signin-enrol"))
+
+
+def test_a_recovery_code_works_once(client):
+    user = make_console_user(Role.ADMIN)
+    totp_device(user)
+    codes = factors.recovery_codes_renew(user=user)
+    password_step(client, user)
+    assert client.post(reverse("signin-verify"), {"code": codes[0].upper()}).status_code == 302
+    assert client.get("/users/").status_code == 200
+    client.post(reverse("logout"))
+    password_step(client, user)
+    again = client.post(reverse("signin-verify"), {"code": codes[0]})
+    assert again.status_code == 400
+    assert client.get("/users/").status_code == 302
+    used = SecurityEvent.objects.get(kind=Kind.RECOVERY_CODE_USED)
+    assert used.detail == {"left": factors.RECOVERY_CODES - 1}
+
+
+def test_the_second_factor_can_be_switched_off_only_by_setting_it(client, settings):
+    user = make_console_user(Role.BACK_OFFICE)
+    settings.CONSOLE_MFA_REQUIRED = False
+    response = password_step(client, user)
+    assert response["Location"] == "/users/"
+    assert client.get("/users/").status_code == 200
+
+
+def test_the_default_is_on():
+    from django.conf import settings
+
+    assert settings.CONSOLE_MFA_REQUIRED is True
+
+
+def test_factors_reset_ends_verification_and_forces_enrolment(client, admin_user):
+    user = make_console_user(Role.BACK_OFFICE)
+    sign_in(client, user)
+    assert client.get("/users/").status_code == 200
+    factors.factors_reset(user=user, actor=admin_user)
+    assert not factors.has_factor(user)
+    # The device that verified the session is gone: the session is verified no more.
+    assert client.get("/users/")["Location"].startswith(reverse("signin-enrol"))
+    event = SecurityEvent.objects.get(kind=Kind.FACTOR_RESET)
+    assert (event.actor, event.subject) == (admin_user, user)
+
+
+def test_argon2_is_the_first_hasher_and_old_hashes_upgrade():
+    from console import settings as production
+
+    assert production.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
+
+
+def test_an_old_pbkdf2_hash_is_rehashed_with_argon2_at_sign_in(client, settings):
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+    from django.contrib.auth.hashers import make_password
+
+    user = make_console_user(Role.BACK_OFFICE)
+    type(user).objects.filter(pk=user.pk).update(
+        password=make_password(PASSWORD, hasher="pbkdf2_sha256")
+    )
+    password_step(client, user)
+    user.refresh_from_db()
+    assert identify_hasher(user.password).algorithm == "argon2"
+
+
+# --- step-up ---------------------------------------------------------------------------------
+
+
+def age_the_check(client, seconds: int) -> None:
+    session = client.session
+    session[FACTOR_VERIFIED_AT] = time.time() - seconds
+    session.save()
+
+
+def test_issuing_a_token_asks_for_the_factor_again_after_five_minutes(client, admin_user):
+    sign_in(client, admin_user)
+    age_the_check(client, 301)
+    response = client.post(reverse("users:api-tokens"), {"name": "CRM"})
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("signin-verify"))
+    assert "step_up=1" in response["Location"]
+    assert not ApiToken.objects.exists()
+    page = client.get(response["Location"])
+    assert "Confirm it is you" in page.content.decode()
+    device = totp_device(admin_user)
+    back_to = f"{reverse('users:api-tokens')}?name=CRM"
+    assert urlencode({"next": back_to}) in response["Location"]
+    back = client.post(response["Location"], {"code": current_code(device), "next": back_to})
+    assert back["Location"] == back_to
+    assert 'value="CRM"' in client.get(back["Location"]).content.decode()
+    assert client.post(reverse("users:api-tokens"), {"name": "CRM"}).status_code == 302
+    assert ApiToken.objects.filter(name="CRM").exists()
+    assert Kind.STEP_UP in kinds()
+
+
+def test_a_recent_check_needs_no_step_up(client, admin_user):
+    sign_in(client, admin_user)
+    age_the_check(client, 120)
+    client.post(reverse("users:api-tokens"), {"name": "CRM"})
+    assert ApiToken.objects.filter(name="CRM").exists()
+
+
+def test_revoking_ones_own_console_flag_asks_for_confirmation(client, admin_user):
+    sign_in(client, admin_user)
+    url = reverse("users:user-flag", args=[admin_user.pk])
+    asked = client.post(url, {"flag": "CONSOLE", "enabled": "0"}, headers={"HX-Request": "true"})
+    assert asked.status_code == 200
+    assert "Revoke your own console access?" in asked.content.decode()
+    assert FeatureFlag.CONSOLE in admin_user.flag_names()
+    age_the_check(client, 301)
+    stepped = client.post(url, {"flag": "CONSOLE", "enabled": "0", "confirm": "1"})
+    assert stepped["Location"].startswith(reverse("signin-verify"))
+    assert FeatureFlag.CONSOLE in admin_user.flag_names()
+    pass_second_factor(client, admin_user)
+    done = client.post(url, {"flag": "CONSOLE", "enabled": "0", "confirm": "1"})
+    assert done.status_code == 302
+    assert FeatureFlag.CONSOLE not in User.objects.get(pk=admin_user.pk).flag_names()
+
+
+def test_revoking_someone_elses_console_flag_needs_no_confirmation(client, admin_user):
+    other = make_console_user(Role.BACK_OFFICE)
+    sign_in(client, admin_user)
+    client.post(reverse("users:user-flag", args=[other.pk]), {"flag": "CONSOLE", "enabled": "0"})
+    assert FeatureFlag.CONSOLE not in User.objects.get(pk=other.pk).flag_names()
+
+
+def test_authenticated_pages_and_the_api_are_not_stored(client, admin_user):
+    sign_in(client, admin_user)
+    for url in ("/users/", "/board/", f"/users/{admin_user.pk}/"):
+        assert "no-store" in client.get(url)["Cache-Control"]
+    assert "no-store" in client.get("/api/users/")["Cache-Control"]
+
+
+def test_the_sign_in_message_is_the_same_for_every_refusal(client):
+    user = make_console_user(Role.BACK_OFFICE)
+    wrong = client.post(reverse("login"), {"username": user.email, "password": "nope-nope"})
+    unknown = client.post(reverse("login"), {"username": "nobody@bank.example", "password": "x"})
+    assert wrong.status_code == unknown.status_code == 200
+    assert NEUTRAL_REFUSAL in wrong.content.decode()
+    assert NEUTRAL_REFUSAL in unknown.content.decode()
+    failures = SecurityEvent.objects.filter(kind=Kind.SIGN_IN_FAILED)
+    assert sorted(failures.values_list("username", flat=True)) == sorted(
+        [user.email, "nobody@bank.example"]
+    )

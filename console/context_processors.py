@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.http import HttpRequest
 
 from users import policy
@@ -10,8 +11,12 @@ def roles(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+    if settings.CONSOLE_MFA_REQUIRED and not user.is_verified():
+        # Past the password only: the second-factor pages show no navigation.
+        return {"signed_in": False}
     names = user.role_names()
     return {
+        "signed_in": True,
         "role_labels": [Role(name).label for name in sorted(names)],
         "may": {
             "see_users": policy.sees_everyone(user),

@@ -84,6 +84,18 @@ def test_a_wrong_code_is_refused_and_logged(client):
     assert Kind.SECOND_FACTOR_FAILED in kinds()
 
 
+def test_after_a_wrong_code_the_next_try_waits_and_says_how_long(client):
+    """django-otp's throttle: 1 s after one wrong code, 2 s after two, ... per device."""
+    user = make_console_user(Role.BACK_OFFICE)
+    device = totp_device(user)
+    password_step(client, user)
+    client.post(reverse("signin-verify"), {"code": "000000"})
+    response = client.post(reverse("signin-verify"), {"code": current_code(device)})
+    assert response.status_code == 400
+    assert "Too many wrong codes in a row: wait 1 seconds" in response.content.decode()
+    assert client.get("/users/").status_code == 302
+
+
 def test_a_totp_code_signs_in_once(client):
     user = make_console_user(Role.BACK_OFFICE)
     device = totp_device(user)
@@ -102,7 +114,7 @@ def test_enrolment_is_forced_then_totp_then_recovery_codes_once(client):
     page = client.get(response["Location"])
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'src="data:image/svg+xml;base64,' in html  # the QR code, no external request
+    assert 'src="data:image/svg+xml;charset=utf-8,' in html  # the QR code, no request
     device = TOTPDevice.objects.get(user=user, confirmed=False)
     secret = factors.totp_secret(device)
     assert secret[:4] in html

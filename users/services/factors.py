@@ -8,9 +8,12 @@ The devices are django-otp's: `TOTPDevice` and `StaticDevice` (the recovery code
 from __future__ import annotations
 
 import base64
+import math
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from django_otp import devices_for_user, user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -108,14 +111,30 @@ def _new_recovery_codes(user: User) -> list[str]:
     return codes
 
 
-def verify_code(*, user: User, code: str, request: HttpRequest | None = None):
-    """The device that accepts this code (TOTP, or a recovery code, which is then used up),
-    or None. Failures and used recovery codes are logged."""
+@dataclass(frozen=True)
+class CodeCheck:
+    """The device that accepted a code, or None; and, when devices refused to check at all
+    after wrong codes (django-otp's throttle: 1, 2, 4, ... seconds), how long to wait."""
+
+    device: TOTPDevice | StaticDevice | None
+    wait_seconds: int = 0
+
+
+def verify_code(*, user: User, code: str, request: HttpRequest | None = None) -> CodeCheck:
+    """Check a code from the authenticator app or a recovery code (which is then used up).
+    Failures and used recovery codes are logged."""
     token = "".join((code or "").split()).lower()
-    device = _matching_device(user, token) if token else None
+    check = _check_devices(user, token) if token else CodeCheck(None)
+    device = check.device
     if device is None:
-        security_event(kind=Kind.SECOND_FACTOR_FAILED, request=request, actor=user, subject=user)
-        return None
+        security_event(
+            kind=Kind.SECOND_FACTOR_FAILED,
+            request=request,
+            actor=user,
+            subject=user,
+            detail={"throttled": check.wait_seconds > 0},
+        )
+        return check
     if isinstance(device, StaticDevice):
         security_event(
             kind=Kind.RECOVERY_CODE_USED,
@@ -124,18 +143,26 @@ def verify_code(*, user: User, code: str, request: HttpRequest | None = None):
             subject=user,
             detail={"left": device.token_set.count()},
         )
-    return device
+    return check
 
 
 @transaction.atomic
-def _matching_device(user: User, token: str) -> TOTPDevice | StaticDevice | None:
+def _check_devices(user: User, token: str) -> CodeCheck:
     """Each of the user's code devices in turn, locked so that one code cannot pass twice at
-    once; each applies django-otp's throttling (a growing delay after wrong codes)."""
+    once; a device still in its throttle delay after wrong codes is not asked."""
+    locked_until = None
     for model in (TOTPDevice, StaticDevice):
         for device in model.objects.devices_for_user(user, confirmed=True).select_for_update():
+            allowed, info = device.verify_is_allowed()
+            if not allowed:
+                until = (info or {}).get("locked_until")
+                locked_until = max(filter(None, [locked_until, until]), default=None)
+                continue
             if device.verify_token(token):
-                return device
-    return None
+                return CodeCheck(device)
+    if locked_until is None:
+        return CodeCheck(None)
+    return CodeCheck(None, max(1, math.ceil((locked_until - timezone.now()).total_seconds())))
 
 
 @transaction.atomic

@@ -9,7 +9,6 @@ than `STEP_UP_SECONDS` (`common.step_up_required`).
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -30,6 +29,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp_webauthn import views as webauthn_views
 
 from users.selectors.security import address_is_locked
@@ -151,14 +151,20 @@ def verify(request: HttpRequest) -> HttpResponse:
         return redirect(_with_next("signin-enrol", next_url))
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        device = factors.verify_code(user=user, code=form.cleaned_data["code"], request=request)
+        check = factors.verify_code(user=user, code=form.cleaned_data["code"], request=request)
+        device = check.device
         if device is not None:
-            how = "recovery_code" if device.__class__.__name__ == "StaticDevice" else "totp"
+            how = "recovery_code" if isinstance(device, StaticDevice) else "totp"
             mark_verified(request, device, how=how)
             return HttpResponseRedirect(next_url)
-        form.add_error(
-            "code", "That code is not right, or it was used already. Try the current one."
-        )
+        if check.wait_seconds:
+            form.add_error(
+                "code",
+                f"Too many wrong codes in a row: wait {check.wait_seconds} seconds, then type "
+                "the code your app shows then.",
+            )
+        else:
+            form.add_error("code", "That code is not right, or it was used already.")
     summary = factors.factor_summary(user)
     return render(
         request,
@@ -169,8 +175,7 @@ def verify(request: HttpRequest) -> HttpResponse:
 
 
 def _qr_data_uri(text: str) -> str:
-    svg = segno.make(text, error="m").svg_inline(scale=4, border=2, dark="#111827")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    return segno.make(text, error="m").svg_data_uri(scale=4, border=2, dark="#111827")
 
 
 @sensitive_post_parameters("code")

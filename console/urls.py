@@ -62,6 +62,7 @@ urlpatterns = [
     path("login/recovery-codes/", signin.recovery_codes, name="signin-recovery-codes"),
     path("webauthn/", include(webauthn_urls)),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/factors/", account.own_factors, name="account-factors"),
     path("password/", account.password_change, name="password_change"),
     path("password/done/", account.password_change_done, name="password_change_done"),
     path("admin/", admin.site.urls),

@@ -172,6 +172,7 @@ MATRIX: dict[str, Entry] = {
     "signin-verify": Entry("GET", ALL_ROLES),
     "signin-enrol": Entry("GET", ALL_ROLES, status=302),
     "signin-recovery-codes": Entry("GET", ALL_ROLES, status=302),
+    "account-factors": Entry("GET", ALL_ROLES),
     "password_change": Entry("GET", ALL_ROLES),
     "password_change_done": Entry("GET", ALL_ROLES),
     # A made-up link: the page that says so, for anyone.

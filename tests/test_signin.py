@@ -10,7 +10,8 @@ import pyotp
 import pytest
 from django.contrib.auth.hashers import identify_hasher
 from django.urls import reverse
-from django_otp.plugins.otp_static.models import StaticToken
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.factories import (
@@ -287,3 +288,38 @@ def test_the_sign_in_message_is_the_same_for_every_refusal(client):
     assert sorted(failures.values_list("username", flat=True)) == sorted(
         [user.email, "nobody@bank.example"]
     )
+
+
+# --- one's own factors ---------------------------------------------------------------------
+
+
+def test_a_person_adds_an_authenticator_app_to_a_passkey_only_account(client):
+    user = make_console_user(Role.BACK_OFFICE)
+    factors.recovery_codes_renew(user=user)  # no authenticator app (a passkey, say)
+    sign_in(client, user, second_factor=False)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = StaticDevice.objects.get(user=user).persistent_id
+    session[FACTOR_VERIFIED_AT] = time.time()
+    session.save()
+    page = client.get(reverse("account-factors"))
+    assert page.status_code == 200
+    assert "Add the authenticator app" in page.content.decode()
+    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    done = client.post(reverse("account-factors"), {"code": current_code(device)})
+    assert done.status_code == 302
+    assert TOTPDevice.objects.get(pk=device.pk).confirmed
+
+
+def test_new_recovery_codes_replace_the_old_ones_after_step_up(client):
+    user = make_console_user(Role.COMPLIANCE)
+    sign_in(client, user)
+    old = factors.recovery_codes_renew(user=user)
+    age_the_check(client, 301)
+    stepped = client.post(reverse("account-factors"), {"action": "recovery-codes"})
+    assert stepped["Location"].startswith(reverse("signin-verify"))
+    pass_second_factor(client, user)
+    done = client.post(reverse("account-factors"), {"action": "recovery-codes"})
+    assert done["Location"].startswith(reverse("signin-recovery-codes"))
+    new = set(StaticToken.objects.filter(device__user=user).values_list("token", flat=True))
+    assert len(new) == factors.RECOVERY_CODES
+    assert not new & set(old)

@@ -31,6 +31,10 @@ def has_factor(user: User) -> bool:
     return user_has_device(user, confirmed=True)
 
 
+def passkeys_of(user: User) -> list[WebAuthnCredential]:
+    return list(WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("pk"))
+
+
 def factor_summary(user: User) -> dict[str, int]:
     """How many of each kind the user has (the detail page, the enrolment page)."""
     return {

@@ -174,7 +174,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _qr_data_uri(text: str) -> str:
+def qr_data_uri(text: str) -> str:
     return segno.make(text, error="m").svg_data_uri(scale=4, border=2, dark="#111827")
 
 
@@ -209,7 +209,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "next": next_url,
-            "qr": _qr_data_uri(device.config_url),
+            "qr": qr_data_uri(device.config_url),
             "secret_groups": [secret[i : i + 4] for i in range(0, len(secret), 4)],
         },
         status=200 if request.method == "GET" else 400,

@@ -179,6 +179,60 @@ def test_search_of_digits_read_as_a_phone_still_finds_an_external_id(
     assert names(response) == [digits.display_name]
 
 
+@pytest.fixture
+def accented(admin_user):
+    return {
+        "chloe": make_user(
+            actor=admin_user, first_name="Chloé", last_name="Dubois", email="chloe@example.net"
+        ),
+        "ines": make_user(
+            actor=admin_user,
+            first_name="Inès",
+            last_name="Müller-Łoś",
+            email="ines@mail.example.org",
+            external_id="Crm-Ines-7",
+        ),
+        "zoe": make_user(
+            actor=admin_user, first_name="ZOË", last_name="Ørsted", email="zoe@example.network"
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Chloe", ["Chloé Dubois"]),
+        ("chloé", ["Chloé Dubois"]),
+        ("CHLOE DUBOIS", ["Chloé Dubois"]),
+        ("INÈS", ["Inès Müller-Łoś"]),
+        ("ines muller", ["Inès Müller-Łoś"]),
+        ("los", ["Inès Müller-Łoś"]),
+        ("zoe", ["ZOË Ørsted"]),
+        ("orsted", ["ZOË Ørsted"]),
+        ("Zoë", ["ZOË Ørsted"]),
+    ],
+)
+def test_name_search_ignores_accents_and_case(back_office_client, accented, text, found):
+    response = back_office_client.get(LIST, {"q": text})
+    assert response.context["state"].term.kind == "text"
+    assert names(response) == found
+
+
+@pytest.mark.parametrize("text", ["crm-ines-7", "CRM-INES-7", "Crm-Ines-7"])
+def test_external_id_search_ignores_case(back_office_client, accented, text):
+    assert names(back_office_client.get(LIST, {"q": text})) == ["Inès Müller-Łoś"]
+
+
+@pytest.mark.parametrize("text", ["example.net", "@example.net", "@EXAMPLE.net", " Example.NET "])
+def test_a_domain_finds_the_emails_at_that_domain(back_office_client, accented, text):
+    response = back_office_client.get(LIST, {"q": text})
+    term = response.context["state"].term
+    assert (term.kind, term.value) == ("domain", "example.net")
+    # Not mail.example.org, nor example.network.
+    assert names(response) == ["Chloé Dubois"]
+    assert "email domain" in response.content.decode()
+
+
 def test_search_by_user_id_in_any_case(back_office_client, people):
     marc = people["marc"]
     response = back_office_client.get(LIST, {"q": f" {marc.pk.lower()} "})

@@ -15,10 +15,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 
 from users import contract, policy, validators
-from users.models import FeatureFlagGrant, User, is_user_id
+from users.models import FeatureFlagGrant, Folded, User, is_user_id
 
 # The columns the list and board show; the rest of the row is never loaded for them.
 LIST_FIELDS = contract.listed_columns()
@@ -73,6 +73,10 @@ class SearchTerm:
 
 _phone_like_re = re.compile(r"^[0-9+ ()./-]{7,}$")
 _iban_like_re = re.compile(r"^[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 ]{8,}$")
+# `example.net` or `@example.net`: labels of letters, digits and inner hyphens, a letter TLD.
+_domain_re = re.compile(
+    r"^@?((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})$", re.IGNORECASE
+)
 
 
 def _valid_e164(candidate: str, region: str | None) -> str | None:
@@ -143,6 +147,8 @@ def classify_search(text: str, *, region: str | None = None) -> SearchTerm | Non
         return None
     if is_user_id(text.upper()):
         return SearchTerm("id", text.upper())
+    if (domain := _domain_re.match(text)) is not None:
+        return SearchTerm("domain", domain.group(1).lower())
     if "@" in text and " " not in text:
         try:
             validate_email(text)
@@ -161,9 +167,11 @@ def search_users(
 ) -> tuple[QuerySet[User], SearchTerm | None]:
     """Narrow `qs` to what the search box text means; also return what it was taken for.
 
-    Exact keys (id, email, phone, IBAN) use their unique or indexed columns. Anything else is an
-    external id (exact) or a name: every word must appear in the first or the last name, so
-    "jane doe", "doe jane" and "van der berg" all work.
+    Exact keys (id, email, phone, IBAN) use their unique or indexed columns; a domain
+    (`example.net`, `@example.net`) finds the emails at it. Anything else is an external id
+    (whatever its case) or a name: every word must appear in the first or the last name,
+    accents and case ignored, so "jane doe", "doe jane", "van der berg" and "chloe" (Chloé)
+    all work.
     """
     term = classify_search(text, region=region)
     if term is None:
@@ -175,6 +183,10 @@ def search_users(
             return qs.filter(email__iexact=term.value), term
         case "email_part":
             return qs.filter(email__icontains=term.value), term
+        case "domain":
+            # UPPER(email) LIKE '%@EXAMPLE.NET': the email trigram index serves it.
+            at_domain = Q(email__iendswith=f"@{term.value}")
+            return qs.filter(at_domain | _external_id_is(text)), term
         case "phone":
             phone = Q(phone__in=term.values) if term.alternatives else Q(phone=term.value)
             if not re.sub(r"[^0-9+]", "", text).startswith(("+", "00")):
@@ -183,14 +195,20 @@ def search_users(
             return qs.filter(phone), term
         case "iban":
             return qs.filter(bank_account_number=term.value), term
+    # users_fold(name) LIKE '%' || users_fold('word') || '%': accents and case ignored, and
+    # the trigram indexes on users_fold(first_name) / users_fold(last_name) (migration 0007)
+    # serve it; the pattern is a constant the planner folds before choosing them.
+    qs = qs.alias(folded_first_name=Folded("first_name"), folded_last_name=Folded("last_name"))
     name = Q()
     for word in term.value.split():
-        name &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
+        folded = Folded(Value(word))
+        name &= Q(folded_first_name__contains=folded) | Q(folded_last_name__contains=folded)
     return qs.filter(name | _external_id_is(term.value)), term
 
 
 def _external_id_is(text: str) -> Q:
-    return Q(external_id=" ".join(text.split()))
+    """The external id, whatever its case: UPPER(external_id) = UPPER(...), indexed (0007)."""
+    return Q(external_id__iexact=" ".join(text.split()))
 
 
 def capped_count(qs: QuerySet[User], cap: int | None = None) -> tuple[int, bool]:

@@ -46,6 +46,13 @@ def tricky(admin_user):
         nationalities=["BE", "NL"],
         date_of_birth="1980-02-29",
         counter_account={"bank_account_number": VALID_IBANS[0], "bank_account_number_type": "IBAN"},
+        address={
+            "line1": "Rue de l'Église 12, bte 3",
+            "line2": "=chez Dupont",
+            "city": "Liège",
+            "postal_code": "4000",
+            "country_code": "BE",
+        },
         feature_flags=[
             FeatureFlag.STORYTELLER,
             FeatureFlag.ROBO_ADVISOR,
@@ -106,6 +113,11 @@ def test_export_cells_follow_one_format(admin_client, tricky):
     assert quoted["status_changed_at"] == "2024-06-30T23:59:59.123456+00:00"
     assert quoted["version"] == "1"
     assert quoted["deleted"] == "false"
+    assert quoted["address_line1"] == "Rue de l'Église 12, bte 3"
+    assert quoted["address_line2"] == "'=chez Dupont"
+    assert quoted["address_postal_code"] == "4000"
+    assert quoted["address_city"] == "Liège"
+    assert quoted["address_country_code"] == "BE"
     raw = rows[tricky["raw"].pk]
     assert raw["first_name"] == "'\tTab"
     assert raw["last_name"] == "'\rCarriage"
@@ -113,7 +125,18 @@ def test_export_cells_follow_one_format(admin_client, tricky):
     assert raw["nationalities"] == "'=BE NL"
     assert raw["bank_account_number"] == "+1234567890"
     assert raw["bank_id"] == "'@SUM(A1)"
-    for empty in ("external_id", "email", "phone", "date_of_birth", "feature_flags"):
+    for empty in (
+        "external_id",
+        "email",
+        "phone",
+        "date_of_birth",
+        "feature_flags",
+        "address_line1",
+        "address_line2",
+        "address_city",
+        "address_postal_code",
+        "address_country_code",
+    ):
         assert raw[empty] == "", empty
     unicode = rows[tricky["unicode"].pk]
     assert unicode["first_name"] == "Zoë 李"
@@ -129,6 +152,42 @@ def test_export_cells_follow_one_format(admin_client, tricky):
     assert b'"Gone\r\nfor good"' in body
     # NULL and "" both as nothing between the commas, never as `""`.
     assert b',"",' not in body
+
+
+def test_export_has_the_address_columns_of_the_registry():
+    columns = list_views.EXPORT_COLUMNS
+    address = [column for column in columns if column.startswith("address_")]
+    assert address == [
+        "address_line1",
+        "address_line2",
+        "address_city",
+        "address_postal_code",
+        "address_country_code",
+    ]
+
+
+def test_excel_variant_is_the_same_csv_after_a_utf8_bom(admin_client, tricky):
+    plain = body_of(admin_client.get(EXPORT, {"deleted": "include"}))
+    response = admin_client.get(EXPORT, {"deleted": "include", "variant": "excel"})
+    excel = body_of(response)
+    assert not plain.startswith(b"\xef\xbb\xbf")
+    assert excel == b"\xef\xbb\xbf" + plain
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].endswith('-excel.csv"')
+    # Excel, given the BOM, reads the file as UTF-8: the accents survive.
+    assert "Liège" in excel.decode("utf-8-sig")
+
+
+def test_an_unknown_variant_is_the_plain_csv(admin_client, tricky):
+    assert body_of(admin_client.get(EXPORT, {"variant": "nope"})) == body_of(
+        admin_client.get(EXPORT)
+    )
+
+
+def test_the_list_links_both_exports_with_its_filter(admin_client, tricky):
+    html = admin_client.get(reverse("users:user-list"), {"q": "Zoë"}).content.decode()
+    assert f'href="{EXPORT}?q=Zo%C3%AB"' in html
+    assert f'href="{EXPORT}?q=Zo%C3%AB&amp;variant=excel"' in html
 
 
 def test_export_without_deleted_users_by_default(admin_client, tricky):

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import VALID_IBANS, make_user
 from users import selectors, services
@@ -246,3 +247,77 @@ def test_a_page_continued_from_a_row_costs_one_query_more_than_page_one(
     page_one = count_queries(admin_client, url)
     # The anchor's sort values, then the page itself; the count is still needed before the cap.
     assert count_queries(admin_client, url, data={"page": 2, "after": anchor}) == page_one + 1
+
+
+# --- the search's indexes (PostgreSQL) ----------------------------------------------------------
+
+FIRST_NAMES = ("Anna", "Marc", "Lien", "Pieter", "Sofie", "Jan", "Eva", "Lucas", "Noor", "Daan")
+LAST_NAMES = ("Peeters", "Janssens", "Maes", "Jacobs", "Mertens", "Willems", "Claes", "Wouters")
+
+
+@pytest.fixture
+def thousands(db):
+    """5,000 plain rows (straight to the table: the planner needs numbers, not histories),
+    and one Chloé Dubois among them, with statistics."""
+    now = timezone.now()
+    rows = [
+        User(
+            first_name=f"{FIRST_NAMES[n % len(FIRST_NAMES)]}{n % 97}",
+            last_name=LAST_NAMES[n % len(LAST_NAMES)],
+            email=f"user{n}@example.com",
+            external_id=f"CRM-{n:06d}" if n % 2 else None,
+            creation_datetime=now,
+            status_changed_at=now,
+            version_datetime=now,
+        )
+        for n in range(5_000)
+    ]
+    rows.append(
+        User(
+            first_name="Chloé",
+            last_name="Dubois",
+            email="chloe@rare.example",
+            creation_datetime=now,
+            status_changed_at=now,
+            version_datetime=now,
+        )
+    )
+    User.objects.bulk_create(rows, batch_size=1_000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE users_user")
+
+
+def plan_of(text: str) -> str:
+    from django.http import QueryDict
+
+    from users.views.common import list_state
+
+    state = list_state(QueryDict(f"q={text}"))
+    return state.queryset.order_by(*state.ordering)[:51].explain()
+
+
+@pytest.mark.postgres
+def test_accent_free_name_search_uses_its_trigram_indexes(thousands):
+    plan = plan_of("chloe")
+    # users_fold(first_name) LIKE '%CHLOE%': the pattern folded to a constant, the index used.
+    assert "user_first_name_fold_trgm" in plan
+    assert "user_last_name_fold_trgm" in plan
+    assert "'%CHLOE%'" in plan
+    assert "Seq Scan" not in plan
+    assert list(
+        selectors.search_users(User.objects.all(), "CHLOE")[0].values_list("last_name", flat=True)
+    ) == ["Dubois"]
+
+
+@pytest.mark.postgres
+def test_external_id_without_case_and_domain_use_indexes(thousands):
+    plan = plan_of("crm-000043")
+    assert "user_external_id_upper_idx" in plan
+    assert "Seq Scan" not in plan
+    # UPPER(email) is cheap: over 5,000 rows a scan is the honest plan. What matters is that
+    # the expression is the indexed one, so that a million rows need not be read.
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    plan = selectors.search_users(User.objects.order_by(), "rare.example")[0].explain()
+    assert "user_email_trgm" in plan
+    assert "Seq Scan" not in plan

@@ -106,6 +106,133 @@ def test_search_recognises_what_was_typed(back_office_client, people, text, kind
     assert "Anna de Vries" not in names(response)
 
 
+@pytest.fixture
+def national(admin_user):
+    """A Belgian, a French and a Dutch mobile; the Belgian and the French share digits."""
+    return {
+        "be": make_user(
+            actor=admin_user,
+            first_name="Lien",
+            last_name="Janssens",
+            phone="+32476170508",
+            residency_country="BE",
+        ),
+        "fr": make_user(
+            actor=admin_user,
+            first_name="Luc",
+            last_name="Martin",
+            phone="+33612345678",
+            residency_country="FR",
+        ),
+        "nl": make_user(
+            actor=admin_user,
+            first_name="Sem",
+            last_name="Bakker",
+            phone="+31612345678",
+            residency_country="NL",
+        ),
+    }
+
+
+@pytest.mark.parametrize("text", ["0476 17 05 08", "0476170508", "476170508", "0476/17.05.08"])
+def test_search_reads_a_national_phone_in_the_default_region(back_office_client, national, text):
+    response = back_office_client.get(LIST, {"q": text})
+    term = response.context["state"].term
+    assert (term.kind, term.value) == ("phone", "+32476170508")
+    assert names(response) == ["Lien Janssens"]
+    assert "+32476170508" in response.content.decode()  # "searched as phone +32476170508"
+
+
+def test_search_reads_a_national_phone_in_the_filtered_country(back_office_client, national):
+    response = back_office_client.get(LIST, {"q": "06 12 34 56 78", "residency_country": "NL"})
+    assert response.context["state"].term.value == "+31612345678"
+    assert names(response) == ["Sem Bakker"]
+    response = back_office_client.get(LIST, {"q": "0612345678", "residency_country": "FR"})
+    assert names(response) == ["Luc Martin"]
+
+
+def test_search_reads_a_national_phone_in_the_configured_region(
+    back_office_client, national, settings
+):
+    settings.DEFAULT_PHONE_REGION = "FR"
+    assert names(back_office_client.get(LIST, {"q": "06 12 34 56 78"})) == ["Luc Martin"]
+
+
+def test_search_without_a_region_tries_the_regions_of_the_data(
+    back_office_client, national, settings
+):
+    settings.DEFAULT_PHONE_REGION = ""
+    response = back_office_client.get(LIST, {"q": "0476 17 05 08"})
+    assert response.context["state"].term.kind == "phone"
+    assert names(response) == ["Lien Janssens"]
+    # Read in each region, the same digits are a French and a Dutch mobile: both are found.
+    found = sorted(names(back_office_client.get(LIST, {"q": "06 12 34 56 78"})))
+    assert found == ["Luc Martin", "Sem Bakker"]
+
+
+def test_search_of_digits_read_as_a_phone_still_finds_an_external_id(
+    back_office_client, people, admin_user
+):
+    digits = make_user(actor=admin_user, first_name="Numeric", external_id="12345678")
+    response = back_office_client.get(LIST, {"q": "12345678"})
+    assert response.context["state"].term.kind == "phone"  # +3212345678 in Belgium
+    assert names(response) == [digits.display_name]
+
+
+@pytest.fixture
+def accented(admin_user):
+    return {
+        "chloe": make_user(
+            actor=admin_user, first_name="Chloé", last_name="Dubois", email="chloe@example.net"
+        ),
+        "ines": make_user(
+            actor=admin_user,
+            first_name="Inès",
+            last_name="Müller-Łoś",
+            email="ines@mail.example.org",
+            external_id="Crm-Ines-7",
+        ),
+        "zoe": make_user(
+            actor=admin_user, first_name="ZOË", last_name="Ørsted", email="zoe@example.network"
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Chloe", ["Chloé Dubois"]),
+        ("chloé", ["Chloé Dubois"]),
+        ("CHLOE DUBOIS", ["Chloé Dubois"]),
+        ("INÈS", ["Inès Müller-Łoś"]),
+        ("ines muller", ["Inès Müller-Łoś"]),
+        ("los", ["Inès Müller-Łoś"]),
+        ("zoe", ["ZOË Ørsted"]),
+        ("orsted", ["ZOË Ørsted"]),
+        ("Zoë", ["ZOË Ørsted"]),
+    ],
+)
+def test_name_search_ignores_accents_and_case(back_office_client, accented, text, found):
+    response = back_office_client.get(LIST, {"q": text})
+    assert response.context["state"].term.kind == "text"
+    assert names(response) == found
+
+
+@pytest.mark.parametrize("text", ["crm-ines-7", "CRM-INES-7", "Crm-Ines-7"])
+def test_external_id_search_ignores_case(back_office_client, accented, text):
+    assert names(back_office_client.get(LIST, {"q": text})) == ["Inès Müller-Łoś"]
+
+
+@pytest.mark.parametrize("text", ["example.net", "@example.net", "@EXAMPLE.net", " Example.NET "])
+def test_a_domain_finds_the_emails_at_that_domain(back_office_client, accented, text):
+    response = back_office_client.get(LIST, {"q": text})
+    term = response.context["state"].term
+    assert (term.kind, term.value) == ("domain", "example.net")
+    # Not mail.example.org, nor example.network.
+    assert names(response) == ["Chloé Dubois"]
+    assert "email domain" in response.content.decode()
+
+
 def test_search_by_user_id_in_any_case(back_office_client, people):
     marc = people["marc"]
     response = back_office_client.get(LIST, {"q": f" {marc.pk.lower()} "})

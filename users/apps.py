@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class UsersConfig(AppConfig):
@@ -12,3 +13,13 @@ class UsersConfig(AppConfig):
         from users.services import user_create
 
         UserManager.create_service = staticmethod(user_create)
+        connection_created.connect(_register_sqlite_functions)
+
+
+def _register_sqlite_functions(sender, connection, **kwargs) -> None:
+    """SQLite's `users_fold`, the search's accent- and case-free text (PostgreSQL's comes
+    from migration 0007). Deterministic, so SQLite may use it in indexes and fold constants."""
+    if connection.vendor == "sqlite":
+        from users.models import FOLD_FUNCTION, fold
+
+        connection.connection.create_function(FOLD_FUNCTION, 1, fold, deterministic=True)

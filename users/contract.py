@@ -537,6 +537,7 @@ _FIELDS = (
             Part("postal_code", "Postal code", "address_postal_code", required=True),
             Part("country_code", "Country", "address_country_code", example="BE", required=True),
         ),
+        exported=True,
         clean=_plain(validators.address),
     ),
     Field(
@@ -751,10 +752,29 @@ def is_empty(value: Any) -> bool:
     return value in (None, "", [], {})
 
 
-def export_columns() -> tuple[str, ...]:
-    """The CSV's columns: each exported field, an object stored in columns as its columns."""
+def _export_cells(f: Field) -> tuple[str, ...]:
+    if f.parts and not f.parts[0].column:
+        # An object stored as one JSON column (the address): a cell per part, named as its
+        # edit form input (`address_city`).
+        return tuple(part.input for part in f.parts)
     # A field of no column of its own (the flags) is one cell under its name.
-    return tuple(column for f in _FIELDS if f.exported for column in f.columns or (f.name,))
+    return f.columns or (f.name,)
+
+
+def export_columns() -> tuple[str, ...]:
+    """The CSV's columns: each exported field, an object stored in columns as its columns,
+    an object stored as JSON as a column per part."""
+    return tuple(column for f in _FIELDS if f.exported for column in _export_cells(f))
+
+
+def export_json_parts() -> dict[str, tuple[str, str]]:
+    """Export columns read from a key of a JSON object: column -> (model column, key)."""
+    return {
+        part.input: (f.column, part.key)
+        for f in _FIELDS
+        if f.exported and f.parts and not f.parts[0].column
+        for part in f.parts
+    }
 
 
 def form_fields() -> tuple[str, ...]:

@@ -8,6 +8,7 @@ enforces as much of that as it can.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,50 @@ _user_id_re = re.compile(USER_ID_REGEX)
 def is_user_id(text: str) -> bool:
     """Whether `text` is a user id as the contract writes them ("U" + a ULID)."""
     return _user_id_re.fullmatch(text) is not None
+
+
+# --- text compared without accents or case (the search box's names) ---------------------------
+# One SQL function, `users_fold(text)`, on both databases: on PostgreSQL an IMMUTABLE wrapper
+# around the `unaccent` extension (migration 0007, with trigram indexes on it), on SQLite
+# `fold` below, registered on each connection (`users.apps`). The letters NFKD does not
+# decompose are mapped as PostgreSQL's unaccent dictionary maps them.
+FOLD_FUNCTION = "users_fold"
+_FOLD_LETTERS = str.maketrans(
+    {
+        "ß": "ss",
+        "ẞ": "SS",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ø": "o",
+        "Ø": "O",
+        "đ": "d",
+        "Đ": "D",
+        "ł": "l",
+        "Ł": "L",
+        "\u0131": "i",  # dotless i
+        "þ": "th",
+        "Þ": "TH",
+        "ð": "d",
+        "Ð": "D",
+    }
+)
+
+
+def fold(text: str | None) -> str | None:
+    """`text` without accents, in upper case: "Chloé" and "CHLOE" both give "CHLOE"."""
+    if text is None:
+        return None
+    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD_LETTERS))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
+
+
+class Folded(models.Func):
+    """`users_fold(expression)`: the expression's text without accents, in upper case."""
+
+    function = FOLD_FUNCTION
+    output_field = models.TextField()
 
 
 PHONE_REGEX = r"^\+[1-9][0-9]{7,15}$"

@@ -10,7 +10,9 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import F, Func, QuerySet, TextField
+from django.db.models.fields.json import KT
 
+from users import contract
 from users.models import FeatureFlagGrant, User
 from users.selectors.users import flags_of
 
@@ -20,6 +22,14 @@ EXPORT_CHUNK = 5_000
 # ("+32470123456") or a number ("-5") stays as it is. `users.views.list._cell` applies the rule
 # in Python, `_export_cell_sql` in SQL; tests/test_export.py holds them to the same bytes.
 EXPORT_FORMULA_START = ("=", "@", "\t", "\r", "-", "+")
+# Columns that are a key of a JSON object (the address): read as text by the database, in the
+# same query as the rest of the row (`address ->> 'city'`), never per row in Python.
+_JSON_PARTS = contract.export_json_parts()
+
+
+def _json_part(column: str) -> KT:
+    field, key = _JSON_PARTS[column]
+    return KT(f"{field}__{key}")
 
 
 def iter_export_chunks(
@@ -32,7 +42,8 @@ def iter_export_chunks(
     unlike OFFSET) of plain tuples, with the flags of a whole chunk in one query.
     """
     size = chunk_size or EXPORT_CHUNK
-    rows_qs = qs.order_by("pk").values_list("pk", *fields)
+    values = [_json_part(field) if field in _JSON_PARTS else field for field in fields]
+    rows_qs = qs.order_by("pk").values_list("pk", *values)
     last_pk: str | None = None
     while True:
         page = rows_qs if last_pk is None else rows_qs.filter(pk__gt=last_pk)
@@ -143,7 +154,7 @@ def export_copy_sql(qs: QuerySet[User], columns: Sequence[str]) -> str:
 
     The rows are `qs` itself (filters, search, EXISTS conditions and all) as the ORM compiles
     it; an outer SELECT turns its columns into the export's cells. `feature_flags` is the
-    user's flags, every other column a field of `User`.
+    user's flags, an address column a key of the address, every other column a field of `User`.
     """
     db = connections[qs.db]
     quote = db.ops.quote_name
@@ -153,6 +164,8 @@ def export_copy_sql(qs: QuerySet[User], columns: Sequence[str]) -> str:
         alias = f"export_{index}"
         if column == "feature_flags":
             inner[alias], kind = _flag_names(quote), "text"
+        elif column in _JSON_PARTS:
+            inner[alias], kind = _json_part(column), "text"
         else:
             kind = _EXPORT_KINDS.get(User._meta.get_field(column).get_internal_type(), "")
             if kind == "list":

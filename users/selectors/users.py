@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import phonenumbers
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 
 from users import contract, policy, validators
-from users.models import FeatureFlagGrant, User, is_user_id
+from users.models import FeatureFlagGrant, Folded, User, is_user_id
 
 # The columns the list and board show; the rest of the row is never loaded for them.
 LIST_FIELDS = contract.listed_columns()
@@ -42,8 +43,10 @@ def user_list_queryset(*, include_deleted: bool = False) -> QuerySet[User]:
 class SearchTerm:
     """What a search box text was recognised as, for the query and for telling the user."""
 
-    kind: str  # id, email, email_part, phone, iban, text
+    kind: str  # id, email, email_part, domain, phone, iban, text
     value: str
+    # Further readings of the same text (a national phone read in several regions).
+    alternatives: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -51,33 +54,77 @@ class SearchTerm:
             "id": "user id",
             "email": "email",
             "email_part": "part of an email",
+            "domain": "email domain",
             "phone": "phone",
             "iban": "IBAN",
             "text": "name or external id",
         }[self.kind]
 
+    @property
+    def values(self) -> tuple[str, ...]:
+        return (self.value, *self.alternatives)
+
+    @property
+    def shown(self) -> str:
+        if len(self.alternatives) <= 2:
+            return " or ".join(self.values)
+        return f"{' or '.join(self.values[:2])} or {len(self.values) - 2} other readings"
+
 
 _phone_like_re = re.compile(r"^[0-9+ ()./-]{7,}$")
 _iban_like_re = re.compile(r"^[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 ]{8,}$")
+# `example.net` or `@example.net`: labels of letters, digits and inner hyphens, a letter TLD.
+_domain_re = re.compile(
+    r"^@?((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})$", re.IGNORECASE
+)
 
 
-def _as_phone(text: str) -> str | None:
-    if not _phone_like_re.match(text.strip()) or sum(c.isdigit() for c in text) < 7:
+def _valid_e164(candidate: str, region: str | None) -> str | None:
+    try:
+        number = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
         return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def default_phone_region() -> str:
+    """The region a national number is read in when no residency country is filtered on."""
+    return (getattr(settings, "DEFAULT_PHONE_REGION", "") or "").strip().upper()
+
+
+def _as_phone(text: str, region: str | None = None) -> tuple[str, ...]:
+    """The E.164 numbers `text` can be, best reading first; () when it is no phone.
+
+    International input (`+32…`, `0032…`) is read as it is. Other input is read as a
+    national number in `region` (the residency country filtered on), else in the console's
+    `DEFAULT_PHONE_REGION`; when there is neither, or that reading is no valid number, in
+    every region: the search then finds the numbers stored under any of those readings (the
+    regions of the data), through the phone's unique index. Digits without their "+" are also
+    tried as international, the way staff copy them from other systems.
+    """
+    if not _phone_like_re.match(text.strip()) or sum(c.isdigit() for c in text) < 7:
+        return ()
     digits = re.sub(r"[^0-9+]", "", text)
     if digits.startswith("00"):
         digits = "+" + digits[2:]
-    # No default region: a national number is ambiguous. A number typed without its "+" is
-    # tried as international, the way staff often copy them from other systems.
-    candidates = [digits] if digits.startswith("+") else [digits, "+" + digits]
-    for candidate in candidates:
-        try:
-            number = phonenumbers.parse(candidate, None)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return None
+    if digits.startswith("+"):
+        number = _valid_e164(digits, None)
+        return (number,) if number else ()
+    found: list[str] = []
+    region = (region or default_phone_region()) or None
+    national = _valid_e164(digits, region) if region else None
+    if national:
+        found.append(national)
+    if (international := _valid_e164("+" + digits, None)) and international not in found:
+        found.append(international)
+    if national is None:
+        for other in sorted(phonenumbers.SUPPORTED_REGIONS):
+            number = _valid_e164(digits, other)
+            if number and number not in found:
+                found.append(number)
+    return tuple(found)
 
 
 def _as_iban(text: str) -> str | None:
@@ -89,13 +136,19 @@ def _as_iban(text: str) -> str | None:
         return None
 
 
-def classify_search(text: str) -> SearchTerm | None:
-    """Recognise a user id, an email, a phone in any format, an IBAN, else a name/external id."""
+def classify_search(text: str, *, region: str | None = None) -> SearchTerm | None:
+    """Recognise a user id, an email, a phone in any format, an IBAN, else a name/external id.
+
+    `region` is the country a national phone number is read in (the residency country
+    filtered on), `DEFAULT_PHONE_REGION` when None.
+    """
     text = " ".join(text.split())
     if not text:
         return None
     if is_user_id(text.upper()):
         return SearchTerm("id", text.upper())
+    if (domain := _domain_re.match(text)) is not None:
+        return SearchTerm("domain", domain.group(1).lower())
     if "@" in text and " " not in text:
         try:
             validate_email(text)
@@ -104,19 +157,23 @@ def classify_search(text: str) -> SearchTerm | None:
         return SearchTerm("email", text)
     if (iban := _as_iban(text)) is not None:
         return SearchTerm("iban", iban)
-    if (phone := _as_phone(text)) is not None:
-        return SearchTerm("phone", phone)
+    if phones := _as_phone(text, region):
+        return SearchTerm("phone", phones[0], phones[1:])
     return SearchTerm("text", text)
 
 
-def search_users(qs: QuerySet[User], text: str) -> tuple[QuerySet[User], SearchTerm | None]:
+def search_users(
+    qs: QuerySet[User], text: str, *, region: str | None = None
+) -> tuple[QuerySet[User], SearchTerm | None]:
     """Narrow `qs` to what the search box text means; also return what it was taken for.
 
-    Exact keys (id, email, phone, IBAN) use their unique or indexed columns. Anything else is an
-    external id (exact) or a name: every word must appear in the first or the last name, so
-    "jane doe", "doe jane" and "van der berg" all work.
+    Exact keys (id, email, phone, IBAN) use their unique or indexed columns; a domain
+    (`example.net`, `@example.net`) finds the emails at it. Anything else is an external id
+    (whatever its case) or a name: every word must appear in the first or the last name,
+    accents and case ignored, so "jane doe", "doe jane", "van der berg" and "chloe" (Chloé)
+    all work.
     """
-    term = classify_search(text)
+    term = classify_search(text, region=region)
     if term is None:
         return qs, None
     match term.kind:
@@ -126,14 +183,32 @@ def search_users(qs: QuerySet[User], text: str) -> tuple[QuerySet[User], SearchT
             return qs.filter(email__iexact=term.value), term
         case "email_part":
             return qs.filter(email__icontains=term.value), term
+        case "domain":
+            # UPPER(email) LIKE '%@EXAMPLE.NET': the email trigram index serves it.
+            at_domain = Q(email__iendswith=f"@{term.value}")
+            return qs.filter(at_domain | _external_id_is(text)), term
         case "phone":
-            return qs.filter(phone=term.value), term
+            phone = Q(phone__in=term.values) if term.alternatives else Q(phone=term.value)
+            if not re.sub(r"[^0-9+]", "", text).startswith(("+", "00")):
+                # Digits alone may as well be an external id (both are unique indexes).
+                phone |= _external_id_is(text)
+            return qs.filter(phone), term
         case "iban":
             return qs.filter(bank_account_number=term.value), term
+    # users_fold(name) LIKE '%' || users_fold('word') || '%': accents and case ignored, and
+    # the trigram indexes on users_fold(first_name) / users_fold(last_name) (migration 0007)
+    # serve it; the pattern is a constant the planner folds before choosing them.
+    qs = qs.alias(folded_first_name=Folded("first_name"), folded_last_name=Folded("last_name"))
     name = Q()
     for word in term.value.split():
-        name &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
-    return qs.filter(name | Q(external_id=term.value)), term
+        folded = Folded(Value(word))
+        name &= Q(folded_first_name__contains=folded) | Q(folded_last_name__contains=folded)
+    return qs.filter(name | _external_id_is(term.value)), term
+
+
+def _external_id_is(text: str) -> Q:
+    """The external id, whatever its case: UPPER(external_id) = UPPER(...), indexed (0007)."""
+    return Q(external_id__iexact=" ".join(text.split()))
 
 
 def capped_count(qs: QuerySet[User], cap: int | None = None) -> tuple[int, bool]:

@@ -341,7 +341,9 @@ def list_state(params: QueryDict) -> ListState:
     if condition is not None:
         qs = qs.filter(condition)
     elif q and mode == "simple":
-        qs, state.term = selectors.search_users(qs, q)
+        # A national phone number is read in the residency country filtered on, if any.
+        region = filterset.form.cleaned_data.get("residency_country") or None
+        qs, state.term = selectors.search_users(qs, q, region=region)
     state.queryset = qs
     return state
 

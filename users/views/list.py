@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -429,7 +430,8 @@ def _export_rows(state: ListState) -> Iterator[str | bytes]:
 @require_GET
 @login_required
 def user_export(request: HtmxHttpRequest) -> HttpResponse:
-    """The users of the current filter as CSV, streamed (any size).
+    """The users of the current filter as CSV, streamed (any size); `variant=excel` puts a
+    UTF-8 byte order mark first, the rest of the bytes the same.
 
     PostgreSQL writes the CSV itself (one COPY); other databases go through Python in keyset
     chunks. Both write the same cells (`_cell`).
@@ -442,8 +444,13 @@ def user_export(request: HtmxHttpRequest) -> HttpResponse:
     logger.info(
         "user export by %s: %s", request.user.pk, state.querystring() or "all users (no filter)"
     )
-    filename = f"users-{timezone.localtime():%Y%m%d-%H%M}.csv"
-    response = StreamingHttpResponse(_export_rows(state), content_type="text/csv; charset=utf-8")
+    rows = _export_rows(state)
+    excel = request.GET.get("variant") == "excel"
+    if excel:
+        # Excel reads a CSV without a byte order mark in the machine's legacy code page.
+        rows = itertools.chain(["\ufeff"], rows)
+    filename = f"users-{timezone.localtime():%Y%m%d-%H%M}{'-excel' if excel else ''}.csv"
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response

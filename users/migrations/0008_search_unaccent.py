@@ -46,7 +46,7 @@ AS $$ SELECT upper(public.unaccent('public.unaccent'::regdictionary, $1)) $$
 class Migration(migrations.Migration):
     atomic = False
 
-    dependencies = [("users", "0006_employment")]
+    dependencies = [("users", "0007_security_events")]
 
     operations = [
         # unaccent is a trusted extension: the database owner may create it.

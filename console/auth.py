@@ -20,6 +20,13 @@ from users.models import FeatureFlag, FeatureFlagGrant, Role, User
 from users.policy import can_use_console
 
 
+def axes_username(request, credentials) -> str:
+    """The account django-axes counts failures for: the address as the backend looks it up
+    (case and surrounding spaces aside), so `ADMIN@bank.example` and `admin@bank.example ` are
+    one account, not six tries each."""
+    return str((credentials or {}).get("username") or "").strip().lower()
+
+
 def lockout_response(request, original_response, credentials=None):
     """django-axes' answer to a locked-out sign-in: the page the refused sign-in rendered
     anyway, the form with the same neutral message as a wrong password, so that a lockout

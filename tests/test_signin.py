@@ -323,3 +323,20 @@ def test_new_recovery_codes_replace_the_old_ones_after_step_up(client):
     new = set(StaticToken.objects.filter(device__user=user).values_list("token", flat=True))
     assert len(new) == factors.RECOVERY_CODES
     assert not new & set(old)
+
+
+def test_five_failures_in_any_spelling_of_the_address_lock_the_account(client):
+    user = make_console_user(Role.BACK_OFFICE)
+    for spelling in (
+        user.email.upper(),
+        f" {user.email}",
+        user.email.title(),
+        user.email,
+        user.email,
+    ):
+        client.post(reverse("login"), {"username": spelling, "password": "wrong-wrong"})
+    refused = client.post(reverse("login"), {"username": user.email, "password": PASSWORD})
+    assert refused.status_code == 200
+    assert NEUTRAL_REFUSAL in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert Kind.LOCKED_OUT in kinds()

@@ -1,4 +1,5 @@
-"""Request middleware of the console: the second-factor gate and the no-store header.
+"""Request middleware of the console: the second-factor gate, the no-store header, and the
+answer htmx gets when the session has ended.
 
 Order (settings.MIDDLEWARE): after django-otp's OTPMiddleware, which gives `request.user`
 its `is_verified()`.
@@ -7,12 +8,14 @@ its `is_verified()`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from users.services.factors import has_factor
 
@@ -62,3 +65,47 @@ class NoStoreMiddleware:
         if request.path.startswith("/api/") or (user is not None and user.is_authenticated):
             add_never_cache_headers(response)
         return response
+
+
+class SessionEndedMiddleware:
+    """An htmx request without a valid session (never signed in, session expired or deleted,
+    cookie removed, access taken away) gets a 401 with `HX-Redirect` to the sign-in page
+    instead of the sign-in page swapped into a region. Its `next` is the page the person was
+    on (htmx's `HX-Current-URL`, same host only), not the region's URL, so signing in again
+    leads back there (where static/console/keep.js puts typed input back)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            request.headers.get("HX-Request") == "true"
+            and isinstance(response, HttpResponseRedirect)
+            and urlsplit(response["Location"]).path == resolve_url(settings.LOGIN_URL)
+        ):
+            return session_ended(request)
+        return response
+
+
+def session_ended(request: HttpRequest, status: int = 401) -> HttpResponse:
+    """The answer htmx follows as a full page load: to sign in, back to the current page."""
+    target = resolve_url(settings.LOGIN_URL)
+    back = current_page(request)
+    if back:
+        target = f"{target}?{urlencode({'next': back})}"
+    response = HttpResponse(status=status)
+    response["HX-Redirect"] = target
+    return response
+
+
+def current_page(request: HttpRequest) -> str | None:
+    """The path (and query) of the page an htmx request was sent from, if it is on this
+    host."""
+    url = request.headers.get("HX-Current-URL", "")
+    if not url or not url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return None
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")

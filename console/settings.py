@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     # Signed in with a password only: to the second-factor step (or enrolment), nowhere else.
     "console.middleware.SecondFactorMiddleware",
+    # htmx without a valid session: 401 + HX-Redirect to sign in, back to the current page.
+    "console.middleware.SessionEndedMiddleware",
     "console.middleware.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -256,6 +256,10 @@ def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     user = load_user(pk)
     if errors:
         return render_region_or_page(request, user, "flags", flag_errors=errors)
+    if own_console and not errors:
+        # No refresh of the other regions (each would now be sent to sign in): one full load
+        # of the page, which sends the person to sign in.
+        return redirect_or_client_redirect(request, reverse("users:user-detail", args=[user.pk]))
     message = f"{FeatureFlag(flag).label} {'granted' if enabled else 'revoked'}."
     return region_saved(request, user, "flags", message, "flag_message")
 

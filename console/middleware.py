@@ -15,9 +15,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 
 from users.services.factors import has_factor
+from users.views.common import sign_in_again_url
 
 # Where a person signed in with a password only may go: the second-factor steps themselves,
 # their passkey ceremonies, signing out, and the files those pages load.
@@ -84,28 +84,6 @@ class SessionEndedMiddleware:
             and isinstance(response, HttpResponseRedirect)
             and urlsplit(response["Location"]).path == resolve_url(settings.LOGIN_URL)
         ):
-            return session_ended(request)
+            response = HttpResponse(status=401)
+            response["HX-Redirect"] = sign_in_again_url(request)
         return response
-
-
-def session_ended(request: HttpRequest, status: int = 401) -> HttpResponse:
-    """The answer htmx follows as a full page load: to sign in, back to the current page."""
-    target = resolve_url(settings.LOGIN_URL)
-    back = current_page(request)
-    if back:
-        target = f"{target}?{urlencode({'next': back})}"
-    response = HttpResponse(status=status)
-    response["HX-Redirect"] = target
-    return response
-
-
-def current_page(request: HttpRequest) -> str | None:
-    """The path (and query) of the page an htmx request was sent from, if it is on this
-    host."""
-    url = request.headers.get("HX-Current-URL", "")
-    if not url or not url_has_allowed_host_and_scheme(
-        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return None
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")

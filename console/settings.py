@@ -35,6 +35,8 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# A refused CSRF token says the session ended (and how to sign in again), not "no permission".
+CSRF_FAILURE_VIEW = "users.views.errors.csrf_failure"
 
 INSTALLED_APPS = [
     # django.contrib.admin with the console's site (console/admin_site.py): admins only.

@@ -175,3 +175,61 @@ def test_password_only_session_is_still_sent_to_the_second_factor(client):
     assert response["HX-Redirect"].startswith(reverse("signin-verify"))
     pass_second_factor(client, person)
     assert client.get(reverse("users:user-list")).status_code == 200
+
+
+# --- CSRF failures ----------------------------------------------------------------------------
+
+SESSION_ENDED = "Your session ended or the page was open too long."
+
+
+def test_save_with_every_cookie_gone_says_the_session_ended(edited):
+    """The browser lost every cookie (session and CSRF): the plain form POST."""
+    page = reverse("users:user-edit", args=[edited.pk])
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        page, form_post(edited, first_name="Eve"), headers={"Referer": f"{HOST}{page}"}
+    )
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "You do not have permission" not in html
+    assert "You do not have access" not in html
+    assert SESSION_ENDED in html
+    assert "your typed changes are kept in this browser" in html
+    assert f'href="{reverse("login")}?next={page.replace("/", "%2F")}"' in html
+    assert User.objects.get(pk=edited.pk).first_name == "Edith"
+
+
+def test_csrf_failure_of_a_signed_in_person_changes_nothing(back_office_user, edited):
+    page = reverse("users:user-edit", args=[edited.pk])
+    client = Client(enforce_csrf_checks=True)
+    sign_in(client, back_office_user)
+    response = client.post(page, form_post(edited, first_name="Eve"))
+    assert response.status_code == 403
+    assert SESSION_ENDED in response.content.decode()
+    assert 'href="/login/"' in response.content.decode()
+    assert User.objects.get(pk=edited.pk).first_name == "Edith"
+
+
+def test_csrf_failure_links_back_to_this_host_only(edited):
+    page = reverse("users:user-edit", args=[edited.pk])
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(page, {}, headers={"Referer": "https://evil.example/phish/"})
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "evil.example" not in html
+    assert 'href="/login/"' in html
+
+
+def test_htmx_csrf_failure_is_a_redirect_not_a_page_in_a_region(edited):
+    page = reverse("users:user-edit", args=[edited.pk])
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        reverse("users:user-validate-field"),
+        {"_field": "first_name", "first_name": "Eve"},
+        headers=htmx_from(page, "field-first_name"),
+    )
+    assert response.status_code == 403
+    target = urlsplit(response["HX-Redirect"])
+    assert target.path == reverse("login")
+    assert parse_qs(target.query) == {"next": [page]}
+    assert response.content == b""

@@ -40,6 +40,8 @@
 
   document.addEventListener("htmx:responseError", function (event) {
     const status = event.detail.xhr ? event.detail.xhr.status : 0;
+    // The session ended (401/403 with HX-Redirect): htmx goes to sign in; no message here.
+    if (event.detail.xhr && event.detail.xhr.getResponseHeader("HX-Redirect")) return;
     if (status === 403) {
       flash("You do not have permission for this action. Nothing was changed.");
     } else if (status === 404) {

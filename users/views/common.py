@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, resolve_url
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -91,6 +91,27 @@ def step_up_redirect(request: HtmxHttpRequest, back: str | None = None) -> HttpR
             back = "/"
     target = f"{reverse('signin-verify')}?{urlencode({'next': back, 'step_up': '1'})}"
     return redirect_or_client_redirect(request, target)
+
+
+def current_page(request: HttpRequest) -> str | None:
+    """The path (and query) of the page an htmx request was sent from (`HX-Current-URL`),
+    else, for a plain request, of the page that sent it (`Referer`); only if on this host."""
+    htmx = request.headers.get("HX-Request") == "true"
+    url = request.headers.get("HX-Current-URL" if htmx else "Referer")
+    if not url or not url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return None
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def sign_in_again_url(request: HttpRequest) -> str:
+    """The sign-in page, leading back to the page the person was on (never to the URL of an
+    htmx region, which is no page to land on)."""
+    target = resolve_url(settings.LOGIN_URL)
+    back = current_page(request)
+    return f"{target}?{urlencode({'next': back})}" if back else target
 
 
 def step_up_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

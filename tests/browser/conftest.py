@@ -209,10 +209,12 @@ def sign_in(browser_context: BrowserContext, live_server) -> Callable[[str | Use
 
 @pytest.fixture
 def sign_in_with_form(page: Page, url) -> Callable[[str | User], User]:
-    def do(role_or_user: str | User) -> User:
+    def do(role_or_user: str | User, *, here: bool = False) -> User:
+        """`here`: on the sign-in page the browser already shows (keeping its `next`)."""
         user = _console_user(role_or_user)
         device = totp_device(user)
-        page.goto(url("login"))
+        if not here:
+            page.goto(url("login"))
         page.get_by_label("Email").fill(user.email)
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()

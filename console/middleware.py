@@ -1,5 +1,5 @@
-"""Request middleware of the console: the second-factor gate, the no-store header, and the
-answer htmx gets when the session has ended.
+"""Request middleware of the console: the second-factor gate, the no-store header, the idle
+timeout, and the answer htmx gets when the session has ended.
 
 Order (settings.MIDDLEWARE): after django-otp's OTPMiddleware, which gives `request.user`
 its `is_verified()`.
@@ -7,6 +7,7 @@ its `is_verified()`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
@@ -16,6 +17,7 @@ from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
+from users.services import sessions
 from users.services.factors import has_factor
 from users.views.common import sign_in_again_url
 
@@ -87,3 +89,38 @@ class SessionEndedMiddleware:
             response = HttpResponse(status=401)
             response["HX-Redirect"] = sign_in_again_url(request)
         return response
+
+
+# The header htmx sends from background requests (polls, refreshes a person did not ask for,
+# through `hx-headers`): they do not count as activity for the idle timeout.
+BACKGROUND_HEADER = "X-Console-Background"
+
+
+class IdleTimeoutMiddleware:
+    """The idle timeout (`SESSION_IDLE_SECONDS`) besides the absolute `SESSION_COOKIE_AGE`:
+    the session keeps the time of the person's last request; one idle longer than the timeout
+    is ended (flushed, its record marked ended) and the request goes to the sign-in page (an
+    htmx request gets a 401 with `HX-Redirect`). Background requests do not move the time on;
+    `last_seen` of the session's record is written at most once a minute."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not hasattr(request, "session"):
+            return self.get_response(request)
+        now = time.time()
+        left = sessions.idle_seconds_left(request, now=now)
+        if left is not None and left < 0:
+            sessions.session_end_current(request=request, reason="idle")
+            if request.headers.get("HX-Request") == "true":
+                response = HttpResponse(status=401)
+                response["HX-Redirect"] = sign_in_again_url(request)
+                return response
+            target = f"{reverse('login')}?{urlencode({'next': request.get_full_path()})}"
+            return HttpResponseRedirect(target)
+        background = request.headers.get(BACKGROUND_HEADER) == "1"
+        signed_in = not settings.CONSOLE_MFA_REQUIRED or user.is_verified()
+        sessions.session_touch(request=request, active=not background, signed_in=signed_in, now=now)
+        return self.get_response(request)

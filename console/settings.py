@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "console.middleware.SecondFactorMiddleware",
     # htmx without a valid session: 401 + HX-Redirect to sign in, back to the current page.
     "console.middleware.SessionEndedMiddleware",
+    # A session idle longer than SESSION_IDLE_SECONDS ends (background requests do not count).
+    "console.middleware.IdleTimeoutMiddleware",
     "console.middleware.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -201,6 +203,9 @@ CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
+# Idle timeout: a session without a person's request for this long ends (background polls do
+# not count). Besides the absolute SESSION_COOKIE_AGE.
+SESSION_IDLE_SECONDS = int(os.environ.get("SESSION_IDLE_SECONDS", "900"))
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG

@@ -14,6 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from users import services
 from users.models import FeatureFlag, User
+from users.services import sessions
 from users.views.common import FACTOR_VERIFIED_AT
 
 # Valid, distinct test values: real IBANs (schwifty-checked) and valid Belgian mobiles.
@@ -80,7 +81,10 @@ def pass_second_factor(client: Any, user: User) -> None:
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = totp_device(user).persistent_id
     session[FACTOR_VERIFIED_AT] = time.time()
+    # As `sessions.session_start` at the real second-factor step: the idle clock and the record.
+    session[sessions.LAST_ACTIVITY] = session[sessions.LAST_SEEN_WRITTEN] = time.time()
     session.save()
+    sessions.session_record(session_key=session.session_key, user=user, ip_address="127.0.0.1")
 
 
 def password_sign_in(client: Any, email: str, password: str, user: User | None = None) -> bool:

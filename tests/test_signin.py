@@ -181,8 +181,9 @@ def test_factors_reset_ends_verification_and_forces_enrolment(client, admin_user
     assert client.get("/users/").status_code == 200
     factors.factors_reset(user=user, actor=admin_user)
     assert not factors.has_factor(user)
-    # The device that verified the session is gone: the session is verified no more.
-    assert client.get("/users/")["Location"].startswith(reverse("signin-enrol"))
+    # The reset ends the user's sessions (issue 10.3): back to the password, then enrolment.
+    assert client.get("/users/")["Location"].startswith(reverse("login"))
+    assert password_step(client, user)["Location"].startswith(reverse("signin-enrol"))
     event = SecurityEvent.objects.get(kind=Kind.FACTOR_RESET)
     assert (event.actor, event.subject) == (admin_user, user)
 

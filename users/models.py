@@ -597,3 +597,27 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.username or self.subject_id}"
+
+
+class ConsoleSession(models.Model):
+    """One signed-in session of the console, beside Django's session row of the same key: who,
+    since when, last seen (touched at most once a minute), from where. Written by
+    `users.services.sessions`; `end_sessions` deletes the Django row and sets `ended_at`, so
+    a session that ended never comes back (a re-granted flag finds no session to revive)."""
+
+    session_key = models.CharField(max_length=40, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="console_sessions")
+    started = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        indexes = [
+            models.Index(fields=["user", "ended_at"], name="console_session_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.session_key[:8]}… {'ended' if self.ended_at else 'active'}"

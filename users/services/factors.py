@@ -21,6 +21,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from users.models import User
 from users.services.security import Kind, security_event
+from users.services.sessions import end_sessions
 
 RECOVERY_CODES = 10
 TOTP_NAME = "Authenticator app"
@@ -185,4 +186,5 @@ def factors_reset(*, user: User, actor: User, request: HttpRequest | None = None
         subject=user,
         detail={"devices": removed},
     )
+    end_sessions(user=user, actor=actor, reason="factors_reset", request=request)
     return removed

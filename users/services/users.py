@@ -19,11 +19,13 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from users import contract, validators
 from users.contract import FIELD_LABELS, TRACKED_FIELDS, UNIQUE_FIELDS, WRITE_ONCE_FIELDS
 from users.models import (
+    FeatureFlag,
     FeatureFlagGrant,
     Role,
     Status,
@@ -33,6 +35,7 @@ from users.models import (
     is_recommended_move,
 )
 from users.selectors.history import version_diff
+from users.services.sessions import end_sessions
 
 # Where the services read the time; seeders replaying history pass a clock of their own.
 Clock = Callable[[], dt.datetime]
@@ -428,7 +431,7 @@ def _apply(current: User, cleaned: dict[str, Any], *, actor: User | None, now: d
         return current
     for name, (_, new) in changes.items():
         _assign(current, name, new)
-    return _commit_version(
+    saved = _commit_version(
         current,
         changes=changes,
         actor=actor,
@@ -436,6 +439,26 @@ def _apply(current: User, cleaned: dict[str, Any], *, actor: User | None, now: d
         create=False,
         status_reason=status_reason,
     )
+    reason = _sessions_end_reason(changes)
+    if reason:
+        end_sessions(user=saved, actor=actor, reason=reason)
+    return saved
+
+
+def _sessions_end_reason(changes: Mapping[str, list[Any]]) -> str:
+    """Why a change ends the user's sessions ("" when it does not): the CONSOLE flag or a role
+    taken away, or the user deleted. A re-grant then finds no session to revive."""
+    if "deleted" in changes and changes["deleted"][1]:
+        return "deleted"
+    if "feature_flags" in changes:
+        old, new = set(changes["feature_flags"][0] or []), set(changes["feature_flags"][1] or [])
+        if FeatureFlag.CONSOLE in old - new:
+            return "console_revoked"
+    if "roles" in changes:
+        old, new = set(changes["roles"][0] or []), set(changes["roles"][1] or [])
+        if old - new:
+            return "role_removed"
+    return ""
 
 
 @transaction.atomic
@@ -568,9 +591,20 @@ def user_restore(
 
 
 @transaction.atomic
-def user_set_password(*, user: User, password: str) -> User:
-    """Auth internals: not versioned, never in history (contract)."""
+def user_set_password(
+    *,
+    user: User,
+    password: str,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+    except_key: str | None = None,
+) -> User:
+    """Auth internals: not versioned, never in history (contract). Ends the user's sessions;
+    a person changing their own password passes their session's key as `except_key`."""
     current = _lock(user)
     current.set_password(password)
     current.save(update_fields=["password"])
+    end_sessions(
+        user=current, actor=actor, reason="password_set", request=request, except_key=except_key
+    )
     return current

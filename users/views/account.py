@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from users import services
-from users.services import factors
+from users.services import factors, sessions
 from users.views import signin
 from users.views.common import needs_step_up, step_up_redirect
 
@@ -34,11 +34,18 @@ from users.views.common import needs_step_up, step_up_redirect
 def password_change(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
+        own_key = request.session.session_key
         user = services.user_set_password(
-            user=request.user, password=form.cleaned_data["new_password1"]
+            user=request.user,
+            password=form.cleaned_data["new_password1"],
+            actor=request.user,
+            request=request,
+            except_key=own_key,
         )
-        # Keeps this session valid (its hash is derived from the password); others end.
+        # Keeps this session valid (its hash is derived from the password, its key is new);
+        # the others were ended by the service.
         update_session_auth_hash(request, user)
+        sessions.session_rekeyed(old_key=own_key, new_key=request.session.session_key)
         return redirect("password_change_done")
     return render(request, "registration/password_change_form.html", {"form": form})
 

@@ -33,7 +33,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp_webauthn import views as webauthn_views
 
 from users.selectors.security import address_is_locked
-from users.services import factors
+from users.services import factors, sessions
 from users.services.security import Kind, security_event
 from users.views.common import FACTOR_VERIFIED_AT
 
@@ -103,6 +103,7 @@ def mark_verified(request: HttpRequest, device, *, how: str) -> None:
     request.session[FACTOR_VERIFIED_AT] = time.time()
     if first:
         request.session.cycle_key()
+        sessions.session_start(request=request)
     security_event(
         kind=Kind.SIGN_IN if first else Kind.STEP_UP,
         request=request,
@@ -123,6 +124,7 @@ class SignInView(auth_views.LoginView):
         auth_login(self.request, user)
         next_url = self.get_success_url()
         if not settings.CONSOLE_MFA_REQUIRED:
+            sessions.session_start(request=self.request)
             security_event(
                 kind=Kind.SIGN_IN,
                 request=self.request,

@@ -156,6 +156,12 @@ def csv_of_the_users(s: Subjects, actor: User, response) -> None:
     assert s.deleted.pk not in body  # deleted users only when asked for
 
 
+def csv_of_the_log(s: Subjects, actor: User, response) -> None:
+    assert response["Content-Type"].startswith("text/csv")
+    body = b"".join(response.streaming_content).decode()
+    assert body.startswith("at,kind,actor,subject,")
+
+
 def field_checked(s: Subjects, actor: User, response) -> None:
     assert response.content.decode().lstrip().startswith('<div id="field-first_name"')
 
@@ -251,6 +257,9 @@ MATRIX: dict[str, Entry] = {
         kwargs=lambda s: {"pk": s.deleted.pk},
         get_refused=True,
     ),
+    # the security log and its CSV (tests/test_security_log.py)
+    "users:security-log": Entry("GET", frozenset({ADMIN})),
+    "users:security-log-export": Entry("GET", frozenset({ADMIN}), effect=csv_of_the_log),
     # API tokens page (the API itself is excluded above)
     "users:api-tokens": Entry("GET", frozenset({ADMIN})),
     "users:api-token-revoke": Entry(

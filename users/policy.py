@@ -146,6 +146,16 @@ def may_use_admin(actor: User) -> bool:
     return actor.is_active and actor.is_staff
 
 
+def may_view_security_log(actor: User) -> bool:
+    """The security log page and its CSV: admins."""
+    return actor.is_active and _is_admin(actor)
+
+
+def may_unlock(actor: User) -> bool:
+    """Lift a sign-in lockout (an account's or an address's): admins."""
+    return actor.is_active and _is_admin(actor)
+
+
 def may_change_access_lists(actor: User) -> bool:
     """Who else may read or edit a record is for role editors only: a `modifiable_by` entry
     lets one edit the record, never add others to it."""

@@ -45,6 +45,7 @@ from users.models import (
     FeatureFlag,
     FeatureFlagGrant,
     Role,
+    SecurityEvent,
     Status,
     StatusChange,
     User,
@@ -162,6 +163,11 @@ def csv_of_the_log(s: Subjects, actor: User, response) -> None:
     assert body.startswith("at,kind,actor,subject,")
 
 
+def unlocked(s: Subjects, actor: User, response) -> None:
+    row = SecurityEvent.objects.get(kind=SecurityEvent.Kind.UNLOCKED)
+    assert (row.actor_id, row.username) == (actor.pk, "locked@x.example")
+
+
 def field_checked(s: Subjects, actor: User, response) -> None:
     assert response.content.decode().lstrip().startswith('<div id="field-first_name"')
 
@@ -260,6 +266,14 @@ MATRIX: dict[str, Entry] = {
     # the security log and its CSV (tests/test_security_log.py)
     "users:security-log": Entry("GET", frozenset({ADMIN})),
     "users:security-log-export": Entry("GET", frozenset({ADMIN}), effect=csv_of_the_log),
+    "users:security-log-unlock": Entry(
+        "POST",
+        frozenset({ADMIN}),
+        status=302,
+        effect=unlocked,
+        data=lambda s: {"username": "locked@x.example"},
+        get_refused=True,
+    ),
     # API tokens page (the API itself is excluded above)
     "users:api-tokens": Entry("GET", frozenset({ADMIN})),
     "users:api-token-revoke": Entry(

@@ -45,5 +45,6 @@ urlpatterns = [
     # the security log (users/views/security.py)
     path("security-log/", security.security_log_page_view, name="security-log"),
     path("security-log/export.csv", security.security_log_export, name="security-log-export"),
+    path("security-log/unlock/", security.security_log_unlock, name="security-log-unlock"),
     path("invite/<uidb64>/<token>/", invite.invite_accept, name="invite-accept"),
 ]

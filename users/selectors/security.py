@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from axes.models import AccessFailureLog
+from axes.models import AccessAttempt, AccessFailureLog
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from users.models import SecurityEvent
@@ -71,3 +73,42 @@ def iter_security_log(events: QuerySet[SecurityEvent], *, chunk: int = 2000):
         if page.next_after is None:
             return
         page = security_log_page(events, after=str(page.next_after), size=chunk)
+
+
+def throttle_username(typed: str) -> str:
+    """The account key django-axes counts failures under: the typed address as the backend
+    looks it up (console.auth.axes_username)."""
+    return (typed or "").strip().lower()
+
+
+def locked_out_until(username: str) -> dt.datetime | None:
+    """When the account's sign-in lockout ends, or None when it is not locked: AXES_FAILURE_LIMIT
+    failures within AXES_COOLOFF_TIME (django-axes' AccessAttempt rows, one per client)."""
+    key = throttle_username(username)
+    if not key:
+        return None
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    counted = AccessAttempt.objects.filter(username=key, attempt_time__gte=since).aggregate(
+        failures=Sum("failures_since_start"), last=Max("attempt_time")
+    )
+    if (counted["failures"] or 0) < settings.AXES_FAILURE_LIMIT:
+        return None
+    return counted["last"] + settings.AXES_COOLOFF_TIME
+
+
+def locked_usernames(usernames: Iterable[str]) -> set[str]:
+    """Which of these typed addresses (as given) are locked out now (one query; the log page's
+    rows)."""
+    given = {name: throttle_username(name) for name in usernames}
+    keys = set(given.values()) - {""}
+    if not keys:
+        return set()
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    rows = (
+        AccessAttempt.objects.filter(username__in=keys, attempt_time__gte=since)
+        .values("username")
+        .annotate(failures=Sum("failures_since_start"))
+        .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+    )
+    locked = {row["username"] for row in rows}
+    return {name for name, key in given.items() if key in locked}

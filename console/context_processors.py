@@ -23,5 +23,6 @@ def roles(request: HttpRequest) -> dict:
             "create": policy.may_create(user),
             "manage_tokens": policy.may_manage_tokens(user),
             "use_admin": policy.may_use_admin(user),
+            "view_security_log": policy.may_view_security_log(user),
         },
     }

@@ -45,6 +45,7 @@ from users.models import (
     FeatureFlag,
     FeatureFlagGrant,
     Role,
+    SecurityEvent,
     Status,
     StatusChange,
     User,
@@ -156,6 +157,17 @@ def csv_of_the_users(s: Subjects, actor: User, response) -> None:
     assert s.deleted.pk not in body  # deleted users only when asked for
 
 
+def csv_of_the_log(s: Subjects, actor: User, response) -> None:
+    assert response["Content-Type"].startswith("text/csv")
+    body = b"".join(response.streaming_content).decode()
+    assert body.startswith("at,kind,actor,subject,")
+
+
+def unlocked(s: Subjects, actor: User, response) -> None:
+    row = SecurityEvent.objects.get(kind=SecurityEvent.Kind.UNLOCKED)
+    assert (row.actor_id, row.username) == (actor.pk, "locked@x.example")
+
+
 def field_checked(s: Subjects, actor: User, response) -> None:
     assert response.content.decode().lstrip().startswith('<div id="field-first_name"')
 
@@ -249,6 +261,17 @@ MATRIX: dict[str, Entry] = {
         status=302,
         effect=restored,
         kwargs=lambda s: {"pk": s.deleted.pk},
+        get_refused=True,
+    ),
+    # the security log and its CSV (tests/test_security_log.py)
+    "users:security-log": Entry("GET", frozenset({ADMIN})),
+    "users:security-log-export": Entry("GET", frozenset({ADMIN}), effect=csv_of_the_log),
+    "users:security-log-unlock": Entry(
+        "POST",
+        frozenset({ADMIN}),
+        status=302,
+        effect=unlocked,
+        data=lambda s: {"username": "locked@x.example"},
         get_refused=True,
     ),
     # API tokens page (the API itself is excluded above)

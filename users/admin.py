@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -217,7 +217,7 @@ class UserAdmin(admin.ModelAdmin):
         return policy.may_create(request.user)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return policy.may_delete(request.user)
+        return policy.may_delete(request.user, obj)
 
     def has_restore_permission(self, request: HttpRequest) -> bool:
         return policy.may_restore(request.user)
@@ -287,13 +287,22 @@ class UserAdmin(admin.ModelAdmin):
         services.user_delete(user=obj, actor=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        # Each user by the policy's rule (not oneself, an admin only by an admin): the others
+        # are named and left alone.
         for user in queryset:
-            services.user_delete(user=user, actor=request.user)
+            try:
+                services.user_delete(user=user, actor=request.user)
+            except PermissionDenied as exc:
+                self.message_user(request, f"{user}: not deleted. {exc}", messages.ERROR)
 
     @admin.action(description="Restore selected users", permissions=["restore"])
     def restore_selected(self, request: HttpRequest, queryset: Any) -> None:
         restored = 0
         for user in queryset.filter(deleted=True):
-            services.user_restore(user=user, actor=request.user)
+            try:
+                services.user_restore(user=user, actor=request.user)
+            except PermissionDenied as exc:
+                self.message_user(request, f"{user}: not restored. {exc}", messages.ERROR)
+                continue
             restored += 1
         self.message_user(request, f"Restored {restored} user(s).")

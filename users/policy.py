@@ -90,12 +90,33 @@ def may_create(actor: User) -> bool:
     return _has(actor, "add_user")
 
 
-def may_delete(actor: User) -> bool:
-    return _has(actor, "delete_user")
+def _is_admin(user: User) -> bool:
+    # The admin role (or a superuser): what `User.is_staff` derives.
+    return user.is_staff
 
 
-def may_restore(actor: User) -> bool:
-    return _has(actor, "restore_user")
+def _delete_refusal(actor: User, user: User | None, *, permission: str, verb: str) -> str | None:
+    """Why `actor` may not delete (or restore) `user`, or None. Nobody deletes or restores
+    themselves (an API token neither: it acts as its user); only admins touch an admin."""
+    if not _has(actor, permission):
+        return f"Your role may not {verb} users."
+    if user is None:
+        return None
+    if user.pk == actor.pk:
+        return f"You may not {verb} yourself."
+    if _is_admin(user) and not _is_admin(actor):
+        return f"Only an admin may {verb} an admin."
+    return None
+
+
+def may_delete(actor: User, user: User | None = None) -> bool:
+    """Whether `actor` may delete users at all, or (with `user`) this one."""
+    return _delete_refusal(actor, user, permission="delete_user", verb="delete") is None
+
+
+def may_restore(actor: User, user: User | None = None) -> bool:
+    """Whether `actor` may restore users at all, or (with `user`) this one."""
+    return _delete_refusal(actor, user, permission="restore_user", verb="restore") is None
 
 
 def may_export(actor: User) -> bool:
@@ -125,6 +146,16 @@ def may_use_admin(actor: User) -> bool:
     return actor.is_active and actor.is_staff
 
 
+def may_view_security_log(actor: User) -> bool:
+    """The security log page and its CSV: admins."""
+    return actor.is_active and _is_admin(actor)
+
+
+def may_unlock(actor: User) -> bool:
+    """Lift a sign-in lockout (an account's or an address's): admins."""
+    return actor.is_active and _is_admin(actor)
+
+
 def may_change_access_lists(actor: User) -> bool:
     """Who else may read or edit a record is for role editors only: a `modifiable_by` entry
     lets one edit the record, never add others to it."""
@@ -140,8 +171,18 @@ def _may_move_off_flow(actor: User) -> bool:
     return may_change_status(actor) and _has(actor, "change_status_off_flow")
 
 
-def check_delete(actor: User) -> None:
-    _refuse_unless(may_delete(actor), "Your role may not delete users.")
+def check_delete(actor: User, user: User | None = None) -> None:
+    """`may_delete` raising `PermissionDenied` with the reason."""
+    refusal = _delete_refusal(actor, user, permission="delete_user", verb="delete")
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+
+
+def check_restore(actor: User, user: User | None = None) -> None:
+    """`may_restore` raising `PermissionDenied` with the reason."""
+    refusal = _delete_refusal(actor, user, permission="restore_user", verb="restore")
+    if refusal is not None:
+        raise PermissionDenied(refusal)
 
 
 # --- status moves ------------------------------------------------------------------------------

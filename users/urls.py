@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 
 from users.models import USER_ID_PATTERN
-from users.views import board, common, detail, edit, invite, tokens
+from users.views import board, common, detail, edit, invite, security, tokens
 from users.views import list as list_views
 
 
@@ -42,5 +42,9 @@ urlpatterns = [
     # API tokens and console login invitations (users/views/tokens.py, users/views/invite.py)
     path("api-tokens/", tokens.api_tokens, name="api-tokens"),
     path("api-tokens/<int:pk>/revoke/", tokens.api_token_revoke, name="api-token-revoke"),
+    # the security log (users/views/security.py)
+    path("security-log/", security.security_log_page_view, name="security-log"),
+    path("security-log/export.csv", security.security_log_export, name="security-log-export"),
+    path("security-log/unlock/", security.security_log_unlock, name="security-log-unlock"),
     path("invite/<uidb64>/<token>/", invite.invite_accept, name="invite-accept"),
 ]

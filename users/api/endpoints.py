@@ -351,6 +351,6 @@ def delete_user(
 ):
     actor: User = request.auth
     user = _get_visible(actor, user_id)
-    policy.check_delete(actor)
+    policy.check_delete(actor, user)
     deleted = services.user_delete(user=user, actor=actor, expected_version=version)
     return _fresh(deleted)

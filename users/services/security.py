@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.models import AccessFailureLog
+from axes.utils import reset as axes_reset
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from users.models import SecurityEvent, User
+from users.selectors.security import throttle_username
 
 Kind = SecurityEvent.Kind
 
@@ -42,3 +49,34 @@ def security_event(
         detail=detail or {},
         **client_of(request),
     )
+
+
+@transaction.atomic
+def account_unlock(
+    *,
+    username: str,
+    actor: User | None,
+    request: HttpRequest | None = None,
+    ip_address: str | None = None,
+) -> int:
+    """Lift the sign-in lockout of the account `username` names (whether or not it exists: a
+    lockout counts the address typed), through django-axes' own reset; with `ip_address`, also
+    that address's limit (SIGN_IN_ADDRESS_FAILURE_LIMIT: its failures within the cool-off
+    time). Logs UNLOCKED; returns how many throttle rows were cleared."""
+    key = throttle_username(username)
+    if not key:
+        raise ValidationError({"username": "Type the address the account signs in with."})
+    cleared = axes_reset(username=key)
+    if ip_address:
+        since = timezone.now() - settings.AXES_COOLOFF_TIME
+        failures = AccessFailureLog.objects.filter(ip_address=ip_address, attempt_time__gte=since)
+        cleared += failures.delete()[0]
+    security_event(
+        kind=Kind.UNLOCKED,
+        request=request,
+        actor=actor,
+        subject=User.objects.filter(email__iexact=key).first(),
+        username=key,
+        detail={"cleared": cleared, **({"ip_address": ip_address} if ip_address else {})},
+    )
+    return cleared

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from users import contract, validators
+from users import contract, policy, validators
 from users.contract import FIELD_LABELS, TRACKED_FIELDS, UNIQUE_FIELDS, WRITE_ONCE_FIELDS
 from users.models import (
     FeatureFlag,
@@ -567,9 +567,13 @@ def user_delete(
 ) -> User:
     """Soft delete: the user is kept, hidden from default lists, restorable by an admin.
 
-    Deleting a deleted user changes nothing and returns it (DELETE is idempotent).
+    Deleting a deleted user changes nothing and returns it (DELETE is idempotent). With an
+    `actor`, the policy's rule is enforced here too (nobody deletes themselves; only an admin
+    an admin), whichever front end called.
     """
     current = _locked_for_edit(user, expected_version, allow_deleted=True)
+    if actor is not None:
+        policy.check_delete(actor, current)
     return _apply(current, {"deleted": True}, actor=actor, now=clock())
 
 
@@ -581,8 +585,11 @@ def user_restore(
     expected_version: int | None = None,
     clock: Clock = timezone.now,
 ) -> User:
-    """Undo a soft delete; the restore is a version like any other change."""
+    """Undo a soft delete; the restore is a version like any other change (the policy's rule
+    enforced with an `actor`, as for `user_delete`)."""
     current = _locked_for_edit(user, expected_version, allow_deleted=True)
+    if actor is not None:
+        policy.check_restore(actor, current)
     if not current.deleted:
         raise ValidationError(
             {"deleted": ValidationError("This user is not deleted.", code="not_deleted")}

@@ -138,8 +138,8 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
         "subject": user,
         "bank": bank_details(user),
         "can_edit": policy.can_edit(request.user, user) and not user.deleted,
-        "can_delete": policy.may_delete(request.user) and not user.deleted,
-        "can_restore": policy.may_restore(request.user) and user.deleted,
+        "can_delete": policy.may_delete(request.user, user) and not user.deleted,
+        "can_restore": policy.may_restore(request.user, user) and user.deleted,
         "can_view_history": policy.may_view_history(request.user),
         "status_errors": [],
         "flag_errors": [],
@@ -281,6 +281,7 @@ def user_delete(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     """GET asks for confirmation (works without JavaScript); POST soft-deletes."""
     require(policy.may_delete(request.user))
     user = load_user(pk)
+    policy.check_delete(request.user, user)
     if request.method == "GET":
         return render_region_or_page(request, user, "danger", confirm_delete=True)
     try:
@@ -302,6 +303,7 @@ def user_delete(request: HtmxHttpRequest, pk: str) -> HttpResponse:
 def user_restore(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     require(policy.may_restore(request.user))
     user = load_user(pk)
+    policy.check_restore(request.user, user)
     try:
         services.user_restore(user=user, actor=request.user)
     except ValidationError as exc:

@@ -406,6 +406,57 @@ def test_blur_phone_shows_e164_using_the_typed_residency(back_office_client):
     assert "has-error" in html
 
 
+def test_blur_residency_country_checks_the_phone_again_out_of_band(back_office_client):
+    # A national number is refused without a residency country...
+    html = validate(back_office_client, "phone", {"phone": "0470 12 34 56"}).content.decode()
+    assert "has-error" in html
+    # ...and choosing the country answers for the phone too, its error gone.
+    html = validate(
+        back_office_client,
+        "residency_country",
+        {"phone": "0470 12 34 56", "residency_country": "BE"},
+    ).content.decode()
+    assert html.lstrip().startswith('<div id="field-residency_country"')
+    phone = html[html.index('<div id="field-phone"') :]
+    assert 'hx-swap-oob="true"' in phone[: phone.index(">")]
+    assert "has-error" not in phone[: phone.index(">")]
+    assert "E.164: +32470123456" in phone
+    # Clearing the country brings the error back; an empty phone is left alone.
+    html = validate(
+        back_office_client, "residency_country", {"phone": "0470 12 34 56", "residency_country": ""}
+    ).content.decode()
+    phone = html[html.index('<div id="field-phone"') :]
+    assert "has-error" in phone[: phone.index(">")]
+    html = validate(
+        back_office_client, "residency_country", {"phone": "", "residency_country": "BE"}
+    ).content.decode()
+    assert 'id="field-phone"' not in html
+
+
+def test_blur_residency_leaves_a_write_once_phone_alone(back_office_client, user):
+    assert user.phone  # set, so read-only on this form
+    html = validate(
+        back_office_client,
+        "residency_country",
+        {"phone": user.phone, "residency_country": "NL"},
+        user=user,
+    ).content.decode()
+    assert 'id="field-phone"' not in html
+
+
+def test_address_errors_use_the_parts_labels(back_office_client):
+    html = validate(
+        back_office_client, "address_line1", {"address_city": "Brussels"}
+    ).content.decode()
+    assert "Street and number is required when the address is given." in html
+    assert "Line1" not in html
+    response = back_office_client.post(
+        reverse(CREATE), {"first_name": "Ada", "last_name": "L", "tax_country_code": "BE"}
+    )
+    form = response.context["form"]
+    assert form.errors["tax_value"] == ["Tax number is required when the tax residency is given."]
+
+
 def test_blur_on_edit_uses_the_user(back_office_client, user):
     response = validate(back_office_client, "first_name", {"first_name": "x" * 200}, user=user)
     assert "at most 128" in response.content.decode()

@@ -266,7 +266,7 @@ def test_stale_edit_shows_the_conflict_and_rebases_the_input(back_office_client,
     response = back_office_client.post(edit_url(user), stale)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Someone else changed this user" in html
+    assert "Someone else changed Theirs " in html  # the name as it is now
     conflict = html[html.index('class="alert alert-warning conflict"') :]
     assert 'data-field="first_name"' in conflict
     assert "Jane" in conflict
@@ -323,6 +323,35 @@ def test_stale_edit_over_htmx_returns_the_form_with_the_conflict(
     assert html.lstrip().startswith('<form id="user-form"')
     assert "alert-warning conflict" in html
     assert "Language" in html
+
+
+def test_conflict_names_the_user_as_they_are_now_and_shows_labels(
+    back_office_client, admin_user, user
+):
+    stale = form_post(user, last_name="Mine")
+    services.user_update(
+        user=user,
+        data={
+            "first_name": "Renamed",
+            "employment_status": "RETIRED",
+            "income_range": "UNDER_25K",
+            "sources_of_wealth": ["PENSION"],
+        },
+        actor=admin_user,
+    )
+    now = User.objects.get(pk=user.pk).display_name
+    assert now.startswith("Renamed")
+    html = back_office_client.post(edit_url(user), stale).content.decode()
+    assert f'<h2 id="conflict-title">Someone else changed {now} while' in html
+    assert f'<h1 id="page-title">Edit {now}</h1>' in html
+    row = html[html.index('data-field="employment_status"') :]
+    assert "Retired" in row[: row.index("</tr>")]
+    assert "RETIRED" not in row[: row.index("</tr>")]
+
+    # Over htmx only the form is swapped; the page heading comes out of band.
+    html = back_office_client.post(edit_url(user), stale, **htmx("user-form")).content.decode()
+    assert html.lstrip().startswith('<form id="user-form"')
+    assert f'<h1 id="page-title" hx-swap-oob="true">Edit {now}</h1>' in html
 
 
 def test_edit_permissions(compliance_client, user):

@@ -78,10 +78,10 @@ def merge_conflict(
             {
                 "field": field,
                 "label": FIELD_LABELS.get(field, field),
-                "old": display(old),
-                "new": display(new),
+                "old": display(old, field),
+                "new": display(new, field),
                 "kept": kept,
-                "yours": display(mine) if kept else "",
+                "yours": display(mine, field) if kept else "",
             }
         )
     versions = selectors.versions_since(subject, exc.expected_version)

@@ -546,3 +546,12 @@ def test_edit_from_a_future_version_is_refused_clearly(back_office_client, user)
     assert response.status_code == 200
     assert "reload the page" in response.context["form"].non_field_errors()[0]
     assert User.objects.get(pk=user.pk).last_name == user.last_name
+
+
+def test_a_wide_field_stays_wide_when_checked_on_its_own(back_office_client):
+    page = back_office_client.get(reverse(CREATE)).content.decode()
+    assert 'id="field-tax_value"\n     class="field span-2"' in page
+    html = validate(back_office_client, "tax_value", {"tax_value": "1"}).content.decode()
+    assert html.lstrip().startswith('<div id="field-tax_value"\n     class="field span-2')
+    html = validate(back_office_client, "first_name", {"first_name": "Ada"}).content.decode()
+    assert "span-2" not in html

@@ -151,6 +151,15 @@ def test_field_widths_do_not_jump_after_validation(page: Page, sign_in, url, scr
     page.get_by_label("Nationalities").fill("XX, YY")
     page.get_by_role("button", name="Create user").click()
     expect(page.get_by_role("alert").filter(has_text="Not saved")).to_be_visible()
+    assert page.evaluate(WIDTHS) == before
+    # Fields checked on their own as the user leaves them, wide ones included.
+    for label, value in (("Also readable by", "nobody"), ("Tax number", "1"), ("Language", "?")):
+        page.get_by_label(label, exact=True).fill(value)
+        page.get_by_label(label, exact=True).press("Tab")
+    expect(field(page, "readable_by").locator(".errorlist")).to_be_visible()
+    expect(field(page, "language").locator(".errorlist")).to_be_visible()
+    expect(field(page, "tax_value")).not_to_have_class(re.compile("htmx-request"))
+    expect(page.get_by_role("alert").filter(has_text="Not saved")).to_be_visible()
     expect(field(page, "address_line1").locator(".errorlist")).to_have_text(
         "Street and number is required when the address is given."
     )

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from users import policy, selectors, services
 from users.contract import FIELD_LABELS
-from users.forms import DEPENDENT_INPUTS, GROUPS, INPUT_TO_GROUP, UserForm
+from users.forms import DEPENDENT_INPUTS, GROUPS, INPUT_TO_GROUP, WIDE_INPUTS, UserForm
 from users.models import User
 from users.views.common import (
     HtmxHttpRequest,
@@ -121,6 +121,7 @@ def render_form(
         "subject": subject,
         "conflict": conflict,
         "groups": GROUPS,
+        "wide_inputs": WIDE_INPUTS,
         "action": reverse("users:user-edit", args=[subject.pk])
         if subject
         else reverse("users:user-create"),
@@ -253,6 +254,7 @@ def _checked_field(
             "validated": True,
             "validate_url": validate_url,
             "in_group": name in INPUT_TO_GROUP,
+            "wide_inputs": WIDE_INPUTS,
             "oob": oob,
         },
         request=request,

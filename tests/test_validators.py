@@ -496,3 +496,14 @@ def test_user_ids():
     assert refused(validators.user_ids, ["42"], field="Readable by").messages == [
         "'42' is not a user id (U + 26 characters)."
     ]
+
+
+def test_nested_parts_are_refused_in_the_words_of_their_labels():
+    exc = refused(
+        validators.address,
+        {"city": "Brussels", "line1": "x" * 200},
+        labels={"line1": "Street and number", "postal_code": "Postal code"},
+    )
+    messages = field_messages(exc)
+    assert messages["line1"] == ["Street and number has 200 characters; at most 128 are allowed."]
+    assert messages["postal_code"] == ["Postal code is required when the address is given."]

@@ -331,6 +331,33 @@ def test_diff_between_any_two_versions(admin_client, admin_user, user):
     assert 'data-field="language"' in page.content.decode()
 
 
+def test_diff_shows_labels_not_codes(admin_client, admin_user, user):
+    services.user_change_status(
+        user=user, status=Status.ACTIVE, actor=admin_user, reason="Manual check"
+    )
+    services.user_update(
+        user=user,
+        data={
+            "employment_status": "RETIRED",
+            "income_range": "UNDER_25K",
+            "sources_of_wealth": ["PENSION", "SAVINGS"],
+        },
+        actor=admin_user,
+    )
+    user.refresh_from_db()
+    response = admin_client.get(
+        reverse("users:user-diff", args=[user.pk]), {"from": 1, "to": user.version}, **htmx("diff")
+    )
+    html = response.content.decode()
+    row = html[html.index('data-field="status"') :]
+    row = row[: row.index("</tr>")]
+    assert f">{Status.ACTIVE.label}<" in row
+    assert ">ACTIVE<" not in row
+    assert "Retired" in html
+    assert "RETIRED" not in html
+    assert "Savings, Pension" in html
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"from": "x", "to": "1"}, "whole numbers"), ({"from": "1", "to": "99"}, "between 1 and")],

@@ -266,7 +266,7 @@ def test_stale_edit_shows_the_conflict_and_rebases_the_input(back_office_client,
     response = back_office_client.post(edit_url(user), stale)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Someone else changed this user" in html
+    assert "Someone else changed Theirs " in html  # the name as it is now
     conflict = html[html.index('class="alert alert-warning conflict"') :]
     assert 'data-field="first_name"' in conflict
     assert "Jane" in conflict
@@ -323,6 +323,35 @@ def test_stale_edit_over_htmx_returns_the_form_with_the_conflict(
     assert html.lstrip().startswith('<form id="user-form"')
     assert "alert-warning conflict" in html
     assert "Language" in html
+
+
+def test_conflict_names_the_user_as_they_are_now_and_shows_labels(
+    back_office_client, admin_user, user
+):
+    stale = form_post(user, last_name="Mine")
+    services.user_update(
+        user=user,
+        data={
+            "first_name": "Renamed",
+            "employment_status": "RETIRED",
+            "income_range": "UNDER_25K",
+            "sources_of_wealth": ["PENSION"],
+        },
+        actor=admin_user,
+    )
+    now = User.objects.get(pk=user.pk).display_name
+    assert now.startswith("Renamed")
+    html = back_office_client.post(edit_url(user), stale).content.decode()
+    assert f'<h2 id="conflict-title">Someone else changed {now} while' in html
+    assert f'<h1 id="page-title">Edit {now}</h1>' in html
+    row = html[html.index('data-field="employment_status"') :]
+    assert "Retired" in row[: row.index("</tr>")]
+    assert "RETIRED" not in row[: row.index("</tr>")]
+
+    # Over htmx only the form is swapped; the page heading comes out of band.
+    html = back_office_client.post(edit_url(user), stale, **htmx("user-form")).content.decode()
+    assert html.lstrip().startswith('<form id="user-form"')
+    assert f'<h1 id="page-title" hx-swap-oob="true">Edit {now}</h1>' in html
 
 
 def test_edit_permissions(compliance_client, user):
@@ -406,6 +435,57 @@ def test_blur_phone_shows_e164_using_the_typed_residency(back_office_client):
     assert "has-error" in html
 
 
+def test_blur_residency_country_checks_the_phone_again_out_of_band(back_office_client):
+    # A national number is refused without a residency country...
+    html = validate(back_office_client, "phone", {"phone": "0470 12 34 56"}).content.decode()
+    assert "has-error" in html
+    # ...and choosing the country answers for the phone too, its error gone.
+    html = validate(
+        back_office_client,
+        "residency_country",
+        {"phone": "0470 12 34 56", "residency_country": "BE"},
+    ).content.decode()
+    assert html.lstrip().startswith('<div id="field-residency_country"')
+    phone = html[html.index('<div id="field-phone"') :]
+    assert 'hx-swap-oob="true"' in phone[: phone.index(">")]
+    assert "has-error" not in phone[: phone.index(">")]
+    assert "E.164: +32470123456" in phone
+    # Clearing the country brings the error back; an empty phone is left alone.
+    html = validate(
+        back_office_client, "residency_country", {"phone": "0470 12 34 56", "residency_country": ""}
+    ).content.decode()
+    phone = html[html.index('<div id="field-phone"') :]
+    assert "has-error" in phone[: phone.index(">")]
+    html = validate(
+        back_office_client, "residency_country", {"phone": "", "residency_country": "BE"}
+    ).content.decode()
+    assert 'id="field-phone"' not in html
+
+
+def test_blur_residency_leaves_a_write_once_phone_alone(back_office_client, user):
+    assert user.phone  # set, so read-only on this form
+    html = validate(
+        back_office_client,
+        "residency_country",
+        {"phone": user.phone, "residency_country": "NL"},
+        user=user,
+    ).content.decode()
+    assert 'id="field-phone"' not in html
+
+
+def test_address_errors_use_the_parts_labels(back_office_client):
+    html = validate(
+        back_office_client, "address_line1", {"address_city": "Brussels"}
+    ).content.decode()
+    assert "Street and number is required when the address is given." in html
+    assert "Line1" not in html
+    response = back_office_client.post(
+        reverse(CREATE), {"first_name": "Ada", "last_name": "L", "tax_country_code": "BE"}
+    )
+    form = response.context["form"]
+    assert form.errors["tax_value"] == ["Tax number is required when the tax residency is given."]
+
+
 def test_blur_on_edit_uses_the_user(back_office_client, user):
     response = validate(back_office_client, "first_name", {"first_name": "x" * 200}, user=user)
     assert "at most 128" in response.content.decode()
@@ -466,3 +546,12 @@ def test_edit_from_a_future_version_is_refused_clearly(back_office_client, user)
     assert response.status_code == 200
     assert "reload the page" in response.context["form"].non_field_errors()[0]
     assert User.objects.get(pk=user.pk).last_name == user.last_name
+
+
+def test_a_wide_field_stays_wide_when_checked_on_its_own(back_office_client):
+    page = back_office_client.get(reverse(CREATE)).content.decode()
+    assert 'id="field-tax_value"\n     class="field span-2"' in page
+    html = validate(back_office_client, "tax_value", {"tax_value": "1"}).content.decode()
+    assert html.lstrip().startswith('<div id="field-tax_value"\n     class="field span-2')
+    html = validate(back_office_client, "first_name", {"first_name": "Ada"}).content.decode()
+    assert "span-2" not in html

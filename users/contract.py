@@ -286,6 +286,28 @@ def _plain(validator: Callable[[Any], Any]) -> Callable[[Any, CleanContext], Any
     return lambda value, context: validator(value)
 
 
+def _object(
+    validator: Callable[..., Any], parts: tuple[Part, ...]
+) -> Callable[[Any, CleanContext], Any]:
+    """A nested object's validator, told the parts' labels so its messages use them."""
+    labels = {part.key: part.label for part in parts}
+    return lambda value, context: validator(value, labels=labels)
+
+
+_ADDRESS_PARTS = (
+    Part("line1", "Street and number", "address_line1", required=True),
+    Part("line2", "Line 2", "address_line2"),
+    Part("city", "City", "address_city", required=True),
+    Part("postal_code", "Postal code", "address_postal_code", required=True),
+    Part("country_code", "Country", "address_country_code", example="BE", required=True),
+)
+_TAX_RESIDENCY_PARTS = (
+    Part("country_code", "Tax country", "tax_country_code", example="BE", required=True),
+    Part("proof_type", "Proof type", "tax_proof_type", example="NATIONAL_ID", required=True),
+    Part("value", "Tax number", "tax_value", required=True),
+)
+
+
 # --- the fields --------------------------------------------------------------------------------
 
 _FIELDS = (
@@ -530,15 +552,9 @@ _FIELDS = (
         empty=None,
         sensitive=True,
         help="Replaced whole.",
-        parts=(
-            Part("line1", "Street and number", "address_line1", required=True),
-            Part("line2", "Line 2", "address_line2"),
-            Part("city", "City", "address_city", required=True),
-            Part("postal_code", "Postal code", "address_postal_code", required=True),
-            Part("country_code", "Country", "address_country_code", example="BE", required=True),
-        ),
+        parts=_ADDRESS_PARTS,
         exported=True,
-        clean=_plain(validators.address),
+        clean=_object(validators.address, _ADDRESS_PARTS),
     ),
     Field(
         "tax_residency",
@@ -548,14 +564,8 @@ _FIELDS = (
         empty=None,
         sensitive=True,
         help="Replaced whole.",
-        parts=(
-            Part("country_code", "Tax country", "tax_country_code", example="BE", required=True),
-            Part(
-                "proof_type", "Proof type", "tax_proof_type", example="NATIONAL_ID", required=True
-            ),
-            Part("value", "Tax number", "tax_value", required=True),
-        ),
-        clean=_plain(validators.tax_residency),
+        parts=_TAX_RESIDENCY_PARTS,
+        clean=_object(validators.tax_residency, _TAX_RESIDENCY_PARTS),
     ),
     Field(
         "identity",

@@ -25,6 +25,24 @@ GROUPS: dict[str, dict[str, str]] = contract.INPUT_GROUPS
 INPUT_TO_GROUP = {name: group for group, inputs in GROUPS.items() for name in inputs}
 # Contract fields edited by one input of the same name.
 SIMPLE_FIELDS = contract.form_fields()
+# Inputs two grid columns wide, on the page and when one is checked on its own (the width must
+# not change when a field is swapped after validation).
+WIDE_INPUTS = frozenset(
+    {
+        "address_line1",
+        "address_line2",
+        "readable_by",
+        "modifiable_by",
+        "bank_account_number",
+        "tax_value",
+        "sources_of_wealth",
+        "metadata",
+        "status",
+    }
+)
+# Inputs whose check reads another input: when the first changes, the second is checked again
+# (a national phone number becomes valid, or stops being, with the residency country).
+DEPENDENT_INPUTS: dict[str, tuple[str, ...]] = {"residency_country": ("phone",)}
 # Lists typed as comma- or space-separated values.
 LIST_FIELDS = tuple(
     name

@@ -438,7 +438,10 @@ def _nested(
     optional: tuple[str, ...] = (),
     countries_in: tuple[str, ...] = (),
     max_length: int = 128,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, str] | None:
+    """A nested object's parts, each refused in the words of its label (the registry's part
+    labels when the caller passes them: "Street and number", not "Line1")."""
     if value in (None, "", {}):
         return None
     if not isinstance(value, Mapping):
@@ -448,17 +451,15 @@ def _nested(
         errors[key] = ValidationError(f"Unknown {name.lower()} field.", code="unknown")
     result: dict[str, str] = {}
     for key in (*required, *optional):
+        label = (labels or {}).get(key) or key.replace("_", " ").capitalize()
         try:
-            item = text(
-                value.get(key), max_length=max_length, field=key.replace("_", " ").capitalize()
-            )
+            item = text(value.get(key), max_length=max_length, field=label)
             if key in countries_in:
                 item = country(item)
         except ValidationError as exc:
             errors[key] = exc
             continue
         if not item and key in required:
-            label = key.replace("_", " ").capitalize()
             errors[key] = ValidationError(
                 f"{label} is required when the {name.lower()} is given.",
                 code="required",
@@ -470,22 +471,24 @@ def _nested(
     return result
 
 
-def address(value: Any) -> dict[str, str] | None:
+def address(value: Any, *, labels: Mapping[str, str] | None = None) -> dict[str, str] | None:
     return _nested(
         value,
         name="Address",
         required=("line1", "city", "postal_code", "country_code"),
         optional=("line2",),
         countries_in=("country_code",),
+        labels=labels,
     )
 
 
-def tax_residency(value: Any) -> dict[str, str] | None:
+def tax_residency(value: Any, *, labels: Mapping[str, str] | None = None) -> dict[str, str] | None:
     return _nested(
         value,
         name="Tax residency",
         required=("country_code", "proof_type", "value"),
         countries_in=("country_code",),
+        labels=labels,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
@@ -115,7 +116,7 @@ def test_open_a_version_diff(page: Page, sign_in, url, screenshot):
     # One version's own diff from the table.
     page.locator("#history .versions tbody tr").first.get_by_role("link", name="diff").click()
     expect(diff).to_contain_text("Version 3 → 4")
-    expect(diff.locator('tr[data-field="status"]')).to_contain_text("ACTIVE")
+    expect(diff.locator('tr[data-field="status"] td.new')).to_have_text("Active")  # a label
 
 
 def test_status_move_with_reason_off_flow(page: Page, sign_in, url, screenshot):
@@ -202,3 +203,53 @@ def test_detail_and_edit_work_without_javascript(browser, browser_context, sign_
     assert FeatureFlag.SELF_INVESTOR in saved.flag_names()
     assert not saved.deleted
     assert saved.last_name == "Byron"
+
+
+@pytest.mark.parametrize("width", [1000, 1280])
+def test_versions_table_shows_every_row_whole(page: Page, sign_in, url, screenshot, width):
+    admin = sign_in(Role.ADMIN)
+    admin.first_name, admin.last_name = "Maximiliana-Josephina", "Vandenberghe-Oosterlinck"
+    admin.save(update_fields=["first_name", "last_name"])
+    subject = rich_user(admin)
+    for number in range(12):
+        services.user_update(
+            user=subject,
+            data={
+                "first_name": f"Ada {number}",
+                "language": "fr-BE" if number % 2 else "nl-BE",
+                "metadata": {"crm": str(number)},
+                "nationalities": ["BE", "FR"] if number % 2 else ["BE", "NL"],
+                "address": {
+                    "line1": f"Rue de la Loi {number}",
+                    "city": "Brussels",
+                    "postal_code": "1000",
+                    "country_code": "BE",
+                },
+            },
+            actor=admin,
+        )
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(url("users:user-detail", subject.pk))
+    wrap = page.locator("#history .versions-wrap")
+    expect(wrap.locator("tbody tr")).to_have_count(13)
+    screenshot(f"versions-{width}")
+    clipped = page.evaluate(
+        """() => {
+          const wrap = document.querySelector('#history .versions-wrap');
+          const box = wrap.getBoundingClientRect();
+          const cells = [...wrap.querySelectorAll('tbody td')];
+          return {
+            sideways: wrap.scrollWidth - wrap.clientWidth,
+            cut: cells.filter((td) => td.getBoundingClientRect().right > box.right + 0.5
+                                   || td.scrollWidth > td.clientWidth + 1).length,
+          };
+        }"""
+    )
+    assert clipped == {"sideways": 0, "cut": 0}
+    # Every row can be brought into view inside its panel, the last one included.
+    last = wrap.locator("tbody tr").last
+    last.scroll_into_view_if_needed()
+    expect(last).to_be_in_viewport()
+    header = wrap.locator("thead th").first.bounding_box()
+    row = last.bounding_box()
+    assert row["y"] >= header["y"] + header["height"] - 1  # not under the sticky header

@@ -98,7 +98,8 @@ def test_edit_in_two_tabs_gets_the_conflict_on_the_stale_one(
     page.get_by_role("button", name="Save changes").click()
     conflict = page.locator(".conflict")
     expect(conflict).to_be_visible()
-    expect(conflict).to_contain_text("Someone else changed this user")
+    expect(conflict).to_contain_text("Someone else changed Grace Brewster")  # the current name
+    expect(page.get_by_role("heading", level=1)).to_have_text("Edit Grace Brewster")
     expect(conflict.locator('tr[data-field="last_name"]')).to_contain_text("Hopper")
     expect(conflict.locator('tr[data-field="last_name"]')).to_contain_text("Brewster")
     expect(conflict).to_be_focused()
@@ -113,3 +114,55 @@ def test_edit_in_two_tabs_gets_the_conflict_on_the_stale_one(
     saved = User.objects.get(pk=subject.pk)
     assert (saved.first_name, saved.last_name) == ("Amazing Grace", "Brewster")
     assert reverse("users:user-detail", args=[subject.pk]) in page.url
+
+
+WIDTHS = """() => Object.fromEntries(
+  [...document.querySelectorAll('#user-form .field')].map(
+    (el) => [el.id, Math.round(el.getBoundingClientRect().width)]))"""
+
+
+def test_phone_error_clears_once_the_residency_makes_it_valid(page: Page, sign_in, url, screenshot):
+    sign_in(Role.BACK_OFFICE)
+    page.goto(url("users:user-create"))
+    page.get_by_label("Phone").fill("0470 12 34 56")
+    page.get_by_label("Phone").press("Tab")
+    expect(field(page, "phone").locator(".errorlist")).to_be_visible()
+    expect(page.get_by_label("Phone")).to_have_attribute("aria-invalid", "true")
+
+    page.get_by_label("Residency country").fill("BE")
+    page.get_by_label("Residency country").press("Tab")
+    expect(field(page, "phone").locator(".errorlist")).to_have_count(0)
+    expect(field(page, "phone").locator(".field-ok")).to_contain_text("+32470123456")
+    expect(page.get_by_label("Phone")).not_to_have_attribute("aria-invalid", "true")
+    # The phone input is still checked on its own afterwards.
+    page.get_by_label("Phone").fill("12")
+    page.get_by_label("Phone").press("Tab")
+    expect(field(page, "phone").locator(".errorlist")).to_be_visible()
+
+
+def test_field_widths_do_not_jump_after_validation(page: Page, sign_in, url, screenshot):
+    sign_in(Role.BACK_OFFICE)
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.goto(url("users:user-create"))
+    before = page.evaluate(WIDTHS)
+    page.get_by_label("City").fill("Brussels")
+    page.get_by_label("Account number").fill("BE01234567891234")
+    page.get_by_label("Phone").fill("0470 12 34 56")
+    page.get_by_label("Nationalities").fill("XX, YY")
+    page.get_by_role("button", name="Create user").click()
+    expect(page.get_by_role("alert").filter(has_text="Not saved")).to_be_visible()
+    assert page.evaluate(WIDTHS) == before
+    # Fields checked on their own as the user leaves them, wide ones included.
+    for label, value in (("Also readable by", "nobody"), ("Tax number", "1"), ("Language", "?")):
+        page.get_by_label(label, exact=True).fill(value)
+        page.get_by_label(label, exact=True).press("Tab")
+    expect(field(page, "readable_by").locator(".errorlist")).to_be_visible()
+    expect(field(page, "language").locator(".errorlist")).to_be_visible()
+    expect(field(page, "tax_value")).not_to_have_class(re.compile("htmx-request"))
+    expect(page.get_by_role("alert").filter(has_text="Not saved")).to_be_visible()
+    expect(field(page, "address_line1").locator(".errorlist")).to_have_text(
+        "Street and number is required when the address is given."
+    )
+    after = page.evaluate(WIDTHS)
+    screenshot("form-with-errors")
+    assert {k: v for k, v in after.items() if before.get(k) != v} == {}

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from users import policy, query, selectors, services, validators
+from users import contract, policy, query, selectors, services, validators
 from users.filters import UserFilter
 from users.models import Status, User
 from users.services.factors import has_factor
@@ -179,16 +179,36 @@ def move_user(
     return moved, []
 
 
-def display(value: Any) -> str:
-    """A contract JSON value as a person reads it in a diff."""
+def display(value: Any, name: str | None = None) -> str:
+    """A contract JSON value as a person reads it in a diff.
+
+    Given the contract field, choices read as their labels (`Active`, not `ACTIVE`) and a nested
+    object's parts as the registry names them.
+    """
+    spec = contract.FIELDS.get(name) if name else None
     if value in (None, "", [], {}):
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(str(item) for item in value)
+        return ", ".join(_choice_label(spec.choices if spec else None, item) for item in value)
     if isinstance(value, dict):
-        return "; ".join(f"{key.replace('_', ' ')}: {item}" for key, item in value.items() if item)
+        parts = {part.key: part for part in spec.parts} if spec else {}
+        return "; ".join(
+            f"{parts[key].label if key in parts else key.replace('_', ' ')}: "
+            f"{_choice_label(parts[key].choices if key in parts else None, item)}"
+            for key, item in value.items()
+            if item
+        )
+    return _choice_label(spec.choices if spec else None, value)
+
+
+def _choice_label(choices: Any, value: Any) -> str:
+    if choices is not None:
+        try:
+            return str(choices(value).label)
+        except ValueError:
+            pass  # a value the choices no longer have: shown as stored
     return str(value)
 
 

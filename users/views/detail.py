@@ -56,8 +56,8 @@ def diff_rows(changes: dict[str, list[Any]]) -> list[dict[str, str]]:
         {
             "field": name,
             "label": FIELD_LABELS.get(name, name),
-            "old": display(old),
-            "new": display(new),
+            "old": display(old, name),
+            "new": display(new, name),
         }
         for name, (old, new) in changes.items()
     ]

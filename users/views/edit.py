@@ -13,12 +13,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from users import policy, selectors, services
 from users.contract import FIELD_LABELS
-from users.forms import GROUPS, INPUT_TO_GROUP, UserForm
+from users.forms import DEPENDENT_INPUTS, GROUPS, INPUT_TO_GROUP, WIDE_INPUTS, UserForm
 from users.models import User
 from users.views.common import (
     HtmxHttpRequest,
@@ -77,10 +78,10 @@ def merge_conflict(
             {
                 "field": field,
                 "label": FIELD_LABELS.get(field, field),
-                "old": display(old),
-                "new": display(new),
+                "old": display(old, field),
+                "new": display(new, field),
                 "kept": kept,
-                "yours": display(mine) if kept else "",
+                "yours": display(mine, field) if kept else "",
             }
         )
     versions = selectors.versions_since(subject, exc.expected_version)
@@ -120,6 +121,7 @@ def render_form(
         "subject": subject,
         "conflict": conflict,
         "groups": GROUPS,
+        "wide_inputs": WIDE_INPUTS,
         "action": reverse("users:user-edit", args=[subject.pk])
         if subject
         else reverse("users:user-create"),
@@ -227,17 +229,33 @@ def user_validate_field(request: HtmxHttpRequest) -> HttpResponse:
     name = request.POST.get("_field") or (request.htmx.trigger_name if request.htmx else "")
     if not name or name not in form.fields or form.fields[name].widget.is_hidden:
         return HttpResponse("Unknown field.", status=400, content_type="text/plain")
+    validate_url = reverse("users:user-validate-field") + (f"?user={subject.pk}" if subject else "")
+    html = [_checked_field(request, form, name, validate_url=validate_url)]
+    for dependent in DEPENDENT_INPUTS.get(name, ()):
+        # An input whose check reads this one is checked again and swapped out of band, so its
+        # error (or its hint) follows the new value: only when the user has typed into it.
+        field = form.fields.get(dependent)
+        if field is None or field.widget.attrs.get("readonly") or not form.data.get(dependent):
+            continue
+        html.append(_checked_field(request, form, dependent, validate_url=validate_url, oob=True))
+    return HttpResponse("".join(html))
+
+
+def _checked_field(
+    request: HtmxHttpRequest, form: UserForm, name: str, *, validate_url: str, oob: bool = False
+) -> str:
     errors, hint = form.check_input(name)
-    return render(
-        request,
+    return render_to_string(
         "users/_field.html",
         {
             "field": form[name],
             "errors": errors,
             "hint": hint,
             "validated": True,
-            "validate_url": reverse("users:user-validate-field")
-            + (f"?user={subject.pk}" if subject else ""),
+            "validate_url": validate_url,
             "in_group": name in INPUT_TO_GROUP,
+            "wide_inputs": WIDE_INPUTS,
+            "oob": oob,
         },
+        request=request,
     )

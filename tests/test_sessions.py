@@ -465,3 +465,13 @@ def test_ended_sessions_are_not_listed(admin_client, admin_user):
 )
 def test_browsers_are_named_readably(agent, label):
     assert browser_label(agent) == label
+
+
+def test_an_idle_session_opening_the_sign_in_page_gets_the_form(settings):
+    settings.SESSION_IDLE_SECONDS = 900
+    client = signed_in_client(make_console_user(Role.BACK_OFFICE))
+    move_activity_back(client, 901)
+    response = client.get(reverse("login") + "?next=/users/")
+    assert response.status_code == 200
+    assert b'name="password"' in response.content
+    assert client.get("/users/").status_code == 302

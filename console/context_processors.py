@@ -1,3 +1,5 @@
+import math
+
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -26,7 +28,7 @@ def roles(request: HttpRequest) -> dict:
             "minutes": max(1, idle // 60),
             # What is left now, and what a request surely leaves (the stored time moves on
             # at most once a minute).
-            "left": int(idle if left is None else max(0, left)),
+            "left": math.ceil(idle if left is None else max(0, left)),
             "after_request": idle - sessions.touch_granularity(),
             "warn_seconds": min(120, max(1, idle // 3)),
         },

@@ -53,11 +53,13 @@
   }
 
   function tick() {
-    const seconds = Math.ceil((deadline - Date.now()) / 1000);
-    if (seconds <= 0) {
+    const remaining = deadline - Date.now();
+    // Half a second late, so that the server surely sees the session idle too.
+    if (remaining < -500) {
       toSignIn();
       return;
     }
+    const seconds = Math.max(0, Math.ceil(remaining / 1000));
     if (seconds <= warn) show(seconds);
     else hide();
     timer = window.setTimeout(tick, 250);

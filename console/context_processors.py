@@ -1,8 +1,11 @@
+import math
+
 from django.conf import settings
 from django.http import HttpRequest
 
 from users import policy
 from users.models import Role
+from users.services import sessions
 
 
 def roles(request: HttpRequest) -> dict:
@@ -15,8 +18,20 @@ def roles(request: HttpRequest) -> dict:
         # Past the password only: the second-factor pages show no navigation.
         return {"signed_in": False}
     names = user.role_names()
+    idle = settings.SESSION_IDLE_SECONDS
+    left = sessions.idle_seconds_left(request)
     return {
         "signed_in": True,
+        # For static/console/session.js: the idle timeout and how long before it to warn.
+        "session_idle": {
+            "seconds": idle,
+            "minutes": max(1, idle // 60),
+            # What is left now, and what a request surely leaves (the stored time moves on
+            # at most once a minute).
+            "left": math.ceil(idle if left is None else max(0, left)),
+            "after_request": idle - sessions.touch_granularity(),
+            "warn_seconds": min(120, max(1, idle // 3)),
+        },
         "role_labels": [Role(name).label for name in sorted(names)],
         "may": {
             "see_users": policy.sees_everyone(user),

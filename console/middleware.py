@@ -114,6 +114,9 @@ class IdleTimeoutMiddleware:
         left = sessions.idle_seconds_left(request, now=now)
         if left is not None and left < 0:
             sessions.session_end_current(request=request, reason="idle")
+            if request.path == reverse("login"):
+                # Already on its way to sign in (session.js sends it there): let it.
+                return self.get_response(request)
             if request.headers.get("HX-Request") == "true":
                 response = HttpResponse(status=401)
                 response["HX-Redirect"] = sign_in_again_url(request)

@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.templatetags.static import static
@@ -9,7 +8,7 @@ from django.views.i18n import JavaScriptCatalog
 from django_otp_webauthn import views as webauthn_views
 
 from users.api import api
-from users.views import account, signin
+from users.views import account, sessions, signin
 
 # django-otp-webauthn's endpoints (its URL names; its scripts reverse them), with the two
 # completions that also write the security log and the time of the check (signin.py).
@@ -61,8 +60,10 @@ urlpatterns = [
     path("login/enrol/", signin.enrol, name="signin-enrol"),
     path("login/recovery-codes/", signin.recovery_codes, name="signin-recovery-codes"),
     path("webauthn/", include(webauthn_urls)),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", sessions.sign_out, name="logout"),
     path("account/factors/", account.own_factors, name="account-factors"),
+    path("account/sessions/", sessions.own_sessions, name="account-sessions"),
+    path("account/sessions/keep-alive/", sessions.keep_alive, name="account-sessions-keep-alive"),
     path("password/", account.password_change, name="password_change"),
     path("password/done/", account.password_change_done, name="password_change_done"),
     path("admin/", admin.site.urls),

@@ -172,6 +172,14 @@ def field_checked(s: Subjects, actor: User, response) -> None:
     assert response.content.decode().lstrip().startswith('<div id="field-first_name"')
 
 
+def lists_this_session(s: Subjects, actor: User, response) -> None:
+    assert "this session" in response.content.decode()
+
+
+def lists_sessions(s: Subjects, actor: User, response) -> None:
+    assert "Sessions of" in response.content.decode()
+
+
 MATRIX: dict[str, Entry] = {
     # sign-in and own account
     "favicon": Entry("GET", ALL_ROLES, status=302, public=True, notes="to the static SVG"),
@@ -186,6 +194,11 @@ MATRIX: dict[str, Entry] = {
     "signin-recovery-codes": Entry("GET", ALL_ROLES, status=302),
     "account-factors": Entry("GET", ALL_ROLES),
     "password_change": Entry("GET", ALL_ROLES),
+    # One's own sessions; "Stay signed in" of the idle warning (the plain form: back home).
+    "account-sessions": Entry("GET", ALL_ROLES, effect=lists_this_session),
+    "account-sessions-keep-alive": Entry(
+        "POST", ALL_ROLES, status=302, effect=redirects_to("users:home"), get_refused=True
+    ),
     "password_change_done": Entry("GET", ALL_ROLES),
     # A made-up link: the page that says so, for anyone.
     "users:invite-accept": Entry(
@@ -273,6 +286,10 @@ MATRIX: dict[str, Entry] = {
         effect=unlocked,
         data=lambda s: {"username": "locked@x.example"},
         get_refused=True,
+    ),
+    # Another user's sessions: admins only.
+    "users:user-sessions": Entry(
+        "GET", frozenset({ADMIN}), kwargs=lambda s: {"pk": s.user.pk}, effect=lists_sessions
     ),
     # API tokens page (the API itself is excluded above)
     "users:api-tokens": Entry("GET", frozenset({ADMIN})),

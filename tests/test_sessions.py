@@ -16,6 +16,7 @@ from tests.factories import (
 )
 from users import services
 from users.models import ApiToken, ConsoleSession, FeatureFlag, Role, SecurityEvent
+from users.selectors.sessions import browser_label
 from users.services import factors, sessions, tokens
 from users.services.security import Kind
 
@@ -265,3 +266,214 @@ def test_last_seen_is_written_at_most_once_a_minute(settings):
     move_activity_back(client, 61)
     client.get("/users/")
     assert ConsoleSession.objects.get(pk=record.pk).last_seen.year != 2020
+
+
+# --- keep-alive ----------------------------------------------------------------------------
+
+
+def test_keep_alive_extends_the_session(settings):
+    settings.SESSION_IDLE_SECONDS = 900
+    client = signed_in_client(make_console_user(Role.BACK_OFFICE))
+    move_activity_back(client, 800)
+    response = client.post(
+        reverse("account-sessions-keep-alive"), headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json()["idle_seconds_left"] > 899
+    move_activity_back(client, 850)  # 850 s after the keep-alive, 1650 after the page
+    assert client.get("/users/").status_code == 200
+
+
+def test_keep_alive_without_js_goes_back_to_the_page():
+    client = signed_in_client(make_console_user(Role.BACK_OFFICE))
+    url = reverse("account-sessions-keep-alive")
+    assert client.post(url, {"next": "/board/?q=x"})["Location"] == "/board/?q=x"
+    assert client.post(url, {"next": "https://evil.example/"})["Location"] == reverse("users:home")
+
+
+def test_keep_alive_after_the_idle_end_does_not_revive(settings):
+    settings.SESSION_IDLE_SECONDS = 900
+    client = signed_in_client(make_console_user(Role.BACK_OFFICE))
+    move_activity_back(client, 901)
+    response = client.post(
+        reverse("account-sessions-keep-alive"), headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_pages_carry_the_idle_warning_data(settings):
+    settings.SESSION_IDLE_SECONDS = 900
+    client = signed_in_client(make_console_user(Role.BACK_OFFICE))
+    html = client.get("/users/").content.decode()
+    assert 'data-session-warn-seconds="120"' in html
+    assert 'data-session-idle-seconds="840"' in html
+    assert 'role="alertdialog"' in html
+    assert "console/session.js" in html
+    assert f'action="{reverse("account-sessions-keep-alive")}"' in html
+    assert f'href="{reverse("account-sessions")}"' in html
+
+
+# --- the Sessions views --------------------------------------------------------------------
+
+
+def test_own_sessions_list_this_one_and_the_others():
+    user = make_console_user(Role.BACK_OFFICE)
+    this = signed_in_client(user)
+    signed_in_client(user)
+    ConsoleSession.objects.filter(session_key=this.session.session_key).update(
+        user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 "
+        "Firefox/128.0"
+    )
+    response = this.get(reverse("account-sessions"))
+    html = response.content.decode()
+    assert html.count('name="session"') == 2
+    assert html.count("this session") == 1
+    assert "Firefox 128 on Windows" in html
+    assert "127.0.0.1" in html
+    assert "Sign out everywhere else" in html
+
+
+def test_signing_out_another_own_session_logs_sign_out():
+    user = make_console_user(Role.BACK_OFFICE)
+    this, other = signed_in_client(user), signed_in_client(user)
+    record = ConsoleSession.objects.get(session_key=other.session.session_key)
+    response = this.post(reverse("account-sessions"), {"session": record.pk})
+    assert response.status_code == 302
+    assert not session_alive(other)
+    assert session_alive(this)
+    event = SecurityEvent.objects.get(kind=Kind.SIGN_OUT)
+    assert (event.actor, event.subject, event.detail["sessions"]) == (user, user, 1)
+
+
+def test_signing_out_this_session_from_the_list_signs_out():
+    user = make_console_user(Role.BACK_OFFICE)
+    this = signed_in_client(user)
+    record = ConsoleSession.objects.get(session_key=this.session.session_key)
+    response = this.post(reverse("account-sessions"), {"session": record.pk})
+    assert response["Location"] == reverse("login")
+    assert this.get("/users/").status_code == 302
+    assert ConsoleSession.objects.get(pk=record.pk).ended_at is not None
+
+
+def test_sign_out_everywhere_else_keeps_this_session():
+    user = make_console_user(Role.BACK_OFFICE)
+    this, second, third = (signed_in_client(user) for _ in range(3))
+    this.post(reverse("account-sessions"), {"others": "1"})
+    assert session_alive(this)
+    assert not session_alive(second)
+    assert not session_alive(third)
+    assert SecurityEvent.objects.get(kind=Kind.SIGN_OUT).detail["sessions"] == 2
+
+
+def test_someone_elses_session_id_or_garbage_changes_nothing():
+    user = make_console_user(Role.BACK_OFFICE)
+    this = signed_in_client(user)
+    stranger = signed_in_client(make_console_user(Role.BACK_OFFICE))
+    foreign = ConsoleSession.objects.get(session_key=stranger.session.session_key)
+    for value in (str(foreign.pk), "nope", "", "9" * 30):
+        response = this.post(reverse("account-sessions"), {"session": value}, follow=True)
+        assert response.status_code == 200
+        assert "That session has already ended." in response.content.decode()
+    assert session_alive(stranger)
+    assert session_alive(this)
+
+
+def test_the_sign_out_button_ends_the_record_and_logs_sign_out():
+    user = make_console_user(Role.BACK_OFFICE)
+    client = signed_in_client(user)
+    key = client.session.session_key
+    assert client.post(reverse("logout"))["Location"] == reverse("login")
+    assert ConsoleSession.objects.get(session_key=key).ended_at is not None
+    assert SecurityEvent.objects.filter(kind=Kind.SIGN_OUT, subject=user).count() == 1
+
+
+def test_an_admin_sees_and_ends_another_users_sessions(admin_client, admin_user):
+    user = make_console_user(Role.BACK_OFFICE)
+    victim = signed_in_client(user)
+    url = reverse("users:user-sessions", args=[user.pk])
+    detail = admin_client.get(reverse("users:user-detail", args=[user.pk])).content.decode()
+    assert f'href="{url}"' in detail
+    page = admin_client.get(url).content.decode()
+    assert page.count('name="session"') == 1
+    assert "this session" not in page
+    record = ConsoleSession.objects.get(user=user)
+    admin_client.post(url, {"session": record.pk})
+    assert not session_alive(victim)
+    event = SecurityEvent.objects.get(kind=Kind.SESSION_ENDED)
+    assert (event.actor, event.subject, event.detail["reason"]) == (
+        admin_user,
+        user,
+        "signed_out_by_admin",
+    )
+
+
+def test_an_admin_signs_a_user_out_of_every_session(admin_client):
+    user = make_console_user(Role.BACK_OFFICE)
+    first, second = signed_in_client(user), signed_in_client(user)
+    admin_client.post(reverse("users:user-sessions", args=[user.pk]), {"all": "1"})
+    assert not session_alive(first)
+    assert not session_alive(second)
+
+
+@pytest.mark.parametrize("role", [Role.BACK_OFFICE, Role.COMPLIANCE])
+def test_other_roles_may_not_see_anothers_sessions(role):
+    client = signed_in_client(make_console_user(role))
+    user = make_console_user(Role.BACK_OFFICE)
+    victim = signed_in_client(user)
+    url = reverse("users:user-sessions", args=[user.pk])
+    assert client.get(url).status_code == 403
+    record = ConsoleSession.objects.get(user=user)
+    assert client.post(url, {"session": record.pk}).status_code == 403
+    assert session_alive(victim)
+    detail = client.get(reverse("users:user-detail", args=[user.pk])).content.decode()
+    assert f'href="{url}"' not in detail
+
+
+def test_ones_own_user_sessions_url_goes_to_the_account_page(back_office_client, back_office_user):
+    url = reverse("users:user-sessions", args=[back_office_user.pk])
+    assert back_office_client.get(url)["Location"] == reverse("account-sessions")
+
+
+def test_ended_sessions_are_not_listed(admin_client, admin_user):
+    user = make_console_user(Role.BACK_OFFICE)
+    signed_in_client(user)
+    services.user_set_flag(user=user, flag=FeatureFlag.CONSOLE, enabled=False, actor=admin_user)
+    page = admin_client.get(reverse("users:user-sessions", args=[user.pk])).content.decode()
+    assert "No active session." in page
+
+
+@pytest.mark.parametrize(
+    ("agent", "label"),
+    [
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like "
+            "Gecko) Version/17.4 Safari/605.1.15",
+            "Safari 17 on macOS",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/124.0.0.0 Safari/537.36 Edg/124.0.0.0",
+            "Edge 124 on Windows",
+        ),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0.0.0 Safari/537.36",
+            "Chrome 131 on Linux",
+        ),
+        ("curl/8.5.0", "Unknown browser"),
+        ("", "Unknown browser"),
+    ],
+)
+def test_browsers_are_named_readably(agent, label):
+    assert browser_label(agent) == label
+
+
+def test_an_idle_session_opening_the_sign_in_page_gets_the_form(settings):
+    settings.SESSION_IDLE_SECONDS = 900
+    client = signed_in_client(make_console_user(Role.BACK_OFFICE))
+    move_activity_back(client, 901)
+    response = client.get(reverse("login") + "?next=/users/")
+    assert response.status_code == 200
+    assert b'name="password"' in response.content
+    assert client.get("/users/").status_code == 302

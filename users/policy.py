@@ -136,6 +136,12 @@ def may_manage_roles(actor: User) -> bool:
     return _has(actor, "manage_roles")
 
 
+def may_manage_sessions(actor: User, user: User) -> bool:
+    """See and sign out `user`'s sessions: one's own, or anyone's for an admin (who may take
+    roles away, which ends sessions anyway)."""
+    return actor.pk == user.pk or _has(actor, "manage_roles")
+
+
 def may_manage_tokens(actor: User) -> bool:
     """Issue and revoke API tokens (the console's tokens page)."""
     return _has(actor, "manage_api_tokens")

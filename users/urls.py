@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 
 from users.models import USER_ID_PATTERN
-from users.views import board, common, detail, edit, invite, security, tokens
+from users.views import board, common, detail, edit, invite, security, sessions, tokens
 from users.views import list as list_views
 
 
@@ -39,6 +39,7 @@ urlpatterns = [
     path("users/<user_id:pk>/diff/", detail.user_diff, name="user-diff"),
     path("users/<user_id:pk>/delete/", detail.user_delete, name="user-delete"),
     path("users/<user_id:pk>/restore/", detail.user_restore, name="user-restore"),
+    path("users/<user_id:pk>/sessions/", sessions.user_sessions, name="user-sessions"),
     # API tokens and console login invitations (users/views/tokens.py, users/views/invite.py)
     path("api-tokens/", tokens.api_tokens, name="api-tokens"),
     path("api-tokens/<int:pk>/revoke/", tokens.api_token_revoke, name="api-token-revoke"),

@@ -13,6 +13,7 @@ The session itself keeps the time of the last activity (`LAST_ACTIVITY`, for the
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from users.models import ConsoleSession, User
+from users.models import ConsoleSession, SecurityEvent, User
 from users.services.security import Kind, client_of, security_event
 
 LAST_ACTIVITY = "console_last_activity"
@@ -77,9 +78,7 @@ def session_touch(
     session = request.session
     if active:
         last = session.get(LAST_ACTIVITY)
-        # Every request of a short idle timeout (tests) counts; else once per TOUCH_SECONDS.
-        granularity = min(TOUCH_SECONDS, settings.SESSION_IDLE_SECONDS // 15)
-        if last is None or now - last >= granularity:
+        if last is None or now - last >= touch_granularity():
             session[LAST_ACTIVITY] = now
     elif session.get(LAST_ACTIVITY) is None:
         session[LAST_ACTIVITY] = now
@@ -97,6 +96,12 @@ def session_touch(
     if not updated and not ConsoleSession.objects.filter(session_key=key).exists():
         # A session signed in before these records existed: record it from now on.
         session_record(session_key=key, user=request.user, **client_of(request))
+
+
+def touch_granularity() -> int:
+    """How stale the stored activity time may get before a request moves it on: a minute, or
+    every request for a short idle timeout (tests)."""
+    return min(TOUCH_SECONDS, settings.SESSION_IDLE_SECONDS // 15)
 
 
 def session_keep_alive(*, request: HttpRequest) -> None:
@@ -122,19 +127,21 @@ def idle_seconds_left(request: HttpRequest, *, now: float | None = None) -> floa
 
 
 def session_end_current(*, request: HttpRequest, reason: str) -> None:
-    """End the request's own session (idle timeout, or signing out): the record is marked
-    ended and the session flushed (its row deleted, a new empty one for the next page)."""
+    """End the request's own session: "idle" (the timeout; a SESSION_ENDED event) or
+    "sign_out" (the person signed out; SIGN_OUT). The record is marked ended and the session
+    flushed (its row deleted, a new empty one for the next page)."""
     key = request.session.session_key
     if key:
         ConsoleSession.objects.filter(session_key=key, ended_at__isnull=True).update(
             ended_at=timezone.now()
         )
     user = getattr(request, "user", None)
-    if reason == "idle" and user is not None and user.is_authenticated:
+    if user is not None and user.is_authenticated:
+        idle = reason == "idle"
         security_event(
-            kind=Kind.SESSION_ENDED,
+            kind=Kind.SESSION_ENDED if idle else Kind.SIGN_OUT,
             request=request,
-            actor=None,
+            actor=None if idle else user,
             subject=user,
             detail={"reason": reason, "sessions": 1},
         )
@@ -149,13 +156,18 @@ def end_sessions(
     reason: str,
     request: HttpRequest | None = None,
     except_key: str | None = None,
+    session_ids: Iterable[int] | None = None,
+    kind: SecurityEvent.Kind = Kind.SESSION_ENDED,
 ) -> int:
     """End every active session of `user` (but `except_key`, the caller's own when they keep
-    it): Django's session rows are deleted, the records marked ended, one SESSION_ENDED event
-    written when any ended. Nothing else is revoked (API tokens stay). Returns how many."""
+    it; only `session_ids` when given): Django's session rows are deleted, the records marked
+    ended, one SESSION_ENDED event (SIGN_OUT when a person signs out their own) written when
+    any ended. Nothing else is revoked (API tokens stay). Returns how many."""
     records = ConsoleSession.objects.select_for_update().filter(user=user, ended_at__isnull=True)
     if except_key:
         records = records.exclude(session_key=except_key)
+    if session_ids is not None:
+        records = records.filter(pk__in=list(session_ids))
     keys = list(records.values_list("session_key", flat=True))
     if not keys:
         return 0
@@ -168,7 +180,5 @@ def end_sessions(
     }
     if except_key:
         detail["kept_current"] = True
-    security_event(
-        kind=Kind.SESSION_ENDED, request=request, actor=actor, subject=user, detail=detail
-    )
+    security_event(kind=kind, request=request, actor=actor, subject=user, detail=detail)
     return len(keys)

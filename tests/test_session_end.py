@@ -241,3 +241,13 @@ def test_htmx_csrf_failure_is_a_redirect_not_a_page_in_a_region(edited):
     assert target.path == reverse("login")
     assert parse_qs(target.query) == {"next": [page]}
     assert response.content == b""
+
+
+def test_the_edit_and_create_forms_are_kept_by_keep_js(back_office_client, edited):
+    """keep.js comes from a file (the CSP allows no inline script) and acts on data-keep."""
+    for page in (reverse("users:user-edit", args=[edited.pk]), reverse("users:user-create")):
+        html = back_office_client.get(page).content.decode()
+        assert 'src="/static/console/keep.js"' in html
+        assert 'id="user-form" class="userform" method="post"' in html
+        assert "data-keep" in html
+        assert "<script>" not in html

@@ -19,7 +19,7 @@ from django.utils.cache import add_never_cache_headers
 
 from users.services import sessions
 from users.services.factors import has_factor
-from users.views.common import sign_in_again_url
+from users.views.common import current_page, sign_in_again_url
 
 # Where a person signed in with a password only may go: the second-factor steps themselves,
 # their passkey ceremonies, signing out, and the files those pages load.
@@ -45,8 +45,11 @@ class SecondFactorMiddleware:
             and not request.path.startswith("/api/")
         ):
             step = "signin-verify" if has_factor(user) else "signin-enrol"
-            target = f"{reverse(step)}?{urlencode({'next': request.get_full_path()})}"
-            if request.headers.get("HX-Request") == "true":
+            htmx = request.headers.get("HX-Request") == "true"
+            # For htmx, back to the page it came from, not to the region's URL.
+            back = (current_page(request) or "/") if htmx else request.get_full_path()
+            target = f"{reverse(step)}?{urlencode({'next': back})}"
+            if htmx:
                 response = HttpResponse(status=401)
                 response["HX-Redirect"] = target
                 return response

@@ -166,13 +166,21 @@ def test_revoking_ones_own_console_flag_is_one_redirect(client, admin_user):
 
 
 def test_password_only_session_is_still_sent_to_the_second_factor(client):
-    """The second-factor gate comes first and keeps its own HX-Redirect."""
+    """The second-factor gate comes first, with its own HX-Redirect, back to the page the
+    request came from."""
     person = make_console_user(Role.BACK_OFFICE)
     totp_device(person)
     sign_in(client, person, second_factor=False)
-    response = client.get(reverse("users:user-list"), headers=htmx_from("/users/"))
+    page = reverse("users:user-create")
+    response = client.post(
+        reverse("users:user-validate-field"),
+        {"_field": "first_name", "first_name": "Eve"},
+        headers=htmx_from(page, "field-first_name"),
+    )
     assert response.status_code == 401
-    assert response["HX-Redirect"].startswith(reverse("signin-verify"))
+    target = urlsplit(response["HX-Redirect"])
+    assert target.path == reverse("signin-verify")
+    assert parse_qs(target.query) == {"next": [page]}
     pass_second_factor(client, person)
     assert client.get(reverse("users:user-list")).status_code == 200
 
@@ -233,3 +241,13 @@ def test_htmx_csrf_failure_is_a_redirect_not_a_page_in_a_region(edited):
     assert target.path == reverse("login")
     assert parse_qs(target.query) == {"next": [page]}
     assert response.content == b""
+
+
+def test_the_edit_and_create_forms_are_kept_by_keep_js(back_office_client, edited):
+    """keep.js comes from a file (the CSP allows no inline script) and acts on data-keep."""
+    for page in (reverse("users:user-edit", args=[edited.pk]), reverse("users:user-create")):
+        html = back_office_client.get(page).content.decode()
+        assert 'src="/static/console/keep.js"' in html
+        assert 'id="user-form" class="userform" method="post"' in html
+        assert "data-keep" in html
+        assert "<script>" not in html

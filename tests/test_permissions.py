@@ -168,6 +168,16 @@ def unlocked(s: Subjects, actor: User, response) -> None:
     assert (row.actor_id, row.username) == (actor.pk, "locked@x.example")
 
 
+def user_unlocked(s: Subjects, actor: User, response) -> None:
+    row = SecurityEvent.objects.get(kind=SecurityEvent.Kind.UNLOCKED)
+    assert (row.actor_id, row.subject_id) == (actor.pk, s.user.pk)
+
+
+def factors_were_reset(s: Subjects, actor: User, response) -> None:
+    row = SecurityEvent.objects.get(kind=SecurityEvent.Kind.FACTOR_RESET)
+    assert (row.actor_id, row.subject_id) == (actor.pk, s.user.pk)
+
+
 def field_checked(s: Subjects, actor: User, response) -> None:
     assert response.content.decode().lstrip().startswith('<div id="field-first_name"')
 
@@ -290,6 +300,19 @@ MATRIX: dict[str, Entry] = {
     # Another user's sessions: admins only.
     "users:user-sessions": Entry(
         "GET", frozenset({ADMIN}), kwargs=lambda s: {"pk": s.user.pk}, effect=lists_sessions
+    ),
+    # the sign-in region of the detail page (tests/test_unlock.py): unlock, and factor reset
+    # (GET is its confirmation; POST after step-up resets)
+    "users:user-unlock": Entry(
+        "POST",
+        frozenset({ADMIN}),
+        status=302,
+        effect=user_unlocked,
+        kwargs=user_pk,
+        get_refused=True,
+    ),
+    "users:user-factors-reset": Entry(
+        "POST", frozenset({ADMIN}), status=302, effect=factors_were_reset, kwargs=user_pk
     ),
     # API tokens page (the API itself is excluded above)
     "users:api-tokens": Entry("GET", frozenset({ADMIN})),

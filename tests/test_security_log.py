@@ -181,3 +181,10 @@ def test_csv_export_with_bad_filters_goes_back_with_a_message(admin_client):
     )
     assert response.redirect_chain[0][0].startswith(URL)
     assert "Fix the filters before exporting." in response.content.decode()
+
+
+def test_the_export_link_inside_the_swapped_region_keeps_the_filters(admin_client):
+    response = admin_client.get(
+        URL, {"kind": Kind.LOCKED_OUT}, headers={"HX-Request": "true", "HX-Target": "log-results"}
+    )
+    assert 'href="/security-log/export.csv?kind=LOCKED_OUT"' in response.content.decode()

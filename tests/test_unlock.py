@@ -5,6 +5,7 @@ per-address limit. Each unlock is an UNLOCKED row in the security log."""
 
 from __future__ import annotations
 
+import time
 from io import StringIO
 
 import pytest
@@ -13,12 +14,15 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from django.urls import reverse
+from django.utils import timezone
 
-from tests.factories import make_console_user, sign_in
+from tests.factories import make_console_user, pass_second_factor, sign_in, totp_device
 from users import policy
 from users.models import Role, SecurityEvent, User
 from users.selectors.security import address_is_locked, locked_out_until
+from users.services.factors import has_factor
 from users.services.security import account_unlock
+from users.views.common import FACTOR_VERIFIED_AT
 
 pytestmark = pytest.mark.django_db
 Kind = SecurityEvent.Kind
@@ -171,3 +175,82 @@ def test_the_command_refuses_a_bad_ip():
     with pytest.raises(CommandError, match="is not an IP address"):
         call_command("unlock_account", "a@x.example", "--ip", "nope")
     assert not SecurityEvent.objects.filter(kind=Kind.UNLOCKED).exists()
+
+
+# --- the user's detail page: unlock and factor reset (admins) ---------------------------------
+
+
+def detail(client, user) -> str:
+    return client.get(reverse("users:user-detail", args=[user.pk])).content.decode()
+
+
+def test_detail_shows_the_lockout_and_unlocks(admin_client, admin_user):
+    user = make_console_user(Role.BACK_OFFICE)
+    assert "Locked out until" not in detail(admin_client, user)
+    lock_out(user.email)
+    until = locked_out_until(user.email)
+    page = detail(admin_client, user)
+    assert f"Locked out until {timezone.localtime(until):%H:%M}" in page
+    url = reverse("users:user-unlock", args=[user.pk])
+    response = admin_client.post(url, headers={"HX-Request": "true", "HX-Target": "signin"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="signin"')
+    assert "Unlocked: they may sign in again." in html
+    assert "refresh-danger" in response.headers.get("HX-Trigger", "")
+    assert locked_out_until(user.email) is None
+    assert SecurityEvent.objects.get(kind=Kind.UNLOCKED).subject == user
+    # Without JavaScript: a redirect back to the page.
+    lock_out(user.email)
+    assert admin_client.post(url)["Location"] == reverse("users:user-detail", args=[user.pk])
+    assert locked_out_until(user.email) is None
+
+
+def test_detail_sign_in_region_is_for_admins_only(client, back_office_user):
+    user = make_console_user(Role.BACK_OFFICE)
+    lock_out(user.email)
+    sign_in(client, back_office_user)
+    page = detail(client, user)
+    assert "Locked out until" not in page
+    assert reverse("users:user-factors-reset", args=[user.pk]) not in page
+    assert client.post(reverse("users:user-unlock", args=[user.pk])).status_code == 403
+    reset = reverse("users:user-factors-reset", args=[user.pk])
+    assert client.get(reset).status_code == 403
+    assert client.post(reset).status_code == 403
+    assert locked_out_until(user.email) is not None
+
+
+def test_factor_reset_confirms_then_steps_up_then_resets(client, admin_user):
+    user = make_console_user(Role.BACK_OFFICE)
+    totp_device(user)
+    sign_in(client, admin_user)
+    url = reverse("users:user-factors-reset", args=[user.pk])
+    assert url in detail(client, user)
+    confirm = client.get(url).content.decode()
+    assert "This signs them out and they must enrol again" in confirm
+    fragment = client.get(url, headers={"HX-Request": "true", "HX-Target": "signin"})
+    assert fragment.content.decode().lstrip().startswith('<section id="signin"')
+    assert has_factor(user)
+    # An old second-factor check: step-up first, back to the confirmation.
+    session = client.session
+    session[FACTOR_VERIFIED_AT] = time.time() - 10_000
+    session.save()
+    stepped = client.post(url)
+    assert stepped["Location"].startswith(reverse("signin-verify"))
+    assert "step_up=1" in stepped["Location"]
+    assert has_factor(user)
+    assert not SecurityEvent.objects.filter(kind=Kind.FACTOR_RESET).exists()
+    pass_second_factor(client, admin_user)
+    done = client.post(url)
+    assert done["Location"] == reverse("users:user-detail", args=[user.pk])
+    assert not has_factor(user)
+    row = SecurityEvent.objects.get(kind=Kind.FACTOR_RESET)
+    assert (row.actor, row.subject) == (admin_user, user)
+
+
+def test_an_admin_does_not_reset_their_own_factors_here(client, admin_user):
+    sign_in(client, admin_user)
+    url = reverse("users:user-factors-reset", args=[admin_user.pk])
+    assert url not in detail(client, admin_user)
+    assert client.post(url).status_code == 403
+    assert has_factor(admin_user)

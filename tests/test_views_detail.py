@@ -129,6 +129,7 @@ def test_recommended_move_returns_status_region_and_refreshes_the_others(
     assert set(triggers(response)) == {
         "refresh-summary",
         "refresh-flags",
+        "refresh-signin",
         "refresh-history",
         "refresh-danger",
     }

@@ -162,6 +162,12 @@ def may_unlock(actor: User) -> bool:
     return actor.is_active and _is_admin(actor)
 
 
+def may_reset_factors(actor: User, user: User) -> bool:
+    """Remove another person's second factors (a lost phone): admins; one's own are changed on
+    one's own factors page."""
+    return actor.is_active and _is_admin(actor) and user.pk != actor.pk
+
+
 def may_change_access_lists(actor: User) -> bool:
     """Who else may read or edit a record is for role editors only: a `modifiable_by` entry
     lets one edit the record, never add others to it."""

@@ -40,6 +40,8 @@ urlpatterns = [
     path("users/<user_id:pk>/delete/", detail.user_delete, name="user-delete"),
     path("users/<user_id:pk>/restore/", detail.user_restore, name="user-restore"),
     path("users/<user_id:pk>/sessions/", sessions.user_sessions, name="user-sessions"),
+    path("users/<user_id:pk>/unlock/", detail.user_unlock, name="user-unlock"),
+    path("users/<user_id:pk>/factors/reset/", detail.user_factors_reset, name="user-factors-reset"),
     # API tokens and console login invitations (users/views/tokens.py, users/views/invite.py)
     path("api-tokens/", tokens.api_tokens, name="api-tokens"),
     path("api-tokens/<int:pk>/revoke/", tokens.api_token_revoke, name="api-token-revoke"),

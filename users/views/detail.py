@@ -22,6 +22,9 @@ from django_htmx.http import trigger_client_event
 from users import policy, selectors, services, validators
 from users.contract import FIELD_LABELS
 from users.models import FeatureFlag, Status, User
+from users.selectors.security import locked_out_until
+from users.services.factors import factor_summary, factors_reset
+from users.services.security import account_unlock
 from users.views.common import (
     HtmxHttpRequest,
     display,
@@ -36,7 +39,7 @@ from users.views.common import (
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
-REGIONS = ("summary", "status", "flags", "history", "danger")
+REGIONS = ("summary", "status", "flags", "signin", "history", "danger")
 HISTORY_LIMIT = 100
 
 
@@ -97,6 +100,18 @@ def flags_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     }
 
 
+def signin_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
+    """The sign-in region (admins): a lockout to lift, second factors to reset."""
+    if not policy.may_unlock(request.user):
+        return {"can_unlock": False, "can_reset_factors": False}
+    return {
+        "can_unlock": True,
+        "locked_until": locked_out_until(user.email or ""),
+        "can_reset_factors": policy.may_reset_factors(request.user, user),
+        "factors": factor_summary(user),
+    }
+
+
 def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     versions = selectors.recent_versions(user, limit=HISTORY_LIMIT)
     for version in versions:
@@ -149,6 +164,7 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
         "danger_errors": [],
     }
     context |= status_context(request, user)
+    context |= signin_context(request, user)
     context |= flags_context(request, user)
     if context["can_view_history"]:
         context |= history_context(request, user)
@@ -314,3 +330,36 @@ def user_restore(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         return render_region_or_page(request, user, "danger", danger_errors=errors)
     messages.success(request, "User restored.")
     return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))
+
+
+@require_POST
+@login_required
+def user_unlock(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """Lift the user's sign-in lockout (admins); logged as UNLOCKED."""
+    require(policy.may_unlock(request.user))
+    user = load_user(pk)
+    if not user.email:
+        return render_region_or_page(
+            request, user, "signin", signin_errors=["No email: no lockout."]
+        )
+    account_unlock(username=user.email, actor=request.user, request=request)
+    return region_saved(
+        request, user, "signin", "Unlocked: they may sign in again.", "signin_message"
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def user_factors_reset(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """GET asks for confirmation (works without JavaScript); POST, after step-up, removes every
+    second factor of the user (logged as FACTOR_RESET)."""
+    require(policy.may_unlock(request.user))
+    user = load_user(pk)
+    require(policy.may_reset_factors(request.user, user))
+    if request.method == "GET":
+        return render_region_or_page(request, user, "signin", confirm_factor_reset=True)
+    if needs_step_up(request):
+        return step_up_redirect(request, reverse("users:user-factors-reset", args=[user.pk]))
+    removed = factors_reset(user=user, actor=request.user, request=request)
+    message = f"Second factors reset ({removed} removed): they enrol again at their next sign-in."
+    return region_saved(request, user, "signin", message, "signin_message")

@@ -507,3 +507,30 @@ def test_nested_parts_are_refused_in_the_words_of_their_labels():
     messages = field_messages(exc)
     assert messages["line1"] == ["Street and number has 200 characters; at most 128 are allowed."]
     assert messages["postal_code"] == ["Postal code is required when the address is given."]
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("Austria", "AT"),
+        ("austria", "AT"),
+        ("AT", "AT"),
+        ("at", "AT"),
+        ("  Belgique ", "BE"),
+        ("Österreich", "AT"),
+        ("osterreich", "AT"),
+        ("BE — Belgium", "BE"),
+        ("Pays-Bas", "NL"),
+        ("aut", "AT"),
+        ("", ""),
+    ],
+)
+def test_country_from_input_reads_names_and_codes(typed, code):
+    assert validators.country_from_input(typed) == code
+
+
+def test_country_from_input_refuses_an_unknown_name():
+    exc = refused(validators.country_from_input, "Atlantis")
+    assert exc.messages == ["Not a country: 'Atlantis'. Type a name (Belgium) or an ISO code (BE)."]
+    # The API's reading stays codes only.
+    assert refused(validators.country, "Austria").code == "country"

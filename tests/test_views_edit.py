@@ -555,3 +555,69 @@ def test_a_wide_field_stays_wide_when_checked_on_its_own(back_office_client):
     assert html.lstrip().startswith('<div id="field-tax_value"\n     class="field span-2')
     html = validate(back_office_client, "first_name", {"first_name": "Ada"}).content.decode()
     assert "span-2" not in html
+
+
+def test_country_inputs_take_names_with_suggestions_and_store_codes(
+    back_office_client, back_office_user
+):
+    page = back_office_client.get(reverse(CREATE)).content.decode()
+    assert 'maxlength="2"' not in page
+    assert '<datalist id="country-options">' in page
+    assert '<option value="AT — Austria">' in page
+    for name in ("residency_country", "address_country_code", "tax_country_code"):
+        tag = page[page.index(f'name="{name}"') :]
+        assert 'list="country-options"' in tag[: tag.index(">")]
+
+    html = validate(
+        back_office_client, "residency_country", {"residency_country": "Austria"}
+    ).content.decode()
+    assert "✓ Austria" in html
+    assert "has-error" not in html[: html.index(">")]
+    html = validate(
+        back_office_client, "address_country_code", {"address_country_code": "Atlantis"}
+    ).content.decode()
+    assert "Not a country: &#x27;Atlantis&#x27;" in html
+
+    response = back_office_client.post(
+        reverse(CREATE),
+        {
+            "first_name": "Anna",
+            "last_name": "Gruber",
+            "residency_country": "austria",
+            "address_line1": "Ring 1",
+            "address_city": "Wien",
+            "address_postal_code": "1010",
+            "address_country_code": "Österreich",
+            "tax_country_code": "BE — Belgium",
+            "tax_proof_type": "TIN",
+            "tax_value": "12345",
+        },
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    created = User.objects.get(last_name="Gruber")
+    assert created.residency_country == "AT"
+    assert services.user_snapshot(created)["address"]["country_code"] == "AT"
+    assert services.user_snapshot(created)["tax_residency"]["country_code"] == "BE"
+
+
+def test_an_unknown_country_name_is_refused_and_nothing_is_saved(back_office_client):
+    response = back_office_client.post(
+        reverse(CREATE), {"first_name": "Nobody", "last_name": "X", "residency_country": "Narnia"}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["residency_country"] == [
+        "Not a country: 'Narnia'. Type a name (Belgium) or an ISO code (BE)."
+    ]
+    assert not User.objects.filter(first_name="Nobody").exists()
+
+
+def test_phone_is_read_in_a_residency_country_typed_as_a_name(back_office_client):
+    html = validate(
+        back_office_client, "phone", {"phone": "0470 12 34 56", "residency_country": "Belgique"}
+    ).content.decode()
+    assert "E.164: +32470123456" in html
+    response = validate(
+        back_office_client, "phone", {"phone": "0470 12 34 56", "residency_country": "Narnia"}
+    )
+    assert response.status_code == 200
+    assert "has-error" in response.content.decode()

@@ -382,6 +382,45 @@ def test_bulk_move_reports_per_user_errors(compliance_client, people, admin_user
     assert anna.status == Status.ACTIVE
 
 
+def test_a_moved_row_that_leaves_the_filter_is_named(compliance_client, people):
+    anna, marc = people["anna"], people["marc"]
+    query = f"status={Status.WAITING_FOR_SIGNATURE}&status={Status.WAITING_FOR_VERIFICATION}"
+    response = compliance_client.post(
+        reverse("users:user-bulk"),
+        {"action": "status", "status": Status.ACTIVE, "ids": [anna.pk], "query": query},
+        headers=HX_RESULTS,
+    )
+    html = response.content.decode()
+    assert "Moved out of this view: Anna de Vries is now Active." in html
+    assert "Anna de Vries" not in names(response)
+    assert "Marc Peeters" in names(response)
+
+    # A row that stays in the view is not announced; without JavaScript, a message says it.
+    response = compliance_client.post(
+        reverse("users:user-bulk"),
+        {
+            "action": "status",
+            "status": Status.VERIFICATION_FAILED,
+            "ids": [marc.pk],
+            "query": "residency_country=BE",
+        },
+        headers=HX_RESULTS,
+    )
+    assert "Moved out of this view" not in response.content.decode()
+    response = compliance_client.post(
+        reverse("users:user-bulk"),
+        {
+            "action": "status",
+            "status": Status.ACTIVE,
+            "ids": [marc.pk],
+            "query": query,
+            "reason": "Checked",
+        },
+        follow=True,
+    )
+    assert "Moved out of this view: Marc Peeters is now Active." in response.content.decode()
+
+
 def test_bulk_off_flow_move_with_reason(compliance_client, people):
     marc = people["marc"]
     compliance_client.post(

@@ -8,6 +8,7 @@ Nothing here saves.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from html import escape
 from typing import Any
@@ -58,8 +59,14 @@ def _text(label: str, **attrs: Any) -> forms.CharField:
     )
 
 
+# The inputs a country is typed into: a name or a code, with suggestions from a <datalist>
+# (works without JavaScript); the form reads them as ISO codes before the services see them.
+COUNTRY_INPUTS = ("residency_country", "address_country_code", "tax_country_code")
+COUNTRY_DATALIST = "country-options"
+
+
 def _country(label: str) -> forms.CharField:
-    return _text(label, autocomplete="off", maxlength="2", spellcheck="false")
+    return _text(label, autocomplete="off", spellcheck="false", list=COUNTRY_DATALIST)
 
 
 def metadata_to_text(metadata: dict[str, str] | None) -> str:
@@ -232,8 +239,13 @@ class UserForm(forms.Form):
 
     def _value(self, name: str) -> str:
         if hasattr(self, "cleaned_data") and name in self.cleaned_data:
-            return self.cleaned_data[name] or ""
-        return (self.data.get(name) or "").strip()
+            value = self.cleaned_data[name] or ""
+        else:
+            value = (self.data.get(name) or "").strip()
+        if name in COUNTRY_INPUTS:
+            # "Austria", "at", "AT — Austria": the code; an unknown name is refused here.
+            return validators.country_from_input(value, field=self.fields[name].label)
+        return value
 
     def contract_value(self, field: str) -> Any:
         """One contract field's value as the services take it (nested objects whole)."""
@@ -274,6 +286,12 @@ class UserForm(forms.Form):
             parse_metadata(self.data.get("metadata") or "")
         except ValidationError as exc:
             self.add_error("metadata", exc)
+        for name in COUNTRY_INPUTS:
+            if name in self.fields:
+                try:
+                    self._value(name)
+                except ValidationError as exc:
+                    self.add_error(name, exc)
         try:
             services.clean_user_data(self.contract_data(), user=self.user)
         except ValidationError as exc:
@@ -308,7 +326,9 @@ class UserForm(forms.Form):
             return list(exc.messages), None
         if field == "phone" and "residency_country" in self.data:
             # National numbers are read in the residency country being typed, not the stored one.
-            data["residency_country"] = self._value("residency_country")
+            # Not a country (yet): that input says so; the phone is read without it.
+            with contextlib.suppress(ValidationError):
+                data["residency_country"] = self._value("residency_country")
         try:
             cleaned = services.clean_user_data(data, user=self.user)
         except ValidationError as exc:

@@ -8,7 +8,10 @@ API all call these; none of them re-implements a rule.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import gettext
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -167,6 +170,71 @@ def country(value: Any, *, field: str = "Country") -> str:
     if _country_name(code) is None:
         raise ValidationError(f"{code} is not an ISO 3166-1 country code.", code="country")
     return code
+
+
+# Languages whose country names a person may type, besides English (the console's users
+# work in Belgium and its neighbours).
+COUNTRY_NAME_LANGUAGES = ("fr", "nl", "de")
+
+
+def _fold(text: str) -> str:
+    """Case and accents ignored: "Österreich" and "osterreich" read the same."""
+    decomposed = unicodedata.normalize("NFKD", text.strip())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    """Folded name, official name, common name (English and COUNTRY_NAME_LANGUAGES) and
+    alpha-3 code -> alpha-2 code, from pycountry's ISO 3166-1 data and translations."""
+    translations = [
+        gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
+        for language in COUNTRY_NAME_LANGUAGES
+    ]
+    names: dict[str, str] = {}
+    for entry in pycountry.countries:
+        code = entry.alpha_2
+        english = [
+            getattr(entry, attr)
+            for attr in ("name", "official_name", "common_name")
+            if getattr(entry, attr, None)
+        ]
+        for name in english:
+            names.setdefault(_fold(name), code)
+        for translation in translations:
+            for name in english:
+                names.setdefault(_fold(translation.gettext(name)), code)
+        names.setdefault(_fold(entry.alpha_3), code)
+    return names
+
+
+def country_options() -> list[tuple[str, str]]:
+    """(code, English name) of every ISO 3166-1 country, by name: the form's suggestions."""
+    return sorted(((c.alpha_2, c.name) for c in pycountry.countries), key=lambda c: c[1])
+
+
+def country_from_input(value: Any, *, field: str = "Country") -> str:
+    """A country as a person types it: a code (`AT`, `at`), a name in English or a neighbour's
+    language, case and accents ignored (`Austria`, `Österreich`, `Belgique`), or a suggestion
+    as the form offers it (`AT — Austria`); the ISO 3166-1 alpha-2 code, or "" when empty.
+
+    The API keeps taking codes only (`country`); this reading is for the console's form.
+    """
+    raw = text(value, max_length=128, field=field)
+    if not raw:
+        return ""
+    code, sep, _name = raw.partition(" — ")
+    if sep and re.fullmatch(r"[A-Za-z]{2}", code.strip()):
+        raw = code.strip()
+    if re.fullmatch(r"[A-Za-z]{2}", raw) and _country_name(raw.upper()):
+        return raw.upper()
+    found = _country_names().get(_fold(raw))
+    if found is None:
+        raise ValidationError(
+            f"Not a country: {raw!r}. Type a name (Belgium) or an ISO code (BE).",
+            code="country",
+        )
+    return found
 
 
 def countries(value: Any, *, field: str = "Nationalities") -> list[str]:

@@ -166,3 +166,28 @@ def test_field_widths_do_not_jump_after_validation(page: Page, sign_in, url, scr
     after = page.evaluate(WIDTHS)
     screenshot("form-with-errors")
     assert {k: v for k, v in after.items() if before.get(k) != v} == {}
+
+
+def test_type_a_country_name_and_it_is_stored_as_its_code(page: Page, sign_in, url, screenshot):
+    sign_in(Role.BACK_OFFICE)
+    page.goto(url("users:user-create"))
+    page.get_by_label("First name").fill("Anna")
+    page.get_by_label("Last name").fill("Gruber")
+    country = page.get_by_label("Residency country")
+    expect(country).to_have_attribute("list", "country-options")
+    expect(page.locator('#country-options option[value="AT — Austria"]')).to_have_count(1)
+    country.fill("Austria")
+    expect(country).to_have_value("Austria")  # not cut to "Au"
+    country.press("Tab")
+    expect(field(page, "residency_country").locator(".field-ok")).to_have_text("✓ Austria")
+    screenshot("country-confirmed")
+    page.get_by_label("Tax country").fill("Narnia")
+    page.get_by_label("Tax country").press("Tab")
+    expect(field(page, "tax_country_code").locator(".errorlist")).to_contain_text(
+        "Not a country: 'Narnia'"
+    )
+    page.get_by_label("Tax country").fill("")
+    page.get_by_label("Tax country").press("Tab")
+    page.get_by_role("button", name="Create user").click()
+    expect(page).to_have_url(re.compile(r"/users/U[0-9A-Z]{26}/$"))
+    assert User.objects.get(last_name="Gruber").residency_country == "AT"

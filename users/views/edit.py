@@ -17,9 +17,16 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from users import policy, selectors, services
+from users import policy, selectors, services, validators
 from users.contract import FIELD_LABELS
-from users.forms import DEPENDENT_INPUTS, GROUPS, INPUT_TO_GROUP, WIDE_INPUTS, UserForm
+from users.forms import (
+    COUNTRY_DATALIST,
+    DEPENDENT_INPUTS,
+    GROUPS,
+    INPUT_TO_GROUP,
+    WIDE_INPUTS,
+    UserForm,
+)
 from users.models import User
 from users.views.common import (
     HtmxHttpRequest,
@@ -122,6 +129,8 @@ def render_form(
         "conflict": conflict,
         "groups": GROUPS,
         "wide_inputs": WIDE_INPUTS,
+        "country_datalist": COUNTRY_DATALIST,
+        "country_options": validators.country_options(),
         "action": reverse("users:user-edit", args=[subject.pk])
         if subject
         else reverse("users:user-create"),

@@ -259,6 +259,35 @@ def _bulk_flag(
     return _for_each(users, switch)
 
 
+MOVED_OUT_NAMED = 10  # names listed one by one; the rest are counted
+
+
+def _moved_out(params: QueryDict, done: list[User], action: str) -> list[str]:
+    """What to say about changed rows the list, with its filters, no longer shows.
+
+    A row never disappears without a word: "Moved out of this view: <name> is now <status>".
+    """
+    state = list_state(params)
+    if not done or not state.is_valid or state.queryset is None:
+        return []
+    still = set(
+        state.queryset.filter(pk__in=[user.pk for user in done]).values_list("pk", flat=True)
+    )
+    gone = [user for user in done if user.pk not in still]
+    lines = []
+    for user in gone[:MOVED_OUT_NAMED]:
+        user.refresh_from_db(fields=["status"])
+        now = (
+            f"is now {user.get_status_display()}"
+            if action == "status"
+            else "no longer matches the filters"
+        )
+        lines.append(f"Moved out of this view: {user.display_name} {now}.")
+    if len(gone) > MOVED_OUT_NAMED:
+        lines.append(f"Moved out of this view: {len(gone) - MOVED_OUT_NAMED} more.")
+    return lines
+
+
 @require_POST
 @login_required
 def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
@@ -311,6 +340,7 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         report = {
             "verb": verb,
             "done": done,
+            "moved_out": _moved_out(params, done, action),
             "failed": failed,
             "missing": missing,
             "not_changed": len(failed) + len(missing),
@@ -321,6 +351,8 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         else:
             if report["done"]:
                 messages.success(request, f"{len(report['done'])} user(s) {report['verb']}.")
+            for line in report["moved_out"]:
+                messages.info(request, line)
             for user, message in report["failed"]:
                 messages.error(request, f"{user.display_name} ({user.pk}): {message}")
             for pk in report["missing"]:

@@ -341,3 +341,15 @@ def test_five_failures_in_any_spelling_of_the_address_lock_the_account(client):
     assert NEUTRAL_REFUSAL in refused.content.decode()
     assert "_auth_user_id" not in client.session
     assert Kind.LOCKED_OUT in kinds()
+
+
+def test_the_passkey_script_starts_only_after_its_translations(client):
+    # django-otp-webauthn's own tag loads the catalog "async": on a slow server its module ran
+    # first and failed with "gettext is not defined". Deferred scripts keep document order.
+    user = make_console_user(Role.COMPLIANCE)
+    password_step(client, user)
+    html = client.get(reverse("signin-enrol")).content.decode()
+    catalog = f'<script defer src="{reverse("otp_webauthn:js-i18n-catalog")}"></script>'
+    assert catalog in html
+    assert html.index(catalog) < html.index("otp_webauthn_register.js")
+    assert "async" not in html

@@ -70,9 +70,9 @@ def test_restored_edit_of_a_record_changed_meanwhile_shows_the_conflict(
 
     expect(page.get_by_label("First name")).to_have_value("Mine")
     page.get_by_role("button", name="Save changes").click()
-    expect(
-        page.get_by_text("Someone else changed this user while you were editing")
-    ).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text(
+        "Someone else changed Before Theirs while you were editing"  # the name as it is now
+    )
     stored = User.objects.get(pk=subject.pk)
     assert (stored.first_name, stored.last_name) == ("Before", "Theirs")
 

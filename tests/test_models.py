@@ -170,7 +170,14 @@ def test_is_staff_derives_from_the_admin_role(admin_user, back_office_user):
 
 
 ROLE_PERMISSIONS = {
-    Role.BACK_OFFICE: {"view_user", "add_user", "change_user", "delete_user", "export_users"},
+    Role.BACK_OFFICE: {
+        "view_user",
+        "add_user",
+        "change_user",
+        "delete_user",
+        "export_users",
+        "view_history",  # read-only (issue 11.9)
+    },
     Role.COMPLIANCE: {
         "view_user",
         "change_status",

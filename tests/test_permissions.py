@@ -121,6 +121,12 @@ def storyteller_granted(s: Subjects, actor: User, response) -> None:
     assert grant.granted_by_id == actor.pk
 
 
+def made_back_office(s: Subjects, actor: User, response) -> None:
+    assert_new_version(s.user, actor, {"roles": [[], [Role.BACK_OFFICE]]})
+    row = SecurityEvent.objects.get(kind=SecurityEvent.Kind.ROLE_GRANTED, subject=s.user)
+    assert row.actor_id == actor.pk
+
+
 def soft_deleted(s: Subjects, actor: User, response) -> None:
     after = assert_new_version(s.user, actor, {"deleted": [False, True]})
     assert after.deleted
@@ -273,7 +279,16 @@ MATRIX: dict[str, Entry] = {
         data=lambda s: {"flag": FeatureFlag.STORYTELLER, "enabled": "1"},
         get_refused=True,
     ),
-    "users:user-diff": Entry("GET", frozenset({COMPLIANCE, ADMIN}), kwargs=user_pk),
+    # GET shows the form with a choice checked (where a step-up returns); POST saves.
+    "users:user-roles": Entry(
+        "POST",
+        frozenset({ADMIN}),
+        status=302,
+        effect=made_back_office,
+        kwargs=user_pk,
+        data=lambda s: {"role": Role.BACK_OFFICE},
+    ),
+    "users:user-diff": Entry("GET", frozenset({BACK_OFFICE, COMPLIANCE, ADMIN}), kwargs=user_pk),
     # GET is the confirmation page (works without JavaScript); POST deletes.
     "users:user-delete": Entry(
         "POST", frozenset({BACK_OFFICE, ADMIN}), status=302, effect=soft_deleted, kwargs=user_pk
@@ -431,7 +446,16 @@ def test_role_url_matrix(name, role, subjects):
 
 
 # Effects that are writes: every other request must leave the audit trail as it was.
-WRITES = frozenset({moved_to_signature, storyteller_granted, soft_deleted, restored, token_revoked})
+WRITES = frozenset(
+    {
+        moved_to_signature,
+        storyteller_granted,
+        made_back_office,
+        soft_deleted,
+        restored,
+        token_revoked,
+    }
+)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in MATRIX.items() if e.get_refused))

@@ -79,7 +79,10 @@ ACTIONS: dict[str, tuple[Question, frozenset[str]]] = {
     "delete": (lambda a, s: policy.may_delete(a), frozenset({BACK_OFFICE, ADMIN})),
     "restore": (lambda a, s: policy.may_restore(a), frozenset({ADMIN})),
     "export": (lambda a, s: policy.may_export(a), frozenset({BACK_OFFICE, COMPLIANCE, ADMIN})),
-    "history": (lambda a, s: policy.may_view_history(a), frozenset({COMPLIANCE, ADMIN})),
+    "history": (
+        lambda a, s: policy.may_view_history(a),
+        frozenset({BACK_OFFICE, COMPLIANCE, ADMIN}),
+    ),
     "flags": (lambda a, s: policy.may_manage_flags(a), frozenset({ADMIN})),
     "roles": (lambda a, s: policy.may_manage_roles(a), frozenset({ADMIN})),
     # Role editors only: a modifiable_by entry never lets one change who else gets in.

@@ -131,7 +131,8 @@ def test_enrolment_is_forced_then_totp_then_recovery_codes_once(client):
     # Shown once: a reload goes on to the page.
     assert client.get(done["Location"])["Location"] == "/board/"
     assert client.get("/board/").status_code == 200
-    assert kinds() == [Kind.FACTOR_ENROLLED, Kind.SIGN_IN]
+    # The role the user was created with is logged too (ROLE_GRANTED), then their sign-in.
+    assert kinds() == [Kind.ROLE_GRANTED, Kind.FACTOR_ENROLLED, Kind.SIGN_IN]
 
 
 def test_a_wrong_enrolment_code_enrols_nothing(client):

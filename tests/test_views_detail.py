@@ -1,15 +1,26 @@
 """The user detail screen: regions, status moves, flags, history and diff, delete and restore."""
 
 import json
+import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
 
 from tests.factories import VALID_IBANS, make_console_user, make_user, sign_in
 from users import services
-from users.models import FeatureFlag, Role, Status, StatusChange, User, UserVersion
+from users.models import (
+    FeatureFlag,
+    Role,
+    SecurityEvent,
+    Status,
+    StatusChange,
+    User,
+    UserVersion,
+)
+from users.views.common import FACTOR_VERIFIED_AT
 
 pytestmark = pytest.mark.django_db
 
@@ -83,12 +94,26 @@ def test_detail_of_unknown_user_is_404(admin_client):
     assert response.status_code == 404
 
 
-def test_back_office_sees_no_history_and_gets_403_for_it(back_office_client, user):
+def test_back_office_reads_the_history(back_office_client, user):
+    # Issue 11.9: they correct records, so they see who changed what (read-only for everyone).
     html = back_office_client.get(detail_url(user)).content.decode()
-    assert 'id="history"' not in html
-    assert back_office_client.get(detail_url(user), **htmx("history")).status_code == 403
+    assert 'id="history"' in html
+    assert back_office_client.get(detail_url(user), **htmx("history")).status_code == 200
     diff = reverse("users:user-diff", args=[user.pk])
-    assert back_office_client.get(diff).status_code == 403
+    assert back_office_client.get(diff).status_code == 200
+
+
+def test_a_person_without_the_history_permission_gets_403_for_it(client, user):
+    person = make_console_user(Role.BACK_OFFICE)
+    person.user_permissions.clear()
+    Group.objects.get(name=Role.BACK_OFFICE).permissions.remove(
+        Permission.objects.get(codename="view_history")
+    )
+    sign_in(client, person)
+    html = client.get(detail_url(user)).content.decode()
+    assert 'id="history"' not in html
+    assert client.get(detail_url(user), **htmx("history")).status_code == 403
+    assert client.get(reverse("users:user-diff", args=[user.pk])).status_code == 403
 
 
 def test_object_level_readers_see_the_detail(client, db, admin_user):
@@ -129,6 +154,7 @@ def test_recommended_move_returns_status_region_and_refreshes_the_others(
     assert set(triggers(response)) == {
         "refresh-summary",
         "refresh-flags",
+        "refresh-roles",  # its form carries the version
         "refresh-signin",
         "refresh-history",
         "refresh-danger",
@@ -486,3 +512,107 @@ def test_detail_page_query_count_does_not_grow_with_history(
         )
     with django_assert_max_num_queries(baseline):
         admin_client.get(detail_url(user))
+
+
+# --- roles (issue 11.9; step-up 10.5; security log 10.7) ---------------------------------------
+
+
+def roles_url(user):
+    return reverse("users:user-roles", args=[user.pk])
+
+
+def test_everyone_who_sees_the_detail_sees_the_roles_only_admins_get_the_form(
+    client, back_office_user, admin_user
+):
+    subject = make_console_user(Role.COMPLIANCE)
+    sign_in(client, back_office_user)
+    html = client.get(detail_url(subject)).content.decode()
+    roles = html.split('id="roles"')[1].split("</section>")[0]
+    assert "<li>Compliance</li>" in roles
+    assert 'name="role"' not in roles
+    assert client.post(roles_url(subject), {"role": [Role.ADMIN]}).status_code == 403
+    assert User.objects.get(pk=subject.pk).role_names() == {Role.COMPLIANCE}
+    sign_in(client, admin_user)
+    roles = client.get(detail_url(subject)).content.decode().split('id="roles"')[1]
+    assert 'name="role" value="compliance" checked' in roles
+    assert 'name="role" value="admin">' in roles
+
+
+def test_an_admin_changes_roles_versioned_logged_and_sessions_ended(admin_client, admin_user):
+    subject = make_console_user(Role.COMPLIANCE)
+    other = Client()
+    sign_in(other, subject)
+    assert other.get("/users/").status_code == 200
+    response = admin_client.post(
+        roles_url(subject),
+        {"role": [Role.BACK_OFFICE], "expected_version": subject.version},
+        **htmx("roles"),
+    )
+    assert response.status_code == 200
+    assert "Roles saved: Back office." in response.content.decode()
+    assert response["HX-Trigger"]  # the other regions (history, summary) refresh
+    stored = User.objects.get(pk=subject.pk)
+    assert stored.role_names() == {Role.BACK_OFFICE}
+    version = UserVersion.objects.get(user=stored, version=stored.version)
+    assert version.author_id == admin_user.pk
+    assert version.changes == {"roles": [[Role.COMPLIANCE], [Role.BACK_OFFICE]]}
+    events = SecurityEvent.objects.filter(subject=stored, kind__startswith="ROLE_")
+    assert sorted((e.kind, e.detail["role"], e.actor_id) for e in events.exclude(actor=None)) == [
+        (SecurityEvent.Kind.ROLE_GRANTED, Role.BACK_OFFICE, admin_user.pk),
+        (SecurityEvent.Kind.ROLE_REVOKED, Role.COMPLIANCE, admin_user.pk),
+    ]
+    # A role taken away ends the person's sessions (10.3).
+    assert other.get("/users/").status_code == 302
+
+
+def test_changing_roles_without_javascript_redirects_with_a_message(admin_client):
+    subject = make_console_user(Role.COMPLIANCE)
+    response = admin_client.post(roles_url(subject), {"role": [Role.COMPLIANCE, Role.ADMIN]})
+    assert response.status_code == 302
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "Roles saved: Admin, Compliance." in page
+    assert User.objects.get(pk=subject.pk).role_names() == {Role.COMPLIANCE, Role.ADMIN}
+
+
+def test_an_unknown_role_or_a_stale_version_changes_nothing(admin_client):
+    subject = make_console_user(Role.COMPLIANCE)
+    bad = admin_client.post(roles_url(subject), {"role": ["root"]}, **htmx("roles"))
+    assert "Unknown role &#x27;root&#x27;." in bad.content.decode()
+    stale = admin_client.post(
+        roles_url(subject),
+        {"role": [Role.ADMIN], "expected_version": subject.version - 1 or 0},
+        **htmx("roles"),
+    )
+    assert 'role="alert"' in stale.content.decode()
+    stored = User.objects.get(pk=subject.pk)
+    assert (stored.role_names(), stored.version) == ({Role.COMPLIANCE}, subject.version)
+
+
+def test_changing_roles_asks_for_the_second_factor_after_five_minutes(admin_client):
+    subject = make_console_user(Role.COMPLIANCE)
+    session = admin_client.session
+    session[FACTOR_VERIFIED_AT] = time.time() - 301
+    session.save()
+    response = admin_client.post(roles_url(subject), {"role": [Role.ADMIN]})
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("signin-verify"))
+    assert "step_up=1" in response["Location"]
+    assert User.objects.get(pk=subject.pk).role_names() == {Role.COMPLIANCE}
+    # Back from the check: the form, the choice still checked, to save again.
+    back = parse_qs(urlsplit(response["Location"]).query)["next"][0]
+    assert back == f"{roles_url(subject)}?role=admin"
+    html = admin_client.get(back).content.decode().split('id="roles"')[1]
+    assert 'value="admin" checked' in html
+    assert 'value="compliance" checked' not in html
+    assert "save the roles again" in html
+
+
+def test_giving_up_ones_own_admin_role_asks_first(admin_client, admin_user):
+    first = admin_client.post(roles_url(admin_user), {"role": [Role.BACK_OFFICE]}, **htmx("roles"))
+    assert "Give up your own admin role?" in first.content.decode()
+    assert User.objects.get(pk=admin_user.pk).role_names() == {Role.ADMIN}
+    done = admin_client.post(
+        roles_url(admin_user), {"role": [Role.BACK_OFFICE], "confirm": "1"}, **htmx("roles")
+    )
+    assert done["HX-Redirect"] == detail_url(admin_user)
+    assert User.objects.get(pk=admin_user.pk).role_names() == {Role.BACK_OFFICE}

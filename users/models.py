@@ -192,8 +192,9 @@ class Role(models.TextChoices):
     """Console roles; each is a `Group` of the same name, created by a data migration.
 
     The table of role -> permissions is in `users/migrations/0002_roles.py` (a migration keeps
-    its own frozen copy). Only `users/policy.py` asks `user.has_perm("users.<codename>")`, never
-    a role name, so that table is the one place to change what a role may do.
+    its own frozen copy; `0010` lets back office read the history). Only `users/policy.py` asks
+    `user.has_perm("users.<codename>")`, never a role name, so the migrations are the one place
+    to change what a role may do.
     """
 
     BACK_OFFICE = "back_office", "Back office"

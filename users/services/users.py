@@ -28,6 +28,7 @@ from users.models import (
     FeatureFlag,
     FeatureFlagGrant,
     Role,
+    SecurityEvent,
     Status,
     StatusChange,
     User,
@@ -35,6 +36,7 @@ from users.models import (
     is_recommended_move,
 )
 from users.selectors.history import version_diff
+from users.services.security import security_event
 from users.services.sessions import end_sessions
 
 # Where the services read the time; seeders replaying history pass a clock of their own.
@@ -265,10 +267,18 @@ def _apply_relations(
         )
         user._flag_names = new
     if "roles" in changes:
-        groups = Group.objects.filter(name__in=changes["roles"][1])
+        old_roles, new_roles = set(changes["roles"][0] or []), set(changes["roles"][1])
+        groups = Group.objects.filter(name__in=new_roles)
         user.groups.remove(*Group.objects.filter(name__in=Role.values))
         user.groups.add(*groups)
-        user._role_names = set(changes["roles"][1])
+        user._role_names = new_roles
+        # Role changes are in the security log too (issue 10.7), whichever front end made them.
+        for kind, names in (
+            (SecurityEvent.Kind.ROLE_GRANTED, new_roles - old_roles),
+            (SecurityEvent.Kind.ROLE_REVOKED, old_roles - new_roles),
+        ):
+            for name in sorted(names):
+                security_event(kind=kind, actor=actor, subject=user, detail={"role": name})
     for name in contract.ACCESS_LIST_FIELDS:
         if name in changes:
             getattr(user, name).set(changes[name][1])

@@ -9,6 +9,7 @@ a version number or a status badge is never left stale on the page.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,7 +22,7 @@ from django_htmx.http import trigger_client_event
 
 from users import policy, selectors, services, validators
 from users.contract import FIELD_LABELS
-from users.models import FeatureFlag, Status, User
+from users.models import FeatureFlag, Role, Status, User
 from users.selectors.security import locked_out_until
 from users.services.factors import factor_summary, factors_reset
 from users.services.security import account_unlock
@@ -39,7 +40,7 @@ from users.views.common import (
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
-REGIONS = ("summary", "status", "flags", "signin", "history", "danger")
+REGIONS = ("summary", "status", "flags", "roles", "signin", "history", "danger")
 HISTORY_LIMIT = 100
 
 
@@ -97,6 +98,25 @@ def flags_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
             for flag in FeatureFlag
         ],
         "can_manage_flags": policy.may_manage_flags(request.user) and not user.deleted,
+    }
+
+
+def roles_context(request: HtmxHttpRequest, user: User, chosen: list[str] | None = None) -> dict:
+    """The roles region: what the user holds, for everyone who sees the page; a form for admins
+    (`chosen`: the roles a step-up interrupted, checked again for the person to save)."""
+    held = user.role_names()
+    checked = set(chosen) if chosen is not None else held
+    return {
+        "roles": [
+            {
+                "value": role.value,
+                "label": role.label,
+                "held": role in held,
+                "checked": role in checked,
+            }
+            for role in Role
+        ],
+        "can_manage_roles": policy.may_manage_roles(request.user) and not user.deleted,
     }
 
 
@@ -166,6 +186,7 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
     context |= status_context(request, user)
     context |= signin_context(request, user)
     context |= flags_context(request, user)
+    context |= roles_context(request, user, extra.pop("chosen_roles", None))
     if context["can_view_history"]:
         context |= history_context(request, user)
         if "diff_from" not in extra:
@@ -281,6 +302,63 @@ def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         return redirect_or_client_redirect(request, reverse("users:user-detail", args=[user.pk]))
     message = f"{FeatureFlag(flag).label} {'granted' if enabled else 'revoked'}."
     return region_saved(request, user, "flags", message, "flag_message")
+
+
+def _roles_back_url(user: User, roles: list[str]) -> str:
+    """Where a step-up returns: the roles form with the person's choice still checked."""
+    query = urlencode([("role", role) for role in roles] or [("role", "")])
+    return f"{reverse('users:user-roles', args=[user.pk])}?{query}"
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def user_roles(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """Change the user's roles (admins, issue 11.9), after a second-factor check within five
+    minutes (10.5). GET shows the form with `role` choices checked (where a step-up returns);
+    taking one's own admin role asks for confirmation first. The service versions the change,
+    logs each grant and revocation, and ends the user's sessions when a role is taken away."""
+    require(policy.may_manage_roles(request.user))
+    user = load_user(pk)
+    source = request.GET if request.method == "GET" else request.POST
+    roles = [role for role in source.getlist("role") if role]
+    if request.method == "GET":
+        notice = "Second factor checked: save the roles again." if roles or "role" in source else ""
+        return render_region_or_page(
+            request,
+            user,
+            "roles",
+            chosen_roles=roles if "role" in source else None,
+            roles_message=notice,
+        )
+    unknown = sorted(set(roles) - set(Role.values))
+    if unknown:
+        errors = [f"Unknown role {unknown[0]!r}."]
+        return render_region_or_page(request, user, "roles", role_errors=errors, chosen_roles=roles)
+    own_admin = user.pk == request.user.pk and Role.ADMIN in user.role_names() - set(roles)
+    if own_admin and request.POST.get("confirm") != "1":
+        return render_region_or_page(
+            request, user, "roles", confirm_own_admin=True, chosen_roles=roles
+        )
+    if needs_step_up(request):
+        return step_up_redirect(request, _roles_back_url(user, roles))
+    try:
+        services.user_set_roles(
+            user=user,
+            roles=roles,
+            actor=request.user,
+            expected_version=parse_version(request.POST.get("expected_version")),
+        )
+    except (ValidationError, services.StaleVersion) as exc:
+        errors = error_messages(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        user = load_user(pk)
+        return render_region_or_page(request, user, "roles", role_errors=errors, chosen_roles=roles)
+    user = load_user(pk)
+    if own_admin:
+        # One's own admin pages are gone: a full load of the page shows what is left.
+        messages.success(request, "Roles saved: you are no longer an admin.")
+        return redirect_or_client_redirect(request, reverse("users:user-detail", args=[user.pk]))
+    labels = ", ".join(Role(role).label for role in sorted(roles)) or "no console role"
+    return region_saved(request, user, "roles", f"Roles saved: {labels}.", "roles_message")
 
 
 @require_GET

@@ -3,7 +3,9 @@ throttling, step-up for sensitive actions."""
 
 from __future__ import annotations
 
+import statistics
 import time
+from unittest import mock
 from urllib.parse import urlencode
 
 import pyotp
@@ -354,3 +356,64 @@ def test_the_passkey_script_starts_only_after_its_translations(client):
     assert catalog in html
     assert html.index(catalog) < html.index("otp_webauthn_register.js")
     assert "async" not in html
+
+
+# --- no timing difference between known and unknown accounts (issue 10 acceptance) -----------
+
+ARGON2 = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+
+
+def refusal_paths(client) -> dict[str, dict[str, str]]:
+    known = make_console_user(Role.BACK_OFFICE)
+    invited = make_console_user(Role.BACK_OFFICE)
+    invited.set_unusable_password()
+    invited.save(update_fields=["password"])
+    return {
+        "known, wrong password": {"username": known.email, "password": "wrong-password-1"},
+        "unknown address": {"username": "nobody@bank.example", "password": "wrong-password-1"},
+        "invited, no password yet": {"username": invited.email, "password": "wrong-password-1"},
+    }
+
+
+def test_every_refusal_costs_one_argon2_hash(client, settings):
+    # The cost of a sign-in is the password hash; each refusal computes exactly one, so a known
+    # address, an unknown one and one without a password answer in the same time.
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+
+    settings.PASSWORD_HASHERS = ARGON2
+    paths = refusal_paths(client)
+    calls: list[str] = []
+    real_encode, real_verify = Argon2PasswordHasher.encode, Argon2PasswordHasher.verify
+
+    def counted_encode(self, *args, **kwargs):
+        calls.append("encode")
+        return real_encode(self, *args, **kwargs)
+
+    def counted_verify(self, *args, **kwargs):
+        calls.append("verify")
+        return real_verify(self, *args, **kwargs)
+
+    with (
+        mock.patch.object(Argon2PasswordHasher, "encode", counted_encode),
+        mock.patch.object(Argon2PasswordHasher, "verify", counted_verify),
+    ):
+        for name, data in paths.items():
+            calls.clear()
+            response = client.post(reverse("login"), data)
+            assert NEUTRAL_REFUSAL in response.content.decode(), name
+            assert len(calls) == 1, f"{name}: {calls}"
+
+
+def test_no_measurable_timing_difference_between_known_and_unknown_accounts(client, settings):
+    settings.PASSWORD_HASHERS = ARGON2
+    settings.AXES_ENABLED = False  # many tries in a row; lockout is tested above
+    paths = refusal_paths(client)
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(7):  # interleaved, so a busy moment of the machine hits every path alike
+        for name, data in paths.items():
+            started = time.perf_counter()
+            client.post(reverse("login"), data)
+            samples[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(times) for name, times in samples.items()}
+    fastest, slowest = min(medians.values()), max(medians.values())
+    assert slowest < fastest * 1.5, medians

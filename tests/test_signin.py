@@ -416,4 +416,5 @@ def test_no_measurable_timing_difference_between_known_and_unknown_accounts(clie
             samples[name].append(time.perf_counter() - started)
     medians = {name: statistics.median(times) for name, times in samples.items()}
     fastest, slowest = min(medians.values()), max(medians.values())
-    assert slowest < fastest * 1.5, medians
+    # A path without its hash would be ~10x faster; 2x leaves room for a busy CI machine.
+    assert slowest < fastest * 2, medians

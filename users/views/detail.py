@@ -101,7 +101,9 @@ def flags_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     }
 
 
-def roles_context(request: HtmxHttpRequest, user: User, chosen: list[str] | None = None) -> dict:
+def roles_context(
+    request: HtmxHttpRequest, user: User, chosen: list[str] | None = None
+) -> dict[str, Any]:
     """The roles region: what the user holds, for everyone who sees the page; a form for admins
     (`chosen`: the roles a step-up interrupted, checked again for the person to save)."""
     held = user.role_names()
@@ -319,21 +321,18 @@ def user_roles(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     logs each grant and revocation, and ends the user's sessions when a role is taken away."""
     require(policy.may_manage_roles(request.user))
     user = load_user(pk)
-    source = request.GET if request.method == "GET" else request.POST
-    roles = [role for role in source.getlist("role") if role]
     if request.method == "GET":
-        notice = "Second factor checked: save the roles again." if roles or "role" in source else ""
+        if "role" not in request.GET:
+            return render_region_or_page(request, user, "roles")
         return render_region_or_page(
             request,
             user,
             "roles",
-            chosen_roles=roles if "role" in source else None,
-            roles_message=notice,
+            chosen_roles=[role for role in request.GET.getlist("role") if role],
+            roles_message="Second factor checked: save the roles again.",
         )
-    unknown = sorted(set(roles) - set(Role.values))
-    if unknown:
-        errors = [f"Unknown role {unknown[0]!r}."]
-        return render_region_or_page(request, user, "roles", role_errors=errors, chosen_roles=roles)
+    # An unknown role is the service's refusal (user_set_roles), shown below like any other.
+    roles = [role for role in request.POST.getlist("role") if role]
     own_admin = user.pk == request.user.pk and Role.ADMIN in user.role_names() - set(roles)
     if own_admin and request.POST.get("confirm") != "1":
         return render_region_or_page(

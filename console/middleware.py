@@ -26,6 +26,20 @@ from users.views.common import current_page, sign_in_again_url
 OPEN_PREFIXES = ("/login/", "/logout/", "/webauthn/", "/static/", "/favicon.ico")
 
 
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def to_sign_in(request: HttpRequest, target: str) -> HttpResponse:
+    """Off to a sign-in step: htmx gets a 401 with `HX-Redirect` (a redirect would swap the
+    sign-in page into the region that asked); a plain request a redirect."""
+    if is_htmx(request):
+        response = HttpResponse(status=401)
+        response["HX-Redirect"] = target
+        return response
+    return HttpResponseRedirect(target)
+
+
 class SecondFactorMiddleware:
     """A session that passed the password but not the second factor reaches only the
     second-factor step (or, for a user without a factor, the enrolment); every other page
@@ -45,15 +59,9 @@ class SecondFactorMiddleware:
             and not request.path.startswith("/api/")
         ):
             step = "signin-verify" if has_factor(user) else "signin-enrol"
-            htmx = request.headers.get("HX-Request") == "true"
             # For htmx, back to the page it came from, not to the region's URL.
-            back = (current_page(request) or "/") if htmx else request.get_full_path()
-            target = f"{reverse(step)}?{urlencode({'next': back})}"
-            if htmx:
-                response = HttpResponse(status=401)
-                response["HX-Redirect"] = target
-                return response
-            return HttpResponseRedirect(target)
+            back = (current_page(request) or "/") if is_htmx(request) else request.get_full_path()
+            return to_sign_in(request, f"{reverse(step)}?{urlencode({'next': back})}")
         return self.get_response(request)
 
 
@@ -85,12 +93,11 @@ class SessionEndedMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
-            request.headers.get("HX-Request") == "true"
+            is_htmx(request)
             and isinstance(response, HttpResponseRedirect)
             and urlsplit(response["Location"]).path == resolve_url(settings.LOGIN_URL)
         ):
-            response = HttpResponse(status=401)
-            response["HX-Redirect"] = sign_in_again_url(request)
+            return to_sign_in(request, sign_in_again_url(request))
         return response
 
 
@@ -120,12 +127,11 @@ class IdleTimeoutMiddleware:
             if request.path == reverse("login"):
                 # Already on its way to sign in (session.js sends it there): let it.
                 return self.get_response(request)
-            if request.headers.get("HX-Request") == "true":
-                response = HttpResponse(status=401)
-                response["HX-Redirect"] = sign_in_again_url(request)
-                return response
-            target = f"{reverse('login')}?{urlencode({'next': request.get_full_path()})}"
-            return HttpResponseRedirect(target)
+            if is_htmx(request):
+                return to_sign_in(request, sign_in_again_url(request))
+            return to_sign_in(
+                request, f"{reverse('login')}?{urlencode({'next': request.get_full_path()})}"
+            )
         background = request.headers.get(BACKGROUND_HEADER) == "1"
         signed_in = not settings.CONSOLE_MFA_REQUIRED or user.is_verified()
         sessions.session_touch(request=request, active=not background, signed_in=signed_in, now=now)

@@ -86,9 +86,7 @@ def step_up_redirect(request: HtmxHttpRequest, back: str | None = None) -> HttpR
     if back is None and request.method == "GET":
         back = request.get_full_path()
     elif back is None:
-        back = request.headers.get("HX-Current-URL") or request.headers.get("Referer") or "/"
-        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-            back = "/"
+        back = current_page(request) or "/"
     target = f"{reverse('signin-verify')}?{urlencode({'next': back, 'step_up': '1'})}"
     return redirect_or_client_redirect(request, target)
 

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "django_otp_webauthn",
     "axes",
+    "pgtrigger",
     "users",
 ]
 # Seeders and the benchmark (console/devtools/): development and CI only.

@@ -19,7 +19,7 @@ from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.factories import VALID_IBANS, make_user
+from tests.factories import VALID_IBANS, behind_the_services, make_user
 from users import selectors, services
 from users.models import FeatureFlag, User
 from users.views import list as list_views
@@ -63,17 +63,18 @@ def tricky(admin_user):
         creation_datetime=WHOLE_SECOND, status_changed_at=WITH_MICROSECONDS
     )
     raw = make_user(actor=admin_user, first_name="Raw", last_name="Values", email=None, phone=None)
-    User.objects.filter(pk=raw.pk).update(
-        first_name="\tTab",
-        last_name="\rCarriage",
-        external_id=None,
-        language="+",
-        nationalities=["=BE", "NL"],
-        bank_account_number="+1234567890",
-        bank_account_number_type="ABA",
-        bank_id="@SUM(A1)",
-        bank_id_type="BIC",
-    )
+    with behind_the_services():  # values no service accepts, to test the formula guard
+        User.objects.filter(pk=raw.pk).update(
+            first_name="\tTab",
+            last_name="\rCarriage",
+            external_id=None,
+            language="+",
+            nationalities=["=BE", "NL"],
+            bank_account_number="+1234567890",
+            bank_account_number_type="ABA",
+            bank_id="@SUM(A1)",
+            bank_id_type="BIC",
+        )
     unicode = make_user(
         actor=admin_user,
         first_name="Zoë 李",

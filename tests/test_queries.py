@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import VALID_IBANS, make_user
+from tests.factories import VALID_IBANS, behind_the_services, make_user
 from users import selectors, services
 from users.models import FeatureFlag, Status, User
 
@@ -161,8 +161,9 @@ def test_status_counters_follow_every_write(admin_user):
     services.user_change_status(
         user=users[1], status=Status.INACTIVE, actor=admin_user, reason="Closed on request"
     )
-    User.objects.filter(pk=users[2].pk).update(status=Status.VERIFICATION_FAILED)
-    User.objects.filter(pk=users[3].pk).delete()
+    with behind_the_services():
+        User.objects.filter(pk=users[2].pk).update(status=Status.VERIFICATION_FAILED)
+        User.objects.filter(pk=users[3].pk).delete()
     live = User.objects.filter(deleted=False)
     expected = {status: live.filter(status=status).count() for status in Status.values}
     assert selectors.status_counts(live, all_live=True) == expected

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import make_console_user, sign_in
+from tests.factories import behind_the_services, make_console_user, sign_in
 from users.models import Role, SecurityEvent
 from users.selectors import security as selectors
 from users.services.security import security_event
@@ -22,7 +22,8 @@ URL = "/security-log/"
 def event(kind, *, at=None, **kwargs) -> SecurityEvent:
     row = security_event(kind=kind, **kwargs)
     if at is not None:
-        SecurityEvent.objects.filter(pk=row.pk).update(at=at)
+        with behind_the_services():
+            SecurityEvent.objects.filter(pk=row.pk).update(at=at)
         row.refresh_from_db()
     return row
 
@@ -128,7 +129,8 @@ def test_the_results_region_alone_for_htmx(admin_client):
 
 
 def test_pages_by_keyset(admin_client):
-    SecurityEvent.objects.all().delete()  # the fixture's own admin's role grant, newest
+    with behind_the_services():
+        SecurityEvent.objects.all().delete()  # the fixture's own admin's role grant, newest
     now = timezone.now()
     for n in range(selectors.LOG_PAGE_SIZE + 3):
         event(Kind.SIGN_IN_FAILED, username=f"u{n:03d}@x.example", at=now - dt.timedelta(minutes=n))

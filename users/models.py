@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+import pgtrigger
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -238,6 +239,102 @@ class UserManager(BaseUserManager["User"]):
         )
 
 
+# --- What the database itself refuses (PostgreSQL; django-pgtrigger, no-ops on SQLite) -------
+# The services keep these rules on every database; the triggers keep them against anything else
+# that writes (a shell's `.update()`, a plain `save()`, a script with the ORM or SQL). Each
+# refusal raises an SQLSTATE of class 23, which Django raises as `IntegrityError`.
+
+# The columns of the registry's tracked fields (`contract.TRACKED_FIELDS`, each `Field.columns`):
+# a change to any of them is a new version. The registry sits above the models, so the list is
+# written out here and `tests/test_audit_triggers.py` holds it equal to the registry.
+VERSIONED_COLUMNS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "brokerage_user_id",
+    "idp_user_id",
+    "language",
+    "status",
+    "date_of_birth",
+    "residency_country",
+    "nationalities",
+    "bank_account_number",
+    "bank_account_number_type",
+    "bank_id",
+    "bank_id_type",
+    "address",
+    "tax_residency",
+    "identity",
+    "metadata",
+    "employment_status",
+    "income_range",
+    "sources_of_wealth",
+    "industry",
+    "deleted",
+)
+
+
+def refuse(
+    *,
+    name: str,
+    operation: pgtrigger.Operation,
+    message: str,
+    errcode: str,
+    condition: pgtrigger.Condition | None = None,
+) -> pgtrigger.Trigger:
+    """A row trigger that refuses `operation` (when `condition` holds) with `message`."""
+    escaped = message.replace("'", "''")
+    return pgtrigger.Trigger(
+        name=name,
+        when=pgtrigger.Before,
+        operation=operation,
+        condition=condition,
+        func=f"RAISE EXCEPTION USING ERRCODE = '{errcode}', MESSAGE = '{escaped}';",
+    )
+
+
+def append_only(table: str) -> list[pgtrigger.Trigger]:
+    """History rows are written once: UPDATE and DELETE are refused."""
+    return [
+        refuse(
+            name="append_only",
+            operation=pgtrigger.Update | pgtrigger.Delete,
+            message=f"{table} is append-only: its rows are never changed or removed.",
+            errcode="restrict_violation",
+        )
+    ]
+
+
+def _write_once(column: str) -> str:
+    return f'(OLD."{column}" IS NOT NULL AND NEW."{column}" IS DISTINCT FROM OLD."{column}")'
+
+
+_ANY_VERSIONED_CHANGE = " OR ".join(
+    f'OLD."{column}" IS DISTINCT FROM NEW."{column}"' for column in VERSIONED_COLUMNS
+)
+USER_TRIGGERS = [
+    refuse(
+        name="email_phone_write_once",
+        operation=pgtrigger.Update,
+        condition=pgtrigger.Condition(f"({_write_once('email')} OR {_write_once('phone')})"),
+        message="email and phone are write-once: a set value is never changed.",
+        errcode="check_violation",
+    ),
+    refuse(
+        name="version_per_change",
+        operation=pgtrigger.Update,
+        condition=pgtrigger.Condition(
+            "((NEW.version IS DISTINCT FROM OLD.version AND NEW.version <> OLD.version + 1)"
+            f" OR (NEW.version = OLD.version AND ({_ANY_VERSIONED_CHANGE})))"
+        ),
+        message="A change to a user's fields raises its version by exactly one.",
+        errcode="check_violation",
+    ),
+]
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     id = models.CharField(
         primary_key=True, max_length=USER_ID_LENGTH, default=new_user_id, editable=False
@@ -310,6 +407,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     REQUIRED_FIELDS: list[str] = []
 
     class Meta:
+        triggers = USER_TRIGGERS
         ordering = ["-creation_datetime", "-id"]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
@@ -456,6 +554,7 @@ class UserVersion(models.Model):
     changes = models.JSONField(default=dict)
 
     class Meta:
+        triggers = append_only("users_userversion")
         ordering = ["user", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["user", "version"], name="user_version_unique"),
@@ -480,6 +579,7 @@ class StatusChange(models.Model):
     off_flow = models.BooleanField(default=False)
 
     class Meta:
+        triggers = append_only("users_statuschange")
         ordering = ["user", "-changed_at", "-id"]
         indexes = [models.Index(fields=["user", "-changed_at"], name="status_change_user_idx")]
         constraints = [
@@ -589,6 +689,7 @@ class SecurityEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        triggers = append_only("users_securityevent")
         ordering = ["-at", "-id"]
         indexes = [
             models.Index(fields=["-at", "-id"], name="security_event_at"),

@@ -311,8 +311,10 @@ def _write_once(column: str) -> str:
     return f'(OLD."{column}" IS NOT NULL AND NEW."{column}" IS DISTINCT FROM OLD."{column}")'
 
 
+# The chain's head moves with each version too, so a stale copy of the row cannot put it back.
 _ANY_VERSIONED_CHANGE = " OR ".join(
-    f'OLD."{column}" IS DISTINCT FROM NEW."{column}"' for column in VERSIONED_COLUMNS
+    f'OLD."{column}" IS DISTINCT FROM NEW."{column}"'
+    for column in (*VERSIONED_COLUMNS, "history_hash")
 )
 USER_TRIGGERS = [
     refuse(
@@ -399,6 +401,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     deleted = models.BooleanField(default=False)
+    # The head of the user's history chain (`users/chain.py`): the hash of the last history row.
+    history_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     objects = UserManager()
 
@@ -552,6 +556,8 @@ class UserVersion(models.Model):
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     changes = models.JSONField(default=dict)
+    # SHA-256 of the previous history row's hash and this row's content (`users/chain.py`).
+    chain_hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         triggers = append_only("users_userversion")
@@ -577,6 +583,8 @@ class StatusChange(models.Model):
     )
     reason = models.TextField(blank=True, default="")
     off_flow = models.BooleanField(default=False)
+    # SHA-256 of the previous history row's hash and this row's content (`users/chain.py`).
+    chain_hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         triggers = append_only("users_statuschange")

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from users import contract, policy, validators
+from users import chain, contract, policy, validators
 from users.contract import FIELD_LABELS, TRACKED_FIELDS, UNIQUE_FIELDS, WRITE_ONCE_FIELDS
 from users.models import (
     FeatureFlag,
@@ -319,13 +319,42 @@ def _commit_version(
         user.version += 1
     user.version_datetime = now
     user.version_authored_by_user = actor
+    # The history chain (users/chain.py): this version links to the user's last row, its status
+    # change (if any) to the version, and the user's row keeps the new head.
+    author_id = actor.pk if actor is not None else None
+    version_hash = chain.link(
+        chain.GENESIS if create else user.history_hash,
+        chain.version_content(
+            user_id=user.pk, version=user.version, at=now, author_id=author_id, changes=changes
+        ),
+    )
+    user.history_hash = version_hash
+    if status_change is not None:
+        status_change.version = user.version
+        status_change.chain_hash = user.history_hash = chain.link(
+            version_hash,
+            chain.status_content(
+                user_id=user.pk,
+                version=user.version,
+                from_status=status_change.from_status,
+                to_status=status_change.to_status,
+                at=now,
+                by_id=author_id,
+                reason=status_change.reason,
+                off_flow=status_change.off_flow,
+            ),
+        )
     _save(user, create=create)
     _apply_relations(user, changes, actor=actor, now=now)
     UserVersion.objects.create(
-        user=user, version=user.version, created_at=now, author=actor, changes=changes
+        user=user,
+        version=user.version,
+        created_at=now,
+        author=actor,
+        changes=changes,
+        chain_hash=version_hash,
     )
     if status_change is not None:
-        status_change.version = user.version
         status_change.save()
     return user
 

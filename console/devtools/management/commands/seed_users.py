@@ -37,7 +37,7 @@ from django.db import connection, transaction
 from schwifty import IBAN
 from ulid import ULID
 
-from users import contract, services
+from users import chain, contract, services
 from users.models import (
     EMPLOYED_STATUSES,
     EmploymentStatus,
@@ -61,12 +61,18 @@ YEARS_OF_HISTORY = 5
 # stands for the platform's own imports, which have no human author. The user's columns are
 # the auth ones, then every column the contract's registry stores a field in, then the record's.
 AUTH_COLUMNS = ("id", "password", "is_superuser")
-RECORD_COLUMNS = ("status_changed_at", "creation_datetime", "version", "version_datetime")
+RECORD_COLUMNS = (
+    "status_changed_at",
+    "creation_datetime",
+    "version",
+    "version_datetime",
+    "history_hash",
+)
 FIELD_COLUMNS = tuple(
     column for field in contract.FIELDS.values() if field.input for column in field.columns
 )
 USER_COLUMNS = (*AUTH_COLUMNS, *FIELD_COLUMNS, *RECORD_COLUMNS, "deleted")
-VERSION_COLUMNS = ("user_id", "version", "created_at", "changes")
+VERSION_COLUMNS = ("user_id", "version", "created_at", "changes", "chain_hash")
 STATUS_COLUMNS = (
     "user_id",
     "version",
@@ -75,6 +81,7 @@ STATUS_COLUMNS = (
     "changed_at",
     "reason",
     "off_flow",
+    "chain_hash",
 )
 GRANT_COLUMNS = ("user_id", "flag", "granted_at")
 # Below this many users, rebuilding the secondary indexes costs more than keeping them.
@@ -631,6 +638,47 @@ class _Row(SimpleNamespace):
         return tuple(getattr(self, column) for column in USER_COLUMNS)
 
 
+class _History:
+    """One user's history rows, appended to the batch in order with their chain hashes
+    (`users/chain.py`, as the services write them; the seed has no human author)."""
+
+    def __init__(self, user_id: str, batch: Batch) -> None:
+        self.user_id = user_id
+        self.batch = batch
+        self.head = chain.GENESIS
+
+    def version(self, version: int, at: dt.datetime, changes: dict) -> None:
+        content = chain.version_content(
+            user_id=self.user_id, version=version, at=at, author_id=None, changes=changes
+        )
+        self.head = chain.link(self.head, content)
+        self.batch.versions.append((self.user_id, version, at, changes, self.head))
+
+    def status_change(
+        self,
+        version: int,
+        from_status: str,
+        to_status: str,
+        at: dt.datetime,
+        reason: str,
+        off_flow: bool,
+    ) -> None:
+        content = chain.status_content(
+            user_id=self.user_id,
+            version=version,
+            from_status=from_status,
+            to_status=to_status,
+            at=at,
+            by_id=None,
+            reason=reason,
+            off_flow=off_flow,
+        )
+        self.head = chain.link(self.head, content)
+        self.batch.status_changes.append(
+            (self.user_id, version, from_status, to_status, at, reason, off_flow, self.head)
+        )
+
+
 @dataclass
 class Batch:
     users: list[tuple] = field(default_factory=list)
@@ -833,8 +881,9 @@ class UserGenerator:
             **(draw_employment(rnd) if onboarded else {}),
         }
         creation_diff = services.creation_changes(snapshot)
-        batch.versions.append((user_id, 1, created_dt, creation_diff))
-        batch.status_changes.append((user_id, 1, "", path[0], created_dt, "", False))
+        history = _History(user_id, batch)
+        history.version(1, created_dt, creation_diff)
+        history.status_change(1, "", path[0], created_dt, "", False)
         for flag in flags:
             batch.grants.append((user_id, flag, created_dt))
 
@@ -847,17 +896,13 @@ class UserGenerator:
             at = dt.datetime.fromtimestamp(moment, UTC)
             off_flow = index == off_flow_at
             reason = OFF_FLOW_REASONS[k % len(OFF_FLOW_REASONS)] if off_flow else ""
-            batch.versions.append((user_id, version, at, {"status": [from_status, to_status]}))
-            batch.status_changes.append(
-                (user_id, version, from_status, to_status, at, reason, off_flow)
-            )
+            history.version(version, at, {"status": [from_status, to_status]})
+            history.status_change(version, from_status, to_status, at, reason, off_flow)
         status_changed_at = dt.datetime.fromtimestamp(moment, UTC)
         if deleted:
             moment += (self.until - moment) * rnd()
             version += 1
-            batch.versions.append(
-                (user_id, version, dt.datetime.fromtimestamp(moment, UTC), _DELETED_DIFF)
-            )
+            history.version(version, dt.datetime.fromtimestamp(moment, UTC), _DELETED_DIFF)
         version_datetime = dt.datetime.fromtimestamp(moment, UTC)
 
         row = _Row(
@@ -868,6 +913,7 @@ class UserGenerator:
             creation_datetime=created_dt,
             version=version,
             version_datetime=version_datetime,
+            history_hash=history.head,
         )
         for name in contract.INPUT_FIELDS:
             field = contract.FIELDS[name]
@@ -976,16 +1022,18 @@ def _copy_users(rows: list[tuple]) -> str:
 
 def _copy_versions(rows: list[tuple]) -> str:
     return "".join(
-        f"{user_id}\t{version}\t{created_at.isoformat()}\t{_json(changes)}\n"
-        for user_id, version, created_at, changes in rows
+        f"{user_id}\t{version}\t{created_at.isoformat()}\t{_json(changes)}\t{chain_hash}\n"
+        for user_id, version, created_at, changes, chain_hash in rows
     )
 
 
 def _copy_status_changes(rows: list[tuple]) -> str:
     return "".join(
         f"{user_id}\t{version}\t{from_status}\t{to_status}\t{changed_at.isoformat()}\t"
-        f"{_copy_value(reason)}\t{'t' if off_flow else 'f'}\n"
-        for user_id, version, from_status, to_status, changed_at, reason, off_flow in rows
+        f"{_copy_value(reason)}\t{'t' if off_flow else 'f'}\t{chain_hash}\n"
+        for user_id, version, from_status, to_status, changed_at, reason, off_flow, chain_hash in (
+            rows
+        )
     )
 
 

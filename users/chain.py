@@ -1,0 +1,124 @@
+"""The history's hash chain: tamper evidence for the rows the database keeps append-only.
+
+Each user's history rows, in the order they were written (version 1, its status change if any,
+version 2, ...), form one chain: a row's `chain_hash` is the SHA-256 of the previous row's hash
+and this row's content, and the user's `history_hash` is the hash of the last row. A row changed
+or removed behind the application's back (triggers disabled by a database superuser, a restored
+backup edited by hand) no longer matches; `manage.py verify_audit` walks every chain and names
+the first row that does not.
+
+Pure functions over values: the services (as they write), the bulk seeder (as it generates) and
+the verification (as it reads) compute the same hashes from the same content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+GENESIS = ""  # the "previous hash" of a user's first row
+
+
+def _normal(value: Any) -> Any:
+    """JSON values as they read back from either database: tuples are lists, and a float
+    that is a whole number is that integer (PostgreSQL's jsonb prints 1e20 as digits)."""
+    if isinstance(value, Mapping):
+        return {str(key): _normal(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normal(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _instant(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def version_content(
+    *, user_id: str, version: int, at: dt.datetime, author_id: str | None, changes: Any
+) -> dict[str, Any]:
+    """What a `UserVersion` row says, as hashed."""
+    return {
+        "row": "version",
+        "user": user_id,
+        "version": version,
+        "at": _instant(at),
+        "author": author_id,
+        "changes": _normal(changes),
+    }
+
+
+def status_content(
+    *,
+    user_id: str,
+    version: int,
+    from_status: str,
+    to_status: str,
+    at: dt.datetime,
+    by_id: str | None,
+    reason: str,
+    off_flow: bool,
+) -> dict[str, Any]:
+    """What a `StatusChange` row says, as hashed."""
+    return {
+        "row": "status",
+        "user": user_id,
+        "version": version,
+        "from": from_status,
+        "to": to_status,
+        "at": _instant(at),
+        "by": by_id,
+        "reason": reason,
+        "off_flow": off_flow,
+    }
+
+
+def link(previous: str, content: Mapping[str, Any]) -> str:
+    """The hash of a row: SHA-256 over the previous row's hash and the row's canonical JSON."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
+
+
+def in_chain_order(
+    versions: Iterable[Any], status_changes: Iterable[Any]
+) -> list[tuple[Any, dict]]:
+    """One user's `UserVersion` and `StatusChange` rows (model instances, historical ones in a
+    migration too) in the order they were written, each with its content as hashed: version n,
+    then the status change that came with it."""
+    rows = [
+        (
+            (row.version, 0, row.pk),
+            row,
+            version_content(
+                user_id=row.user_id,
+                version=row.version,
+                at=row.created_at,
+                author_id=row.author_id,
+                changes=row.changes,
+            ),
+        )
+        for row in versions
+    ]
+    rows += [
+        (
+            (row.version, 1, row.pk),
+            row,
+            status_content(
+                user_id=row.user_id,
+                version=row.version,
+                from_status=row.from_status,
+                to_status=row.to_status,
+                at=row.changed_at,
+                by_id=row.changed_by_id,
+                reason=row.reason,
+                off_flow=row.off_flow,
+            ),
+        )
+        for row in status_changes
+    ]
+    rows.sort(key=lambda item: item[0])
+    return [(row, content) for _, row, content in rows]

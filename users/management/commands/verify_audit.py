@@ -1,0 +1,36 @@
+"""`manage.py verify_audit`: walk every user's history chain (`users/chain.py`) and exit
+non-zero, naming the first broken row of each user, when a row was changed, removed or added
+behind the application's back."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from users.selectors.audit import verify_history
+
+SHOWN = 20
+
+
+class Command(BaseCommand):
+    help = (
+        "Verify the hash chains of the users' history (versions and status changes); exits 1 "
+        "naming the first broken row of each user whose history no longer holds."
+    )
+
+    def handle(self, *args, **options) -> None:
+        result = verify_history()
+        if result.ok:
+            self.stdout.write(
+                f"History verified: {result.rows:,} rows in {result.users:,} users' chains hold."
+            )
+            self.stdout.write(f"Digest of the chains' heads: {result.digest}")
+            return
+        for broken in result.breaks[:SHOWN]:
+            self.stderr.write(f"BROKEN {broken}")
+        more = len(result.breaks) - SHOWN
+        if more > 0:
+            self.stderr.write(f"... and {more:,} more.")
+        raise CommandError(
+            f"The history of {len(result.breaks):,} of {result.users:,} users does not hold; "
+            f"the first broken row is {result.breaks[0]}."
+        )

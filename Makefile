@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 PG_URL ?= postgres://postgres@127.0.0.1:5432/console
 PORT ?= 8000
 
-.PHONY: codes setup run test test-pg test-browser check lint bench chromium
+.PHONY: codes setup run test test-pg test-browser check lint bench chromium screenshots
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found (pyenv install 3.13)"; exit 1; }
@@ -47,6 +47,11 @@ chromium:
 
 test-browser: setup chromium
 	$(PY) -m pytest -m browser $(PYTEST_ARGS)
+
+# Retake the README's images (docs/screenshots/) from the demo data in a throwaway database;
+# SHOTS="user-list status-board" retakes only those (console/devtools/screenshots.py).
+screenshots: setup chromium
+	$(PY) -m console.devtools.screenshots $(SHOTS)
 
 # ruff, then the import arrows (contracts in pyproject.toml, [tool.importlinter]).
 lint: setup

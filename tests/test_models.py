@@ -184,6 +184,7 @@ ROLE_PERMISSIONS = {
         "change_status_off_flow",
         "view_history",
         "export_users",
+        "export_client_file",  # a user's file as of a date (issue 13.5)
     },
     Role.ADMIN: {
         "view_user",
@@ -198,6 +199,7 @@ ROLE_PERMISSIONS = {
         "restore_user",
         "manage_roles",
         "manage_api_tokens",
+        "export_client_file",
     },
 }
 

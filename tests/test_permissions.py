@@ -196,6 +196,10 @@ def lists_sessions(s: Subjects, actor: User, response) -> None:
     assert "Sessions of" in response.content.decode()
 
 
+def shows_the_file(s: Subjects, actor: User, response) -> None:
+    assert f"Record at version {s.user.version}" in response.content.decode()
+
+
 MATRIX: dict[str, Entry] = {
     # sign-in and own account
     "favicon": Entry("GET", ALL_ROLES, status=302, public=True, notes="to the static SVG"),
@@ -315,6 +319,14 @@ MATRIX: dict[str, Entry] = {
     # Another user's sessions: admins only.
     "users:user-sessions": Entry(
         "GET", frozenset({ADMIN}), kwargs=lambda s: {"pk": s.user.pk}, effect=lists_sessions
+    ),
+    # A user's file as of a date (issue 13.5): compliance and admins.
+    "users:user-file": Entry(
+        "GET",
+        frozenset({COMPLIANCE, ADMIN}),
+        kwargs=user_pk,
+        data=lambda s: {"as_of": "2100-01-01"},
+        effect=shows_the_file,
     ),
     # the sign-in region of the detail page (tests/test_unlock.py): unlock, and factor reset
     # (GET is its confirmation; POST after step-up resets)

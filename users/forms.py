@@ -417,3 +417,26 @@ def _registry_order(declared: dict[str, forms.Field]) -> dict[str, forms.Field]:
 
 
 UserForm.base_fields = _registry_order(UserForm.base_fields)
+
+
+class ClientFileForm(forms.Form):
+    """The day a user's file is asked for, and whether as a printable page or JSON."""
+
+    as_of = forms.DateField(
+        label="As of",
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={
+            "required": "Choose the day the file is to show.",
+            "invalid": "Type a date as YYYY-MM-DD.",
+        },
+    )
+    format = forms.ChoiceField(
+        choices=[("html", "Printable page"), ("json", "JSON")], required=False, initial="html"
+    )
+
+    def clean_as_of(self):
+        value = self.cleaned_data["as_of"]
+        if value.year < 1900:
+            raise ValidationError("Choose a day from 1900 on.", code="too_early")
+        return value

@@ -461,6 +461,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             ("manage_roles", "Can grant and revoke console roles"),
             ("export_users", "Can export users as CSV"),
             ("manage_api_tokens", "Can issue and revoke API tokens"),
+            ("export_client_file", "Can download a user's file as of a date"),
         ]
 
     def __str__(self) -> str:

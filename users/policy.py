@@ -128,6 +128,12 @@ def may_view_history(actor: User) -> bool:
     return _has(actor, "view_history")
 
 
+def may_export_client_file(actor: User) -> bool:
+    """A user's whole file as of a date (record, timeline, versions, manifest): compliance and
+    admins, who answer regulators."""
+    return _has(actor, "export_client_file")
+
+
 def may_manage_flags(actor: User) -> bool:
     return _has(actor, "manage_feature_flags")
 

@@ -1,7 +1,17 @@
 from django.urls import path, register_converter
 
 from users.models import USER_ID_PATTERN
-from users.views import board, common, detail, edit, invite, security, sessions, tokens
+from users.views import (
+    board,
+    client_file,
+    common,
+    detail,
+    edit,
+    invite,
+    security,
+    sessions,
+    tokens,
+)
 from users.views import list as list_views
 
 
@@ -41,6 +51,7 @@ urlpatterns = [
     path("users/<user_id:pk>/delete/", detail.user_delete, name="user-delete"),
     path("users/<user_id:pk>/restore/", detail.user_restore, name="user-restore"),
     path("users/<user_id:pk>/sessions/", sessions.user_sessions, name="user-sessions"),
+    path("users/<user_id:pk>/file/", client_file.user_file, name="user-file"),
     path("users/<user_id:pk>/unlock/", detail.user_unlock, name="user-unlock"),
     path("users/<user_id:pk>/factors/reset/", detail.user_factors_reset, name="user-factors-reset"),
     # API tokens and console login invitations (users/views/tokens.py, users/views/invite.py)

@@ -178,6 +178,7 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
         "can_delete": policy.may_delete(request.user, user) and not user.deleted,
         "can_restore": policy.may_restore(request.user, user) and user.deleted,
         "can_view_history": policy.may_view_history(request.user),
+        "can_export_file": policy.may_export_client_file(request.user),
         # Another user's sessions (one's own are under the account menu): admins.
         "can_manage_sessions": user.pk != request.user.pk
         and policy.may_manage_sessions(request.user, user),

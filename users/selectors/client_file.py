@@ -1,0 +1,136 @@
+"""One user's file as it stood at a chosen moment (issue 13.5): every field rebuilt from the
+versions, the status timeline, every version with its author and diff, and a SHA-256 manifest of
+the contents with the chain hashes (`users/chain.py`) it was built from.
+
+The console's page and JSON download and `manage.py export_client_file` all build it here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from django.utils import timezone
+
+from users import chain, contract
+from users.models import StatusChange, User, UserVersion
+
+FORMAT = "client-file/1"
+
+
+class NotYet(ValueError):
+    """The user did not exist yet at the chosen moment."""
+
+
+def end_of_day(day: dt.date) -> dt.datetime:
+    """The first instant after `day` in the console's time zone: the file "as of" a date holds
+    everything written that day."""
+    start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min)
+    return timezone.make_aware(start, timezone.get_default_timezone())
+
+
+def _person(user: User | None) -> dict[str, str] | None:
+    if user is None:
+        return None
+    return {"id": user.pk, "name": user.display_name, "email": user.email or ""}
+
+
+def _instant(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def _sha256(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def client_file(
+    user: User, *, as_of: dt.date, generated_by: User | None, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The file of `user` at the end of `as_of` (console time zone), as JSON values.
+
+    Raises `NotYet` when the user was created after that day.
+    """
+    until = end_of_day(as_of)
+    versions = list(
+        UserVersion.objects.filter(user=user, created_at__lt=until)
+        .select_related("author")
+        .order_by("version")
+    )
+    if not versions:
+        raise NotYet(f"The user did not exist yet on {as_of.isoformat()}.")
+    status_changes = list(
+        StatusChange.objects.filter(user=user, changed_at__lt=until)
+        .select_related("changed_by")
+        .order_by("version", "id")
+    )
+    record = contract.empty_record()
+    for version in versions:
+        for name, (_, new) in version.changes.items():
+            if name in record:
+                record[name] = new
+    last = versions[-1]
+    rows = chain.in_chain_order(versions, status_changes)
+    # Recomputed, not only copied: a file built from a tampered history says so.
+    previous = chain.GENESIS
+    chain_holds = True
+    for row, content in rows:
+        previous = chain.link(previous, content)
+        chain_holds = chain_holds and previous == row.chain_hash
+    contents = {
+        "record": {
+            "id": user.pk,
+            "version": last.version,
+            "version_datetime": _instant(last.created_at),
+            "version_authored_by": _person(last.author),
+            **record,
+        },
+        "status_timeline": [
+            {
+                "version": row.version,
+                "at": _instant(row.changed_at),
+                "from": row.from_status or None,
+                "to": row.to_status,
+                "by": _person(row.changed_by),
+                "reason": row.reason,
+                "off_flow": row.off_flow,
+            }
+            for row in status_changes
+        ],
+        "versions": [
+            {
+                "version": row.version,
+                "at": _instant(row.created_at),
+                "author": _person(row.author),
+                "changes": row.changes,
+                "chain_hash": row.chain_hash,
+            }
+            for row in versions
+        ],
+    }
+    manifest = {
+        "algorithm": "SHA-256 over each section's canonical JSON (sorted keys, no spaces, UTF-8)",
+        "sections": {name: _sha256(section) for name, section in contents.items()},
+        "chain": {
+            "rows": len(rows),
+            "head": rows[-1][0].chain_hash,
+            "holds": chain_holds,
+        },
+    }
+    manifest["contents"] = _sha256(manifest["sections"])
+    return {
+        "format": FORMAT,
+        "user_id": user.pk,
+        "as_of": as_of.isoformat(),
+        "until": _instant(until),
+        "generated_at": _instant(now or timezone.now()),
+        "generated_by": _person(generated_by),
+        **contents,
+        "manifest": manifest,
+    }
+
+
+def as_json(file: dict[str, Any]) -> str:
+    return json.dumps(file, indent=2, ensure_ascii=False, sort_keys=False) + "\n"

@@ -74,9 +74,10 @@
   // --- focus after a swap (WCAG 2.4.3) ---------------------------------------------------------
   // A region replaced while the keyboard focus was in it would leave the focus on <body>. htmx
   // itself moves it to an element with the same id or to an [autofocus] one; otherwise, once
-  // the new region has settled: [data-focus-after-swap] if any; after an action (POST) the
-  // region's error, else its message; after a link (GET) the same control (same tag, text,
-  // name and value); then the error or message, the heading, the region itself.
+  // the new region has settled: after an action (POST) the region's error, else its message,
+  // else [data-focus-after-swap], else the same control (same tag, text, name and value);
+  // after a link (GET) [data-focus-after-swap] (what a Cancel returns to), the same control,
+  // the error or message; then the region's heading, the region itself.
   const pendingFocus = new Map();
 
   document.addEventListener("htmx:beforeSwap", function (event) {
@@ -117,10 +118,11 @@
 
   function focusAfterSwap(region, was) {
     const news = firstVisible(region, "[role='alert']") || firstVisible(region, "[role='status']");
-    const candidates = [firstVisible(region, "[data-focus-after-swap]")].concat(
-      was.post ? [news, counterpart(region, was)] : [counterpart(region, was), news],
-      [firstVisible(region, "h1, h2, h3"), region]
-    );
+    const marked = firstVisible(region, "[data-focus-after-swap]");
+    const candidates = (was.post
+      ? [news, marked, counterpart(region, was)]
+      : [marked, counterpart(region, was), news]
+    ).concat([firstVisible(region, "h1, h2, h3"), region]);
     const element = candidates.find(Boolean);
     if (!element.matches("a[href], button, input, select, textarea, summary, [tabindex]")) {
       element.setAttribute("tabindex", "-1");

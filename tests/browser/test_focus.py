@@ -15,6 +15,8 @@ from playwright.sync_api import Page, expect
 from tests.factories import make_user
 from users.models import FeatureFlag, Role, Status, User
 
+SETTLED = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+
 
 def test_flag_toggle_keeps_the_focus_on_the_switch(page: Page, sign_in, url, admin_user):
     sign_in(Role.ADMIN)
@@ -25,7 +27,9 @@ def test_flag_toggle_keeps_the_focus_on_the_switch(page: Page, sign_in, url, adm
     page.keyboard.press("Enter")
     expect(switch).to_have_attribute("aria-checked", "true")
     expect(switch).to_be_focused()
-    # The keyboard goes on from there: Space turns it off again.
+    # The keyboard goes on from there: Space turns it off again (once htmx has settled the new
+    # region and taken over its form; a press before that posts the form without htmx).
+    page.wait_for_function(SETTLED)
     page.keyboard.press("Space")
     expect(switch).to_have_attribute("aria-checked", "false")
     expect(switch).to_be_focused()
@@ -49,6 +53,7 @@ def test_status_move_puts_the_focus_on_its_result(page: Page, sign_in, url, admi
     assert User.objects.get(pk=subject.pk).status == Status.WAITING_FOR_SIGNATURE
 
     # A refusal: the error has the focus.
+    page.wait_for_function(SETTLED)
     page.locator("#status").get_by_text("Off-flow move…").click()
     page.locator("#status").get_by_label("Reason").fill(" ")
     page.locator("#status").get_by_role("button", name="Move off the flow").press("Enter")
@@ -95,8 +100,21 @@ def test_sort_and_page_links_keep_the_focus(page: Page, sign_in, url, admin_user
     expect(page).to_have_url(re.compile(r"sort=name"))
     expect(sort).to_be_focused()
 
+    page.wait_for_function(SETTLED)
     following = page.locator("#results").get_by_role("link", name="Next")
     following.focus()
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"page=2"))
     expect(following).to_be_focused()
+
+
+def test_cancelling_a_confirmation_returns_to_what_opened_it(page: Page, sign_in, url, admin_user):
+    sign_in(Role.BACK_OFFICE)
+    subject = make_user(actor=admin_user)
+    page.goto(url("users:user-detail", subject.pk))
+    page.get_by_role("link", name="Delete user…").press("Enter")
+    expect(page.get_by_role("button", name="Yes, delete")).to_be_focused()  # autofocus
+    page.wait_for_function(SETTLED)
+    page.get_by_role("link", name="Cancel").press("Enter")
+    expect(page.get_by_role("link", name="Delete user…")).to_be_focused()
+    assert not User.objects.get(pk=subject.pk).deleted

@@ -321,3 +321,25 @@ def test_idle_warning(page: Page, sign_in, url, settings):
     warning = page.get_by_role("alertdialog", name="Your session is about to end")
     expect(warning).to_be_visible(timeout=6000)
     check(page, "the idle warning")
+
+
+def test_admin_confirmations_on_the_detail(page: Page, sign_in, url):
+    admin = sign_in(Role.ADMIN)
+    page.goto(url("users:user-detail", admin.pk))
+    page.locator('#flags [data-flag="CONSOLE"]').click()
+    expect(page.get_by_role("alertdialog", name="Revoke your own console access?")).to_be_visible()
+    check(page, "revoking one's own console access asks first")
+    page.locator("#flags").get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("alertdialog")).to_have_count(0)
+
+    page.locator("#roles").get_by_label("Admin").uncheck()
+    page.locator("#roles").get_by_role("button", name="Save roles").click()
+    expect(page.get_by_role("alertdialog", name="Give up your own admin role?")).to_be_visible()
+    check(page, "giving up one's own admin role asks first")
+
+    staff = make_console_user(Role.BACK_OFFICE)
+    totp_device(staff)
+    page.goto(url("users:user-detail", staff.pk))
+    page.get_by_role("link", name="Reset second factors…").click()
+    expect(page.get_by_role("button", name="Yes, reset their factors")).to_be_visible()
+    check(page, "the factor reset confirmation")

@@ -118,3 +118,14 @@ def test_cancelling_a_confirmation_returns_to_what_opened_it(page: Page, sign_in
     page.get_by_role("link", name="Cancel").press("Enter")
     expect(page.get_by_role("link", name="Delete user…")).to_be_focused()
     assert not User.objects.get(pk=subject.pk).deleted
+
+
+def test_load_more_puts_the_focus_on_the_first_new_card(page: Page, sign_in, url, admin_user):
+    for n in range(27):
+        make_user(actor=admin_user, first_name="Bulk", last_name=f"Person{n:02d}")
+    sign_in(Role.BACK_OFFICE)
+    page.goto(url("users:board", q="bulk"))
+    column = page.locator(f"#column-{Status.WAITING_FOR_VERIFICATION}")
+    column.get_by_role("link", name="Load more").press("Enter")
+    expect(column.locator("[data-card]")).to_have_count(27)
+    expect(column.locator("[data-card]").nth(25).locator("a.bcard-name")).to_be_focused()

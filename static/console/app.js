@@ -71,6 +71,76 @@
     }
   });
 
+  // --- focus after a swap (WCAG 2.4.3) ---------------------------------------------------------
+  // A region replaced while the keyboard focus was in it would leave the focus on <body>. htmx
+  // itself moves it to an element with the same id or to an [autofocus] one; otherwise, once
+  // the new region has settled: after an action (POST) the region's error, else its message,
+  // else [data-focus-after-swap], else the same control (same tag, text, name and value);
+  // after a link (GET) [data-focus-after-swap] (what a Cancel returns to), the same control,
+  // the error or message; then the region's heading, the region itself.
+  const pendingFocus = new Map();
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const target = event.detail.target;
+    if (!(target instanceof Element) || !target.id) return;
+    const active = document.activeElement;
+    const source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    const inside = active && active !== document.body
+      ? target.contains(active)
+      : source instanceof Element && target.contains(source);
+    if (!inside) return;
+    const was = active && active !== document.body ? active : source;
+    pendingFocus.set(target.id, {
+      post: (event.detail.requestConfig.verb || "get") !== "get",
+      tag: was.tagName,
+      text: was.textContent.trim(),
+      name: was.getAttribute("name"),
+      value: was.getAttribute("value"),
+    });
+  });
+
+  function visible(element) {
+    return element.getClientRects().length > 0 && !element.closest("[hidden]");
+  }
+
+  function firstVisible(region, selector) {
+    return Array.from(region.querySelectorAll(selector)).find(function (element) {
+      return visible(element) && element.textContent.trim() !== "";
+    }) || null;
+  }
+
+  function counterpart(region, was) {
+    return Array.from(region.querySelectorAll(was.tag)).find(function (element) {
+      return visible(element) && !element.disabled && element.textContent.trim() === was.text
+        && element.getAttribute("name") === was.name && element.getAttribute("value") === was.value;
+    }) || null;
+  }
+
+  function focusAfterSwap(region, was) {
+    const news = firstVisible(region, "[role='alert']") || firstVisible(region, "[role='status']");
+    const marked = firstVisible(region, "[data-focus-after-swap]");
+    const candidates = (was.post
+      ? [news, marked, counterpart(region, was)]
+      : [marked, counterpart(region, was), news]
+    ).concat([firstVisible(region, "h1, h2, h3"), region]);
+    const element = candidates.find(Boolean);
+    if (!element.matches("a[href], button, input, select, textarea, summary, [tabindex]")) {
+      element.setAttribute("tabindex", "-1");
+    }
+    element.focus();
+  }
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    const target = event.detail.target;
+    if (!(target instanceof Element) || !pendingFocus.has(target.id)) return;
+    const was = pendingFocus.get(target.id);
+    pendingFocus.delete(target.id);
+    const region = document.getElementById(target.id);
+    const active = document.activeElement;
+    if (!region || (active && active !== document.body && document.contains(active))) return;
+    focusAfterSwap(region, was);
+  });
+
   // --- bulk selection --------------------------------------------------------------------------
   function bulkScope(element) {
     return element.closest("[data-bulk]") || document;

@@ -106,13 +106,14 @@ def page_problems() -> PageProblems:
 
 @pytest.fixture(autouse=True)
 def console_roles(transactional_db) -> None:
-    """The role groups, which a data migration creates and a transactional test's flush drops.
+    """The role groups, which data migrations create and a transactional test's flush drops.
 
-    Runs the migration's own function, so the role -> permission table stays in one place.
+    Runs the migrations' own functions, so the role -> permission table stays in one place.
     """
     from django.apps import apps
 
     import_module("users.migrations.0002_roles").create_roles(apps, None)
+    import_module("users.migrations.0010_back_office_reads_history").grant(apps, None)
 
 
 @pytest.fixture

@@ -158,6 +158,8 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
                     else None
                 ),
                 "remaining": count - len(cards),
+                # After "Load more", the keyboard focus goes to the first card it brought.
+                "first_new": limit - COLUMN_SIZE if limit > COLUMN_SIZE else None,
             }
         )
     return {

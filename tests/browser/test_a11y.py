@@ -249,6 +249,26 @@ def test_user_detail(page: Page, sign_in, url, role, admin_user):
         check(page, "a deleted user")
 
 
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.COMPLIANCE])
+def test_client_file(page: Page, sign_in, url, role, admin_user, page_problems):
+    """The file as of a date (issue 13.5): the form, a refused date, the file itself."""
+    sign_in(role)
+    subject = rich_user(admin_user)
+    page.goto(url("users:user-detail", subject.pk))
+    page.get_by_role("link", name="File as of a date").click()
+    check(page, "the client file's form")
+    page.get_by_label("As of").fill("2001-01-01")
+    page_problems.allow(r"status of 400")
+    page.get_by_role("button", name="Show the file").click()
+    expect(page.get_by_role("alert")).to_contain_text("did not exist yet on 2001-01-01")
+    check(page, "a date before the user existed")
+    page.get_by_label("As of").fill("2100-01-01")
+    page.get_by_role("button", name="Show the file").click()
+    expect(page.get_by_role("heading", name=re.compile("Record at version"))).to_be_visible()
+    expect(page.locator("#h-manifest")).to_be_visible()
+    check(page, "the client file")
+
+
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.BACK_OFFICE])
 def test_create_and_edit(page: Page, sign_in, url, role, browser_context):
     actor = sign_in(role)

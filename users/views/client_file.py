@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from users import policy
-from users.contract import FIELD_LABELS
+from users.contract import FIELD_LABELS, TRACKED_FIELDS
 from users.forms import ClientFileForm
 from users.selectors.client_file import NotYet, as_json, client_file
 from users.views.common import HtmxHttpRequest, display, load_user, require
@@ -51,7 +51,7 @@ def user_file(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         "form": form,
         "file": file,
         "record_rows": [
-            (label, display(file["record"].get(name), name)) for name, label in FIELD_LABELS.items()
+            (FIELD_LABELS[name], display(file["record"][name], name)) for name in TRACKED_FIELDS
         ],
         "timeline": [
             {**row, "from": display(row["from"], "status"), "to": display(row["to"], "status")}

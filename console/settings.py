@@ -274,9 +274,32 @@ AXES_LOCKOUT_CALLABLE = "console.auth.lockout_response"
 AXES_VERBOSE = False
 AXES_ENABLE_ADMIN = False
 
+
 # Product settings.
-# Cards on the status board waiting longer than this many hours in their status are marked.
-BOARD_SLA_HOURS = int(os.environ.get("BOARD_SLA_HOURS", "72"))
+# The onboarding SLA (users/sla.py): a target in business hours (weekday hours, console time
+# zone) per status, as STATUS=HOURS pairs; a status not named has none. Cards past SLA_AT_RISK of
+# their target are marked at risk, past the target breached. The status names are checked by
+# users.sla's system check.
+def sla_targets(text: str) -> dict[str, float]:
+    targets: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        status, _, hours = item.partition("=")
+        try:
+            value = float(hours)
+        except ValueError:
+            value = 0.0
+        if not status.strip() or value <= 0:
+            raise ImproperlyConfigured(
+                f"SLA_TARGET_HOURS: {item!r} is not STATUS=HOURS with HOURS above 0."
+            )
+        targets[status.strip().upper()] = value
+    return targets
+
+
+SLA_TARGET_HOURS = sla_targets(
+    os.environ.get("SLA_TARGET_HOURS", "WAITING_FOR_VERIFICATION=48,VERIFICATION_FAILED=24")
+)
+SLA_AT_RISK = 0.75
 # The region a national phone number typed in the list's search is read in (ISO 3166 alpha-2),
 # unless a residency country is filtered on; empty: every region the number is valid in.
 DEFAULT_PHONE_REGION = os.environ.get("DEFAULT_PHONE_REGION", "BE").strip().upper()

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_console_user, make_user, sign_in
-from users import services
+from users import services, sla
 from users.models import FeatureFlag, Role, Status, StatusChange, User
 from users.views import board as board_views
 
@@ -86,16 +86,33 @@ def test_list_filters_apply_to_the_board(back_office_client, waiting, admin_user
     ]
 
 
-def test_longest_waiting_first_and_sla_mark(back_office_client, waiting, admin_user, settings):
-    settings.BOARD_SLA_HOURS = 48
+def test_longest_waiting_first_and_sla_marks(back_office_client, waiting, admin_user, settings):
+    """Business hours: a week is 120 of them; 40 of 48 is at risk (past 75 %)."""
+    settings.SLA_TARGET_HOURS = {Status.WAITING_FOR_VERIFICATION: 48}
+    now = timezone.now()
     old = make_user(actor=admin_user, first_name="Olga", last_name="Overdue")
-    User.objects.filter(pk=old.pk).update(status_changed_at=timezone.now() - dt.timedelta(days=3))
+    risky = make_user(actor=admin_user, first_name="Rita", last_name="Risky")
+    User.objects.filter(pk=old.pk).update(status_changed_at=now - dt.timedelta(days=7))
+    User.objects.filter(pk=risky.pk).update(status_changed_at=sla.back(now, hours=40))
     response = back_office_client.get(BOARD, {"q": "a"})
     cards = column(response, Status.WAITING_FOR_VERIFICATION)["cards"]
     assert cards[0].pk == old.pk
-    assert cards[0].overdue
-    assert not next(c for c in cards if c.pk == waiting.pk).overdue
-    assert "more than 48 h" in response.content.decode()
+    assert cards[0].sla == "breached"
+    assert next(c for c in cards if c.pk == risky.pk).sla == "at_risk"
+    assert next(c for c in cards if c.pk == waiting.pk).sla == ""
+    html = response.content.decode()
+    assert "Waiting for verification 48 h" in html
+    assert "SLA breached" in html
+    assert "SLA at risk" in html
+
+
+def test_staff_are_not_onboarding_cases(back_office_client, back_office_user, admin_user, waiting):
+    """Console staff (anyone with a role) stay off the board and out of its counts."""
+    response = back_office_client.get(BOARD)
+    col = column(response, Status.WAITING_FOR_VERIFICATION)
+    assert [c.pk for c in col["cards"]] == [waiting.pk]
+    assert col["count"] == 1
+    assert User.objects.filter(status=Status.WAITING_FOR_VERIFICATION).count() == 3
 
 
 def test_load_more(back_office_client, admin_user, monkeypatch):

@@ -13,6 +13,11 @@ class UsersConfig(AppConfig):
         from users.services import user_create
 
         UserManager.create_service = staticmethod(user_create)
+        from django.core import checks
+
+        from users.sla import check_targets
+
+        checks.register(check_targets)
         connection_created.connect(_register_sqlite_functions)
 
 

@@ -108,7 +108,7 @@ class Card(TemplateRow):
     move_url: str
     since: str  # time in this status, "3 d 4 h"
     since_title: str  # the moment it entered it, local time
-    overdue: bool
+    sla: str  # "", "at_risk" or "breached" (users/sla.py)
     flags_html: str  # the flag badges, rendered once per combination of flags
 
 

@@ -8,16 +8,28 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, QuerySet
 
-from users.models import Status, User
+from users.models import Role, Status, User
 from users.selectors.users import flags_of
 
 
+def _staff() -> QuerySet:
+    """The ids of console staff (anyone holding a role): people who work the onboarding, not
+    cases of it."""
+    return User.groups.through.objects.filter(group__name__in=Role.values).values("user_id")
+
+
+def onboarding_cases(qs: QuerySet[User]) -> QuerySet[User]:
+    """`qs` without the console's staff: the board shows clients only."""
+    return qs.exclude(pk__in=_staff())
+
+
 def status_counts(qs: QuerySet[User], *, all_live: bool = False) -> dict[str, int]:
-    """Users per status for the board's column heads, in one grouped query.
+    """Onboarding cases (staff left out) per status for the board's column heads.
 
     `all_live=True` says that `qs` is every user not deleted (an unfiltered board). On
     PostgreSQL the counts then come from `users_status_count`, kept up to date by triggers
-    (migration 0004): a grouped count over a million rows is a full scan, 0.3-0.9 s here.
+    (migration 0004), less the few live staff (one small query): a grouped count over a
+    million rows is a full scan, 0.3-0.9 s here. Otherwise one grouped query.
     """
     counts = {status: 0 for status in Status.values}
     if all_live and connection.vendor == "postgresql":
@@ -26,8 +38,11 @@ def status_counts(qs: QuerySet[User], *, all_live: bool = False) -> dict[str, in
             for status, n in cursor.fetchall():
                 if status in counts:
                     counts[status] = n
+        staff = User.objects.filter(deleted=False, pk__in=_staff())
+        for row in staff.order_by().values("status").annotate(n=Count("pk")):
+            counts[row["status"]] -= row["n"]
         return counts
-    for row in qs.order_by().values("status").annotate(n=Count("pk")):
+    for row in onboarding_cases(qs).order_by().values("status").annotate(n=Count("pk")):
         counts[row["status"]] = row["n"]
     return counts
 
@@ -61,13 +76,16 @@ class CardRow:
 
 
 def board_columns(qs: QuerySet[User], limits: dict[str, int]) -> dict[str, list[CardRow]]:
-    """For each status, the `limits[status]` users who have waited longest in it.
+    """For each status, the `limits[status]` onboarding cases (no staff) who have waited
+    longest in it.
 
     Two queries whatever the number of columns: one UNION ALL of a LIMITed index scan per
     status (`user_live_status_idx`), then the flags of every card. SQLite cannot order and
     slice inside a compound statement, so there it is one query per column.
     """
-    rows_qs = qs.order_by("status_changed_at", "pk").values_list(*CARD_FIELDS, "status")
+    rows_qs = (
+        onboarding_cases(qs).order_by("status_changed_at", "pk").values_list(*CARD_FIELDS, "status")
+    )
     parts = [rows_qs.filter(status=status)[:limit] for status, limit in limits.items()]
     if not parts:
         return {}

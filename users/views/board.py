@@ -7,11 +7,9 @@ list's filters and search (same query parameters) narrow the board too.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, QueryDict
@@ -25,7 +23,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url, trigger_client_event
 
-from users import policy, selectors
+from users import policy, selectors, sla
 from users.models import Status, User
 from users.rendering import Card, FlagBadges, url_for_each
 from users.views.common import (
@@ -77,7 +75,6 @@ def time_in_status(seconds: float) -> str:
 def _cards(columns: dict[str, list[selectors.CardRow]]) -> dict[str, list[Card]]:
     """The cards of every column (status -> rows), drawn with one set of helpers."""
     now = timezone.now()
-    sla = dt.timedelta(hours=settings.BOARD_SLA_HOURS)
     detail_url = url_for_each("users:user-detail")
     move_url = url_for_each("users:board-move")
     badges = FlagBadges(f"{TEMPLATE}#flag-badges")
@@ -98,7 +95,7 @@ def _cards(columns: dict[str, list[selectors.CardRow]]) -> dict[str, list[Card]]
                     move_url=SafeString(move_url(row.id)),
                     since=SafeString(time_in_status(waited.total_seconds())),
                     since_title=SafeString(f"{since:%Y-%m-%d %H:%M}"),
-                    overdue=waited > sla,
+                    sla=sla.state(status, row.status_changed_at, now),
                     flags_html=badges(row.flags),
                 )
             )
@@ -169,7 +166,9 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
         "query": query,
         "board_query": board_query,
         "kept_statuses": [v for v in params.getlist("status") if v in Status.values],
-        "sla_hours": settings.BOARD_SLA_HOURS,
+        "sla_targets": [
+            (Status(status).label, f"{hours:g}") for status, hours in sla.targets().items()
+        ],
         "can_move": can_move,
         "can_move_off_flow": can_move_off_flow,
         "card_csrf_token": get_token(request) if can_move else "",

@@ -184,6 +184,7 @@ ROLE_PERMISSIONS = {
         "change_status_off_flow",
         "view_history",
         "export_users",
+        "approve_change",  # a checker of counter accounts (four-eyes, migration 0011)
     },
     Role.ADMIN: {
         "view_user",
@@ -198,6 +199,7 @@ ROLE_PERMISSIONS = {
         "restore_user",
         "manage_roles",
         "manage_api_tokens",
+        "approve_change",  # four-eyes (migration 0011)
     },
 }
 

@@ -42,6 +42,7 @@ from tests.factories import make_console_user, make_user, sign_in
 from users import services
 from users.models import (
     ApiToken,
+    ChangeRequest,
     FeatureFlag,
     FeatureFlagGrant,
     Role,
@@ -122,9 +123,11 @@ def storyteller_granted(s: Subjects, actor: User, response) -> None:
 
 
 def made_back_office(s: Subjects, actor: User, response) -> None:
-    assert_new_version(s.user, actor, {"roles": [[], [Role.BACK_OFFICE]]})
-    row = SecurityEvent.objects.get(kind=SecurityEvent.Kind.ROLE_GRANTED, subject=s.user)
-    assert row.actor_id == actor.pk
+    # Four-eyes: the grant is proposed, the record unchanged until a second person approves.
+    request = ChangeRequest.objects.get(user=s.user, state=ChangeRequest.State.PENDING)
+    assert (request.kind, request.proposed_by_id) == (ChangeRequest.Kind.ROLES, actor.pk)
+    assert request.changes == {"roles": [[], [Role.BACK_OFFICE]]}
+    assert User.objects.get(pk=s.user.pk).role_names() == set()
 
 
 def soft_deleted(s: Subjects, actor: User, response) -> None:
@@ -402,12 +405,13 @@ def client_for(role: str) -> tuple[Client, User | None]:
     return client, user
 
 
-def audit_counts() -> tuple[int, int, int, int]:
+def audit_counts() -> tuple[int, ...]:
     return (
         UserVersion.objects.count(),
         StatusChange.objects.count(),
         FeatureFlagGrant.objects.count(),
         ApiToken.objects.filter(revoked_at__isnull=False).count(),
+        ChangeRequest.objects.count(),
     )
 
 

@@ -153,6 +153,7 @@ def test_recommended_move_returns_status_region_and_refreshes_the_others(
     assert "Moved to Waiting for signature" in html
     assert set(triggers(response)) == {
         "refresh-summary",
+        "refresh-pending",  # its forms go back to this page
         "refresh-flags",
         "refresh-roles",  # its form carries the version
         "refresh-signin",

@@ -28,6 +28,7 @@ from django_htmx.http import push_url
 from users import contract, policy, selectors, services
 from users.models import FeatureFlag, Status, User, is_user_id
 from users.rendering import FlagBadges, Row, url_for_each
+from users.selectors.change_requests import users_with_open_requests
 from users.views.common import (
     SORTS,
     HtmxHttpRequest,
@@ -76,6 +77,7 @@ def _rows(users: list[User], selected: set[str]) -> list[Row]:
     detail_url = url_for_each("users:user-detail")
     badges = FlagBadges(f"{TEMPLATE}#flag-badges")
     tz = timezone.get_current_timezone()
+    pending = users_with_open_requests(user.pk for user in users)
     rows = []
     for user in users:
         created = user.creation_datetime.astimezone(tz)
@@ -96,6 +98,7 @@ def _rows(users: list[User], selected: set[str]) -> list[Row]:
                 created_title=SafeString(f"{created:%Y-%m-%d %H:%M:%S}"),
                 deleted=user.deleted,
                 selected=user.pk in selected,
+                pending=user.pk in pending,
             )
         )
     return rows

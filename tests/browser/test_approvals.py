@@ -67,6 +67,8 @@ def test_back_office_proposes_an_iban_and_an_admin_approves_it(
         request = page.locator(".pending-change")
         expect(request).to_have_count(1)
         expect(request).to_contain_text(back_office.display_name)
+        if javascript:
+            screenshot("approvals")
         request.get_by_role("link", name="Iris Payout-Smith").click()
 
         pending = page.locator("#pending")

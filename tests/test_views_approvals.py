@@ -397,3 +397,14 @@ def test_the_history_names_maker_and_checker_and_every_ending(
     assert f"proposed by {back_office_user.display_name}" in approved_row
     assert "Unknown bank" in four_eyes
     assert "nobody in time" in four_eyes
+
+
+def test_the_approvals_page_refuses_the_accounts_last_changer(admin_client, admin_user):
+    back_office = make_console_user(Role.BACK_OFFICE)
+    mine = make_user(actor=admin_user, counter_account={"bank_account_number": VALID_IBANS[0]})
+    theirs = make_user(actor=back_office, counter_account={"bank_account_number": VALID_IBANS[0]})
+    on_mine, on_theirs = propose(mine, back_office), propose(theirs, back_office)
+    html = admin_client.get(reverse("users:approvals")).content.decode()
+    assert f'action="{approve_url(on_mine)}"' not in html
+    assert "You changed this counter account last" in html
+    assert f'action="{approve_url(on_theirs)}"' in html

@@ -170,14 +170,18 @@ def approvals(request: HtmxHttpRequest) -> HttpResponse:
             kind=kind, proposer_id=proposer, older_than_hours=age or None, now=now
         )[:200]
     )
-    last_changers = {}
-    for row in rows:
-        if row.kind == ChangeRequest.Kind.COUNTER_ACCOUNT:
-            last_changers[row.pk] = change_request_selectors.last_changer_id(row.user, row.kind)
-    items = []
-    for row in rows:
-        [item] = presented(request.user, [row], last_changers={row.kind: last_changers.get(row.pk)})
-        items.append(item)
+    # Who last changed each counter account listed (its last changer may not approve).
+    account_changers = change_request_selectors.last_changer_ids(
+        (row.user_id for row in rows if row.kind == ChangeRequest.Kind.COUNTER_ACCOUNT),
+        ChangeRequest.Kind.COUNTER_ACCOUNT,
+    )
+    items = [
+        item
+        for row in rows
+        for item in presented(
+            request.user, [row], last_changers={row.kind: account_changers.get(row.user_id)}
+        )
+    ]
     context = {
         "items": items,
         "kinds": ChangeRequest.Kind.choices,

@@ -408,3 +408,19 @@ def test_the_approvals_page_refuses_the_accounts_last_changer(admin_client, admi
     assert f'action="{approve_url(on_mine)}"' not in html
     assert "You changed this counter account last" in html
     assert f'action="{approve_url(on_theirs)}"' in html
+
+
+def test_the_security_log_csv_tells_maker_from_checker(admin_client, admin_user, back_office_user):
+    import csv
+    import io
+
+    user = make_user(actor=back_office_user)
+    request = propose(user, back_office_user)
+    checker = make_console_user(Role.COMPLIANCE)
+    services.change_request_approve(change_request=request, actor=checker)
+    response = admin_client.get(reverse("users:security-log-export"), {"kind": "CHANGE_APPROVED"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 1
+    assert rows[0]["actor"] == checker.email  # the checker
+    assert f'"maker": "{back_office_user.email}"' in rows[0]["detail"]  # the maker
+    assert rows[0]["subject"] == user.email

@@ -158,10 +158,13 @@ def change_request_approve(
 
 
 def _detail(request: ChangeRequest) -> dict[str, Any]:
+    """The log row's detail: the event's actor is the checker, this names the maker."""
+    maker = request.proposed_by
     return {
         "change_request": request.pk,
         "kind": request.kind,
         "proposed_by": request.proposed_by_id,
+        "maker": (maker.email or maker.display_name) if maker else "the system",
         "fields": sorted(request.changes),
     }
 

@@ -252,14 +252,21 @@ def _bulk_status(
 
 def _bulk_flag(
     request: HtmxHttpRequest, users: list[User], flag: str, enabled: bool
-) -> tuple[list[User], list[tuple[User, str]]]:
+) -> tuple[list[User], list[tuple[User, str]], bool]:
+    """(done, failed, proposed): `proposed` when the switches wait for a second person's
+    approval (four-eyes: granting CONSOLE) instead of applying."""
+    proposed = False
+
     def switch(user: User) -> str | None:
+        nonlocal proposed
         if (flag in user.flag_names()) == enabled:
             return f"Already {'has' if enabled else 'does not have'} {flag}."
-        services.user_set_flag(user=user, flag=flag, enabled=enabled, actor=request.user)
+        saved = services.user_set_flag(user=user, flag=flag, enabled=enabled, actor=request.user)
+        proposed = proposed or bool(services.proposed_changes(saved))
         return None
 
-    return _for_each(users, switch)
+    done, failed = _for_each(users, switch)
+    return done, failed, proposed
 
 
 MOVED_OUT_NAMED = 10  # names listed one by one; the rest are counted
@@ -338,8 +345,13 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         else:
             flag = request.POST["flag"]
             enabled = action == "flag_grant"
-            done, failed = _bulk_flag(request, users, flag, enabled)
+            done, failed, proposed = _bulk_flag(request, users, flag, enabled)
             verb = f"{'granted' if enabled else 'revoked'} {FeatureFlag(flag).label}"
+            if proposed:
+                verb = (
+                    f"proposed for {FeatureFlag(flag).label} (waiting for approval by a "
+                    "second person)"
+                )
         report = {
             "verb": verb,
             "done": done,

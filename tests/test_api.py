@@ -815,6 +815,19 @@ def test_patch_of_a_guarded_field_is_202_with_pending_changes(back_office_api, b
     assert one.json() == {**pending}
 
 
+def test_patch_granting_console_applies_other_flags_and_is_202(admin_api, admin_user):
+    user = make_user(actor=admin_user)
+    response = admin_api.patch(
+        f"/api/users/{user.pk}", {"feature_flags": ["CONSOLE", "ROBO_ADVISOR"]}
+    )
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["feature_flags"] == ["ROBO_ADVISOR"]
+    [pending] = body["pending_changes"]
+    assert (pending["kind"], pending["fields"]) == ("console_flag", ["feature_flags"])
+    assert pending["changes"] == {"feature_flags": [["ROBO_ADVISOR"], ["CONSOLE", "ROBO_ADVISOR"]]}
+
+
 def test_patch_without_guarded_fields_is_200(back_office_api, back_office_user):
     user = make_user(actor=back_office_user)
     response = back_office_api.patch(f"/api/users/{user.pk}", {"first_name": "Janet"})

@@ -119,6 +119,9 @@ def test_the_detail_shows_the_pending_change_with_decisions_for_a_checker(
     assert f'action="{approve_url(request)}"' in pending
     assert f'action="{reject_url(request)}"' in pending
     assert f'action="{withdraw_url(request)}"' not in pending
+    # The counter account's panel points to it.
+    account = html.split('id="h-account"')[1].split("</section>")[0]
+    assert f'href="#change-request-{request.pk}"' in account
 
 
 def test_the_proposer_sees_withdraw_not_approve(back_office_client, back_office_user):

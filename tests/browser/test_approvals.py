@@ -74,7 +74,10 @@ def test_back_office_proposes_an_iban_and_an_admin_approves_it(
         pending = page.locator("#pending")
         expect(pending.locator("tr[data-field='counter_account'] td.new")).to_contain_text(NEW_IBAN)
         expect(pending).to_contain_text("Client's letter of 3 May")
+        expect(page).to_have_url(url("users:user-detail", subject.pk) + "#pending")
         if javascript:
+            # From the top of the page (the link scrolled to the region), for the README.
+            page.goto(url("users:user-detail", subject.pk))
             screenshot("pending-change")
         pending.get_by_role("button", name="Approve").click()
 

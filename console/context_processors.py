@@ -5,6 +5,7 @@ from django.http import HttpRequest
 
 from users import policy
 from users.models import Role
+from users.selectors.change_requests import open_count
 from users.services import sessions
 
 
@@ -39,5 +40,9 @@ def roles(request: HttpRequest) -> dict:
             "manage_tokens": policy.may_manage_tokens(user),
             "use_admin": policy.may_use_admin(user),
             "view_security_log": policy.may_view_security_log(user),
+            "approve": policy.may_see_approvals(user),
         },
+        # The Approvals badge: counted only when a page's navigation shows it (a callable:
+        # the template calls it), never for an htmx region.
+        "approvals_count": open_count,
     }

@@ -300,6 +300,11 @@ SLA_TARGET_HOURS = sla_targets(
     os.environ.get("SLA_TARGET_HOURS", "WAITING_FOR_VERIFICATION=48,VERIFICATION_FAILED=24")
 )
 SLA_AT_RISK = 0.75
+# Four-eyes approval (README "Four-eyes approval"): the kinds of change that wait for a second
+# person (any of `counter_account`, `roles`, `console_flag`; empty: none), and how many hours a
+# proposal waits before it expires.
+FOUR_EYES_GUARDED = env_list("FOUR_EYES_GUARDED", "counter_account,roles,console_flag")
+FOUR_EYES_TTL_HOURS = int(os.environ.get("FOUR_EYES_TTL_HOURS", "72"))
 # The region a national phone number typed in the list's search is read in (ISO 3166 alpha-2),
 # unless a residency country is filtered on; empty: every region the number is valid in.
 DEFAULT_PHONE_REGION = os.environ.get("DEFAULT_PHONE_REGION", "BE").strip().upper()

@@ -50,3 +50,12 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture
+def without_four_eyes(settings):
+    """A deployment that guards nothing (`FOUR_EYES_GUARDED` empty): guarded changes apply at
+    once. Only for tests about something else that change a counter account, roles or the
+    CONSOLE flag on the way (a version's diff, sessions ended by a role taken away, ...); the
+    four-eyes rule itself is held by tests/test_four_eyes.py and the tests that say so."""
+    settings.FOUR_EYES_GUARDED = []

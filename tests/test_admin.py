@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from tests.factories import make_console_user, make_user, sign_in
 from users import services
-from users.models import Role, StatusChange, User, UserVersion
+from users.models import ChangeRequest, Role, StatusChange, User, UserVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -191,14 +191,16 @@ def test_change_goes_through_the_service(admin_client, admin_user):
     assert response.status_code == 302, response.content.decode()[:3000]
     stored = User.objects.get(pk=user.pk)
     assert (stored.first_name, stored.language, stored.version) == ("Janet", "nl-BE", 2)
-    assert stored.flag_names() == {"CONSOLE"}
     version = UserVersion.objects.get(user=user, version=2)
     assert version.author == admin_user
-    assert version.changes == {
-        "first_name": ["Jane", "Janet"],
-        "language": ["", "nl-BE"],
-        "feature_flags": [[], ["CONSOLE"]],
-    }
+    assert version.changes == {"first_name": ["Jane", "Janet"], "language": ["", "nl-BE"]}
+    # Granting CONSOLE waits for a second person (four-eyes), from the admin too.
+    assert stored.flag_names() == set()
+    request = ChangeRequest.objects.get(user=user, state="PENDING")
+    assert (request.kind, request.proposed_by) == ("console_flag", admin_user)
+    assert request.changes == {"feature_flags": [[], ["CONSOLE"]]}
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert any("Waiting for approval" in m and "CONSOLE" in m for m in shown)
 
 
 def test_unchanged_form_makes_no_version(admin_client, admin_user):
@@ -315,7 +317,7 @@ def test_duplicate_email_on_add_is_a_form_error(admin_client):
     assert User.objects.filter(email__iexact="taken@example.com").count() == 1
 
 
-def test_roles_in_the_admin_are_versioned(admin_client, admin_user):
+def test_roles_and_console_in_the_admin_are_proposed_then_versioned(admin_client, admin_user):
     user = make_user(actor=admin_user)
     data = form_data(admin_client, change_url(user))
     data["roles"] = ["compliance"]
@@ -323,8 +325,21 @@ def test_roles_in_the_admin_are_versioned(admin_client, admin_user):
     response = admin_client.post(change_url(user), data)
     assert response.status_code == 302
     stored = User.objects.get(pk=user.pk)
+    assert stored.role_names() == set()
+    assert stored.version == 1
+    requests = ChangeRequest.objects.filter(user=user, state="PENDING").order_by("kind")
+    assert [(r.kind, r.changes) for r in requests] == [
+        ("console_flag", {"feature_flags": [[], ["CONSOLE"]]}),
+        ("roles", {"roles": [[], ["compliance"]]}),
+    ]
+    checker = make_console_user(Role.ADMIN)
+    for request in requests:
+        services.change_request_approve(change_request=request, actor=checker)
+    stored = User.objects.get(pk=user.pk)
     assert stored.role_names() == {"compliance"}
-    assert UserVersion.objects.get(user=user, version=3).changes == {"roles": [[], ["compliance"]]}
+    assert stored.flag_names() == {"CONSOLE"}
+    last = UserVersion.objects.get(user=user, version=3)
+    assert (last.author, last.approved_by) == (admin_user, checker)
 
 
 def test_admin_delete_is_soft_and_restore_action(admin_client, admin_user):

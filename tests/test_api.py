@@ -25,6 +25,7 @@ from django.test import Client
 from tests.factories import make_console_user, make_user, password_sign_in, sign_in
 from users import services
 from users.models import (
+    ChangeRequest,
     FeatureFlag,
     IdempotencyKey,
     Role,
@@ -361,6 +362,7 @@ def test_create_login_requires_email_and_phone(admin_api):
     assert locs(response) == [["query", "create_idp_user"]]
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_invitation_for_a_console_user_leads_to_sign_in(
     admin_api, django_capture_on_commit_callbacks, client
 ):
@@ -395,7 +397,8 @@ def test_seed_001_get_user(admin_api):
     response = admin_api.get(f"/api/users/{user.pk}")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == CONTRACT_FIELDS
+    assert set(body) == CONTRACT_FIELDS | {"pending_changes"}
+    assert body["pending_changes"] == []
     assert body["counter_account"] == {
         "bank_account_number": "BE71096123456769",
         "bank_account_number_type": "IBAN",
@@ -452,15 +455,18 @@ def test_seed_001_update_counter_account(admin_api):
     body["phone"] = VALID_PHONE
     body["counter_account"]["bank_account_number"] = VALID_IE_IBAN
     response = admin_api.patch(f"/api/users/{user.pk}", body)
-    assert response.status_code == 200, response.json()
-    assert response.json()["counter_account"]["bank_account_number"] == VALID_IE_IBAN
+    # Four-eyes: the counter account waits for a second person, the rest applies.
+    assert response.status_code == 202, response.json()
+    assert response.json()["counter_account"] is None
     assert response.json()["external_id"] == "unique_external_entity_id"
     assert set(UserVersion.objects.get(user=user, version=2).changes) == {
         "external_id",
         "first_name",
         "last_name",
-        "counter_account",
     }
+    [pending] = response.json()["pending_changes"]
+    assert pending["fields"] == ["counter_account"]
+    assert pending["changes"]["counter_account"][1]["bank_account_number"] == VALID_IE_IBAN
 
 
 def test_seed_001_update_status(compliance_api, back_office_api, user):
@@ -596,6 +602,7 @@ def test_x_api_key_header_is_accepted(admin_user):
     assert api.get("/api/users/").status_code == 200
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_token_stops_working_when_revoked_or_user_loses_console(admin_user, back_office_user):
     token, raw = tokens.issue_token(user=back_office_user, name="x")
     api = Api(Client(), raw)
@@ -770,6 +777,105 @@ def test_concurrent_replays_create_one_user():
     assert sorted(replayed) == [""] + ["true"] * 5
     assert User.objects.filter(external_id="race-1").count() == 1
     assert IdempotencyKey.objects.filter(key="race-key").count() == 1
+
+
+# --- four-eyes: guarded fields are proposed ------------------------------------------------------
+
+
+def test_patch_of_a_guarded_field_is_202_with_pending_changes(back_office_api, back_office_user):
+    user = make_user(actor=back_office_user)
+    response = back_office_api.patch(
+        f"/api/users/{user.pk}",
+        {"first_name": "Janet", "counter_account": {"bank_account_number": VALID_IE_IBAN}},
+    )
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["first_name"] == "Janet"  # applied
+    assert body["counter_account"] is None  # waiting
+    assert body["version"] == 2
+    [pending] = body["pending_changes"]
+    assert set(pending) >= {
+        "id",
+        "fields",
+        "changes",
+        "proposed_by",
+        "proposed_at",
+        "expires_at",
+        "state",
+    }
+    assert pending["fields"] == ["counter_account"]
+    assert pending["changes"]["counter_account"][0] is None
+    assert pending["changes"]["counter_account"][1]["bank_account_number"] == VALID_IE_IBAN
+    assert pending["proposed_by"] == back_office_user.pk
+    assert pending["state"] == "PENDING"
+    # The same pending change on GET, and the request on its own.
+    assert back_office_api.get(f"/api/users/{user.pk}").json()["pending_changes"] == [pending]
+    one = back_office_api.get(f"/api/change-requests/{pending['id']}")
+    assert one.status_code == 200
+    assert one.json() == {**pending}
+
+
+def test_patch_granting_console_applies_other_flags_and_is_202(admin_api, admin_user):
+    user = make_user(actor=admin_user)
+    response = admin_api.patch(
+        f"/api/users/{user.pk}", {"feature_flags": ["CONSOLE", "ROBO_ADVISOR"]}
+    )
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["feature_flags"] == ["ROBO_ADVISOR"]
+    [pending] = body["pending_changes"]
+    assert (pending["kind"], pending["fields"]) == ("console_flag", ["feature_flags"])
+    assert pending["changes"] == {"feature_flags": [["ROBO_ADVISOR"], ["CONSOLE", "ROBO_ADVISOR"]]}
+
+
+def test_patch_without_guarded_fields_is_200(back_office_api, back_office_user):
+    user = make_user(actor=back_office_user)
+    response = back_office_api.patch(f"/api/users/{user.pk}", {"first_name": "Janet"})
+    assert response.status_code == 200
+    assert response.json()["pending_changes"] == []
+
+
+def test_a_body_read_with_pending_changes_may_be_sent_back(admin_api, admin_user):
+    user = make_user(actor=admin_user)
+    admin_api.patch(f"/api/users/{user.pk}", {"feature_flags": ["CONSOLE"]})
+    body = admin_api.get(f"/api/users/{user.pk}").json()
+    assert len(body["pending_changes"]) == 1
+    response = admin_api.patch(f"/api/users/{user.pk}", body)
+    assert response.status_code == 200, response.json()
+    assert ChangeRequest.objects.filter(user=user, state="PENDING").count() == 1
+
+
+def test_a_token_can_never_approve(admin_api, admin_user, back_office_api, back_office_user):
+    user = make_user(actor=back_office_user)
+    response = back_office_api.patch(
+        f"/api/users/{user.pk}", {"counter_account": {"bank_account_number": VALID_IE_IBAN}}
+    )
+    request_id = response.json()["pending_changes"][0]["id"]
+    # There is no approving in the API: no route, no method, whatever the token's role.
+    for method, path in (
+        ("post", f"/api/change-requests/{request_id}/approve"),
+        ("post", f"/api/change-requests/{request_id}"),
+        ("patch", f"/api/change-requests/{request_id}"),
+        ("put", f"/api/change-requests/{request_id}"),
+    ):
+        sent = getattr(admin_api.client, method)(
+            path,
+            data={"state": "APPROVED"},
+            content_type="application/json",
+            headers=admin_api.headers,
+        )
+        assert sent.status_code in (404, 405), (method, path, sent.status_code)
+    # Nor by sending the pending change back in a PATCH.
+    body = admin_api.get(f"/api/users/{user.pk}").json()
+    body["pending_changes"][0]["state"] = "APPROVED"
+    admin_api.patch(f"/api/users/{user.pk}", body)
+    assert ChangeRequest.objects.get(pk=request_id).state == "PENDING"
+    assert User.objects.get(pk=user.pk).bank_account_number == ""
+
+
+def test_unknown_change_request_is_404(back_office_api):
+    assert back_office_api.get("/api/change-requests/999999").status_code == 404
+    assert back_office_api.get(f"/api/change-requests/{2**40}").status_code == 404
 
 
 # --- listing and querying ----------------------------------------------------------------------

@@ -87,6 +87,7 @@ def test_schema_documents_every_operation():
         ("GET", "/api/users/{user_id}"),
         ("PATCH", "/api/users/{user_id}"),
         ("DELETE", "/api/users/{user_id}"),
+        ("GET", "/api/change-requests/{request_id}"),
     }
 
 

@@ -44,6 +44,7 @@ def test_without_console_flag(admin_user):
     assert not signs_in(user.email)
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_without_a_role(admin_user):
     user = make_console_user(Role.COMPLIANCE)
     services.user_set_roles(user=user, roles=[], actor=admin_user)
@@ -95,6 +96,7 @@ def test_login_view_signs_in_and_refuses(client):
     ],
     ids=["flag", "roles", "deleted"],
 )
+@pytest.mark.usefixtures("without_four_eyes")
 def test_losing_the_right_ends_an_open_session_at_the_next_request(client, admin_user, revoke):
     user = make_console_user(Role.ADMIN)
     assert password_sign_in(client, user.email, PASSWORD, user)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from tests.factories import behind_the_services
 from users import contract, services
-from users.models import UserVersion
+from users.models import ChangeRequest, User, UserVersion
 from users.selectors.client_file import NotYet, client_file
 
 pytestmark = pytest.mark.django_db
@@ -47,8 +47,10 @@ EDITS = [
 
 
 @pytest.fixture
-def edited(admin_user):
-    """A user created on DAY0 and edited five times, a day apart; the snapshot of each day."""
+def edited(admin_user, compliance_user):
+    """A user created on DAY0 and edited five times, a day apart; the snapshot of each day.
+    The counter account is four-eyes: proposed by the admin, approved by compliance the same
+    day; a second account proposed on day 3 is rejected on day 4 (the record keeps the first)."""
     user = services.user_create(
         data={"first_name": "Ann", "last_name": "Janssens", "email": "ann@example.com"},
         actor=admin_user,
@@ -63,6 +65,28 @@ def edited(admin_user):
             )
         else:
             user = services.user_update(user=user, data=data, actor=admin_user, clock=clock_of(day))
+        if "counter_account" in data:
+            request = ChangeRequest.objects.get(user=user, state=ChangeRequest.State.PENDING)
+            services.change_request_approve(
+                change_request=request, actor=compliance_user, clock=clock_of(day)
+            )
+            user = User.objects.get(pk=user.pk)
+        if n == 3:
+            services.user_update(
+                user=user,
+                data={"counter_account": {"bank_account_number": "NL91ABNA0417164300"}},
+                actor=admin_user,
+                change_reason="Client moved banks",
+                clock=clock_of(day),
+            )
+        if n == 4:
+            request = ChangeRequest.objects.get(user=user, state=ChangeRequest.State.PENDING)
+            services.change_request_reject(
+                change_request=request,
+                actor=compliance_user,
+                reason="Not the client's own account",
+                clock=clock_of(day),
+            )
         snapshots[day] = contract.snapshot(user)
     return user, snapshots
 
@@ -90,6 +114,28 @@ def test_the_timeline_and_versions_name_who(edited, admin_user):
     assert {row["author"]["id"] for row in file["versions"]} == {admin_user.pk}
     assert file["versions"][1]["changes"] == {"first_name": ["Ann", "Anna"]}
     assert file["generated_by"]["id"] == admin_user.pk
+
+
+def test_four_eyes_requests_as_they_stood(edited, admin_user, compliance_user):
+    user, _ = edited
+    approved_day = client_file(user, as_of=DAY0 + dt.timedelta(days=2), generated_by=None)
+    (approved,) = approved_day["change_requests"]
+    assert approved["state"] == "APPROVED"
+    assert approved["proposed_by"]["id"] == admin_user.pk
+    assert approved["decided_by"]["id"] == compliance_user.pk
+    assert approved_day["versions"][-1]["approved_by"]["id"] == compliance_user.pk
+    pending_day = client_file(user, as_of=DAY0 + dt.timedelta(days=3), generated_by=None)
+    second = pending_day["change_requests"][1]
+    assert (second["state"], second["decided_by"], second["reason"]) == (
+        "PENDING",
+        None,
+        "Client moved banks",
+    )
+    rejected_day = client_file(user, as_of=DAY0 + dt.timedelta(days=4), generated_by=None)
+    second = rejected_day["change_requests"][1]
+    assert second["state"] == "REJECTED"
+    assert second["decision_reason"] == "Not the client's own account"
+    assert rejected_day["record"]["counter_account"]["bank_account_number"] == "BE71096123456769"
 
 
 def test_the_manifest_hashes_each_section(edited):

@@ -14,7 +14,15 @@ from django.utils import timezone
 from console.devtools.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD, SEED, Planner
 from tests.factories import sign_in_request
 from users import validators
-from users.models import FeatureFlagGrant, Role, Status, StatusChange, User, UserVersion
+from users.models import (
+    ChangeRequest,
+    FeatureFlagGrant,
+    Role,
+    Status,
+    StatusChange,
+    User,
+    UserVersion,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +40,7 @@ def test_seed_demo_end_to_end():
     check_every_stored_value_passes_the_field_rules()
     check_history_is_realistic_and_consistent()
     check_one_login_per_role_that_signs_in()
+    check_changes_wait_for_approval()
     check_prints_the_login_url_and_credentials(output)
     check_second_run_adds_nothing_and_repairs_the_logins()
 
@@ -104,6 +113,22 @@ def check_history_is_realistic_and_consistent():
     assert UserVersion.objects.filter(user__in=demo, changes__has_key="deleted").count() >= 2
 
 
+def check_changes_wait_for_approval():
+    """Four-eyes: a few pending requests of each kind, all by the back-office login, so that
+    the admin finds the Approvals page in use; and past IBAN changes approved by compliance."""
+    back_office = User.objects.get(email="backoffice@demo.example")
+    compliance = User.objects.get(email="compliance@demo.example")
+    pending = ChangeRequest.objects.filter(state=ChangeRequest.State.PENDING)
+    assert set(pending.values_list("proposed_by", flat=True)) == {back_office.pk}
+    kinds = Counter(pending.values_list("kind", flat=True))
+    assert kinds == {"counter_account": 3, "roles": 2, "console_flag": 2}
+    assert all(r.expires_at > timezone.now() for r in pending)
+    approved = UserVersion.objects.filter(approved_by__isnull=False)
+    assert approved.count() >= 5
+    assert set(approved.values_list("approved_by", flat=True)) == {compliance.pk}
+    assert set(approved.values_list("author", flat=True)) == {back_office.pk}
+
+
 def check_one_login_per_role_that_signs_in():
     for role, email, *_ in DEMO_LOGINS:
         user = authenticate(sign_in_request(), username=email, password=DEMO_PASSWORD)
@@ -118,6 +143,7 @@ def check_prints_the_login_url_and_credentials(output: str):
         assert email in output
     assert DEMO_PASSWORD in output
     assert "200 created now" in output
+    assert "Changes waiting for approval (four-eyes): 7." in output
 
 
 def check_second_run_adds_nothing_and_repairs_the_logins():
@@ -130,6 +156,7 @@ def check_second_run_adds_nothing_and_repairs_the_logins():
 
     assert User.objects.count() == users
     assert UserVersion.objects.count() == versions
+    assert ChangeRequest.objects.filter(state=ChangeRequest.State.PENDING).count() == 7
     assert "0 created now" in out
     assert "http://console.local:9000/login/" in out
     assert authenticate(sign_in_request(), username="admin@demo.example", password=DEMO_PASSWORD)

@@ -17,7 +17,12 @@ def test_api_bodies_are_the_registry_fields():
     assert list(UserIn.model_fields) == [*_with_reason(contract.INPUT_FIELDS)]
     # A PATCH takes back what a GET returned: the read-only fields too (`version` is the
     # version the change was made from).
-    assert set(UserPatch.model_fields) == {*UserIn.model_fields, *contract.READ_ONLY_API_FIELDS}
+    # ... and the pending changes a GET carries (four-eyes), ignored.
+    assert set(UserPatch.model_fields) == {
+        *UserIn.model_fields,
+        *contract.READ_ONLY_API_FIELDS,
+        "pending_changes",
+    }
     assert set(contract.READ_ONLY_API_FIELDS) == {
         "id",
         "creation_datetime",

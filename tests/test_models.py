@@ -185,6 +185,7 @@ ROLE_PERMISSIONS = {
         "view_history",
         "export_users",
         "export_client_file",  # a user's file as of a date (issue 13.5)
+        "approve_change",  # a checker of counter accounts (four-eyes, migration 0014)
     },
     Role.ADMIN: {
         "view_user",
@@ -200,6 +201,7 @@ ROLE_PERMISSIONS = {
         "manage_roles",
         "manage_api_tokens",
         "export_client_file",
+        "approve_change",  # four-eyes (migration 0014)
     },
 }
 

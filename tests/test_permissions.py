@@ -38,10 +38,11 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests.factories import make_console_user, make_user, sign_in
+from tests.factories import VALID_IBANS, make_console_user, make_user, sign_in
 from users import services
 from users.models import (
     ApiToken,
+    ChangeRequest,
     FeatureFlag,
     FeatureFlagGrant,
     Role,
@@ -68,6 +69,7 @@ class Subjects:
     user: Any
     deleted: Any
     token_pk: int
+    change_request_pk: int  # a pending counter account of `user`, proposed by another admin
 
 
 # (subjects, the signed-in actor or None, the response) -> asserts what the request did.
@@ -89,6 +91,10 @@ class Entry:
 
 def user_pk(s: Subjects) -> dict[str, Any]:
     return {"pk": s.user.pk}
+
+
+def change_request_pk(s: Subjects) -> dict[str, Any]:
+    return {"pk": s.change_request_pk}
 
 
 # --- effects of the allowed requests -------------------------------------------------------------
@@ -122,9 +128,13 @@ def storyteller_granted(s: Subjects, actor: User, response) -> None:
 
 
 def made_back_office(s: Subjects, actor: User, response) -> None:
-    assert_new_version(s.user, actor, {"roles": [[], [Role.BACK_OFFICE]]})
-    row = SecurityEvent.objects.get(kind=SecurityEvent.Kind.ROLE_GRANTED, subject=s.user)
-    assert row.actor_id == actor.pk
+    # Four-eyes: the grant is proposed, the record unchanged until a second person approves.
+    request = ChangeRequest.objects.get(
+        user=s.user, kind=ChangeRequest.Kind.ROLES, state=ChangeRequest.State.PENDING
+    )
+    assert request.proposed_by_id == actor.pk
+    assert request.changes == {"roles": [[], [Role.BACK_OFFICE]]}
+    assert User.objects.get(pk=s.user.pk).role_names() == set()
 
 
 def soft_deleted(s: Subjects, actor: User, response) -> None:
@@ -172,6 +182,27 @@ def csv_of_the_log(s: Subjects, actor: User, response) -> None:
 def unlocked(s: Subjects, actor: User, response) -> None:
     row = SecurityEvent.objects.get(kind=SecurityEvent.Kind.UNLOCKED)
     assert (row.actor_id, row.username) == (actor.pk, "locked@x.example")
+
+
+def account_approved(s: Subjects, actor: User, response) -> None:
+    request = ChangeRequest.objects.get(pk=s.change_request_pk)
+    assert (request.state, request.decided_by_id) == (ChangeRequest.State.APPROVED, actor.pk)
+    after = User.objects.get(pk=s.user.pk)
+    assert after.bank_account_number == VALID_IBANS[0]
+    version = UserVersion.objects.get(user=after, version=after.version)
+    assert version.approved_by_id == actor.pk
+    assert version.author_id == request.proposed_by_id != actor.pk
+
+
+def account_rejected(s: Subjects, actor: User, response) -> None:
+    request = ChangeRequest.objects.get(pk=s.change_request_pk)
+    assert (request.state, request.decided_by_id) == (ChangeRequest.State.REJECTED, actor.pk)
+    assert request.decision_reason == "Not the client's account"
+    assert User.objects.get(pk=s.user.pk).bank_account_number == ""
+
+
+def lists_the_request(s: Subjects, actor: User, response) -> None:
+    assert f'id="change-request-{s.change_request_pk}"' in response.content.decode()
 
 
 def user_unlocked(s: Subjects, actor: User, response) -> None:
@@ -293,6 +324,29 @@ MATRIX: dict[str, Entry] = {
         data=lambda s: {"role": Role.BACK_OFFICE},
     ),
     "users:user-diff": Entry("GET", frozenset({BACK_OFFICE, COMPLIANCE, ADMIN}), kwargs=user_pk),
+    # four-eyes: approvers (approve_change) see and decide; only the proposer withdraws, and
+    # the fixture's request was proposed by another admin than the one signed in here.
+    "users:approvals": Entry("GET", frozenset({COMPLIANCE, ADMIN}), effect=lists_the_request),
+    "users:change-request-approve": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=account_approved,
+        kwargs=change_request_pk,
+        get_refused=True,
+    ),
+    "users:change-request-reject": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=account_rejected,
+        kwargs=change_request_pk,
+        data=lambda s: {"reason": "Not the client's account"},
+        get_refused=True,
+    ),
+    "users:change-request-withdraw": Entry(
+        "POST", frozenset(), kwargs=change_request_pk, get_refused=True
+    ),
     # GET is the confirmation page (works without JavaScript); POST deletes.
     "users:user-delete": Entry(
         "POST", frozenset({BACK_OFFICE, ADMIN}), status=302, effect=soft_deleted, kwargs=user_pk
@@ -392,10 +446,17 @@ def subjects(db, admin_user) -> Subjects:
     deleted = make_user(actor=admin_user)
     services.user_delete(user=deleted, actor=admin_user)
     token, _secret = issue_token(user=admin_user, name="matrix")
+    proposed = services.user_update(
+        user=user,
+        data={"counter_account": {"bank_account_number": VALID_IBANS[0]}},
+        actor=admin_user,
+    )
+    [request] = services.proposed_changes(proposed)
     return Subjects(
         user=User.objects.get(pk=user.pk),
         deleted=User.objects.get(pk=deleted.pk),
         token_pk=token.pk,
+        change_request_pk=request.pk,
     )
 
 
@@ -414,12 +475,14 @@ def client_for(role: str) -> tuple[Client, User | None]:
     return client, user
 
 
-def audit_counts() -> tuple[int, int, int, int]:
+def audit_counts() -> tuple[int, ...]:
     return (
         UserVersion.objects.count(),
         StatusChange.objects.count(),
         FeatureFlagGrant.objects.count(),
         ApiToken.objects.filter(revoked_at__isnull=False).count(),
+        ChangeRequest.objects.count(),
+        ChangeRequest.objects.exclude(state=ChangeRequest.State.PENDING).count(),
     )
 
 
@@ -466,6 +529,8 @@ WRITES = frozenset(
         soft_deleted,
         restored,
         token_revoked,
+        account_approved,
+        account_rejected,
     }
 )
 

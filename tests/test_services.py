@@ -338,6 +338,7 @@ def test_concurrent_creates_with_the_same_email(monkeypatch, second_email):
 # --- update and write-once -------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_update_records_a_version_with_the_diff(admin_user, back_office_user):
     user = make_user(actor=admin_user, first_name="Jane", metadata={"a": "1"})
     updated = services.user_update(
@@ -387,6 +388,7 @@ def test_update_with_unchanged_values_is_a_no_op(admin_user):
     unchanged.check()
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_update_clears_optional_values(admin_user):
     user = make_user(counter_account={"bank_account_number": VALID_IBANS[0]}, language="en")
     user = services.user_update(
@@ -717,6 +719,7 @@ def test_status_history_keeps_every_move_in_order(compliance_user):
 # --- flags and roles -------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_set_flags_grants_and_revokes_with_author(admin_user):
     user = make_user(feature_flags=["ROBO_ADVISOR"])
     user = services.user_set_flags(user=user, flags=["SELF_INVESTOR", "CONSOLE"], actor=admin_user)
@@ -730,6 +733,7 @@ def test_set_flags_grants_and_revokes_with_author(admin_user):
     assert version.changes == {"feature_flags": [["ROBO_ADVISOR"], ["CONSOLE", "SELF_INVESTOR"]]}
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_set_flag_one_at_a_time(admin_user):
     user = make_user()
     user = services.user_set_flag(user=user, flag="CONSOLE", enabled=True, actor=admin_user)
@@ -757,6 +761,7 @@ def test_set_flags_refuses_unknown_flag(admin_user):
     unchanged.check()
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_set_roles_is_versioned(admin_user):
     user = make_user()
     user = services.user_set_roles(user=user, roles=["compliance", "back_office"], actor=admin_user)
@@ -771,6 +776,7 @@ def test_set_roles_is_versioned(admin_user):
     unchanged.check()
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_roles_never_touch_other_groups(admin_user):
     from django.contrib.auth.models import Group
 
@@ -852,6 +858,7 @@ def test_snapshot_is_the_contract_json():
     assert snapshot["deleted"] is False
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_every_version_has_a_diff_and_numbers_are_consecutive(admin_user):
     user = make_user(actor=admin_user)
     user = services.user_update(user=user, data={"first_name": "B"}, actor=admin_user)

@@ -102,6 +102,7 @@ def test_revoking_console_through_set_flags_ends_the_sessions(admin_user):
     assert ended_events(user)[0]["reason"] == "console_revoked"
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_taking_a_role_away_ends_the_sessions_but_adding_one_does_not(admin_user):
     user = make_console_user(Role.BACK_OFFICE)
     client = signed_in_client(user)

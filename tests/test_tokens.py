@@ -42,6 +42,7 @@ def test_issue_refuses_bad_names_and_non_console_users(admin_user):
     assert not ApiToken.objects.exists()
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_authenticate_refuses_unknown_revoked_and_lost_access(admin_user, back_office_user):
     assert tokens.authenticate_token(None) is None
     assert tokens.authenticate_token("") is None

@@ -153,6 +153,7 @@ def test_recommended_move_returns_status_region_and_refreshes_the_others(
     assert "Moved to Waiting for signature" in html
     assert set(triggers(response)) == {
         "refresh-summary",
+        "refresh-pending",  # its forms go back to this page
         "refresh-flags",
         "refresh-roles",  # its form carries the version
         "refresh-signin",
@@ -538,6 +539,7 @@ def test_everyone_who_sees_the_detail_sees_the_roles_only_admins_get_the_form(
     assert 'name="role" value="admin">' in roles
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_an_admin_changes_roles_versioned_logged_and_sessions_ended(admin_client, admin_user):
     subject = make_console_user(Role.COMPLIANCE)
     other = Client()
@@ -565,6 +567,7 @@ def test_an_admin_changes_roles_versioned_logged_and_sessions_ended(admin_client
     assert other.get("/users/").status_code == 302
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_changing_roles_without_javascript_redirects_with_a_message(admin_client):
     subject = make_console_user(Role.COMPLIANCE)
     response = admin_client.post(roles_url(subject), {"role": [Role.COMPLIANCE, Role.ADMIN]})
@@ -607,6 +610,7 @@ def test_changing_roles_asks_for_the_second_factor_after_five_minutes(admin_clie
     assert "save the roles again" in html
 
 
+@pytest.mark.usefixtures("without_four_eyes")
 def test_giving_up_ones_own_admin_role_asks_first(admin_client, admin_user):
     first = admin_client.post(roles_url(admin_user), {"role": [Role.BACK_OFFICE]}, **htmx("roles"))
     assert "Give up your own admin role?" in first.content.decode()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from tests.factories import VALID_IBANS, make_console_user, make_user, sign_in
 from users import selectors, services
-from users.models import FeatureFlag, Role, Status, StatusChange, User
+from users.models import ChangeRequest, FeatureFlag, Role, Status, StatusChange, User
 from users.views import list as list_views
 from users.views.common import list_state
 
@@ -532,6 +532,22 @@ def test_bulk_flag_grant_and_revoke_by_admin(admin_client, people):
     )
     assert [u.pk for u in response.context["bulk_report"]["done"]] == [marc.pk]
     assert FeatureFlag.ROBO_ADVISOR not in User.objects.get(pk=marc.pk).flag_names()
+
+
+def test_bulk_console_grant_is_proposed_and_says_so(admin_client, people):
+    """Four-eyes: granting CONSOLE from the list waits for a second person, and the report
+    says that instead of "granted"."""
+    marc, anna = people["marc"], people["anna"]
+    response = admin_client.post(
+        reverse("users:user-bulk"),
+        {"action": "flag_grant", "flag": FeatureFlag.CONSOLE, "ids": [marc.pk, anna.pk]},
+        headers=HX_RESULTS,
+    )
+    html = response.content.decode()
+    assert "2 users proposed for Console (waiting for approval by a second person)." in html
+    assert "granted" not in html.split('class="alert alert-success"')[1].split("</div>")[0]
+    assert FeatureFlag.CONSOLE not in User.objects.get(pk=anna.pk).flag_names()
+    assert ChangeRequest.objects.filter(user__in=[marc, anna], state="PENDING").count() == 2
 
 
 def read_csv(response) -> list[dict[str, str]]:

@@ -239,8 +239,19 @@ class UserAdmin(admin.ModelAdmin):
                 actor=request.user,
                 expected_version=form.cleaned_data.get("expected_version"),
             )
+            proposed = services.proposed_changes(saved)
             if sorted(saved.role_names()) != sorted(roles):
                 saved = services.user_set_roles(user=saved, roles=roles, actor=request.user)
+                proposed += services.proposed_changes(saved)
+            if proposed:
+                # Four-eyes: guarded changes wait for a second person, in the admin too.
+                kinds = ", ".join(request_.get_kind_display() for request_ in proposed)
+                self.message_user(
+                    request,
+                    f"Waiting for approval by a second person: {kinds}. The other changes "
+                    "were saved.",
+                    messages.WARNING,
+                )
         else:
             policy.check_create(request.user, {**data, "roles": roles})
             saved = services.user_create(data=data, actor=request.user, roles=roles)

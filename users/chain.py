@@ -39,10 +39,17 @@ def _instant(value: dt.datetime) -> str:
 
 
 def version_content(
-    *, user_id: str, version: int, at: dt.datetime, author_id: str | None, changes: Any
+    *,
+    user_id: str,
+    version: int,
+    at: dt.datetime,
+    author_id: str | None,
+    changes: Any,
+    approved_by_id: str | None = None,
 ) -> dict[str, Any]:
-    """What a `UserVersion` row says, as hashed."""
-    return {
+    """What a `UserVersion` row says, as hashed. The checker of a four-eyes change is part of it
+    when there is one (a version without keeps the hash it had before four-eyes existed)."""
+    content = {
         "row": "version",
         "user": user_id,
         "version": version,
@@ -50,6 +57,9 @@ def version_content(
         "author": author_id,
         "changes": _normal(changes),
     }
+    if approved_by_id is not None:
+        content["approved_by"] = approved_by_id
+    return content
 
 
 def status_content(
@@ -99,6 +109,8 @@ def in_chain_order(
                 at=row.created_at,
                 author_id=row.author_id,
                 changes=row.changes,
+                # Historical models of migrations before four-eyes have no checker.
+                approved_by_id=getattr(row, "approved_by_id", None),
             ),
         )
         for row in versions

@@ -462,6 +462,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             ("export_users", "Can export users as CSV"),
             ("manage_api_tokens", "Can issue and revoke API tokens"),
             ("export_client_file", "Can download a user's file as of a date"),
+            ("approve_change", "Can approve or reject another person's guarded change"),
         ]
 
     def __str__(self) -> str:
@@ -557,6 +558,11 @@ class UserVersion(models.Model):
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     changes = models.JSONField(default=dict)
+    # A guarded change applied on approval (four-eyes): `author` proposed it (the maker), this
+    # person approved it (the checker).
+    approved_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # SHA-256 of the previous history row's hash and this row's content (`users/chain.py`).
     chain_hash = models.CharField(max_length=64, blank=True, default="")
 
@@ -600,6 +606,78 @@ class StatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.from_status or 'start'} -> {self.to_status}"
+
+
+class ChangeRequest(models.Model):
+    """A guarded change waiting for a second person (four-eyes): what was proposed on which
+    version, by whom, and how it was decided. The user's record is unchanged until approval.
+
+    `changes` maps contract fields to `[old, new]` as versions do. At most one request per user
+    and kind is pending; a newer proposal voids the older one. Written only by
+    `users.services.change_requests`; which changes are guarded is `users.policy`'s question.
+    """
+
+    class Kind(models.TextChoices):
+        COUNTER_ACCOUNT = "counter_account", "Counter account"
+        ROLES = "roles", "Console roles"
+        CONSOLE_FLAG = "console_flag", "Console access (CONSOLE flag)"
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        APPROVED = "APPROVED", "Approved"
+        REJECTED = "REJECTED", "Rejected"
+        WITHDRAWN = "WITHDRAWN", "Withdrawn"
+        EXPIRED = "EXPIRED", "Expired"
+        VOID = "VOID", "Void"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="change_requests")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    changes = models.JSONField(default=dict)
+    base_version = models.PositiveIntegerField()
+    reason = models.TextField(blank=True, default="")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    proposed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    proposed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True, default="")
+    applied_version = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["proposed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind"],
+                condition=models.Q(state="PENDING"),
+                name="change_request_one_pending",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["counter_account", "roles", "console_flag"]),
+                name="change_request_kind_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "proposed_at"], name="change_request_state_idx"),
+            models.Index(fields=["user", "-proposed_at"], name="change_request_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} of {self.user_id} ({self.state})"
+
+    def is_open(self, now: Any) -> bool:
+        """Pending and not past its expiry (an overdue one counts as expired before the
+        sweep or the next decision writes it so)."""
+        return self.state == self.State.PENDING and self.expires_at > now
+
+    def state_at(self, now: Any) -> str:
+        if self.state == self.State.PENDING and self.expires_at <= now:
+            return self.State.EXPIRED
+        return self.state
 
 
 # --- JSON API (users/api.py) -------------------------------------------------------------------
@@ -681,6 +759,8 @@ class SecurityEvent(models.Model):
         ROLE_GRANTED = "ROLE_GRANTED", "Role granted"
         ROLE_REVOKED = "ROLE_REVOKED", "Role revoked"
         PASSWORD_CHANGED = "PASSWORD_CHANGED", "Password changed"
+        CHANGE_APPROVED = "CHANGE_APPROVED", "Guarded change approved"
+        CHANGE_REJECTED = "CHANGE_REJECTED", "Guarded change rejected"
 
     at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -16,10 +16,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from users.contract import ACCESS_LIST_FIELDS, FIELDS, TRACKED_FIELDS, CleanContext
-from users.models import RECOMMENDED_MOVES, FeatureFlag, Status, User, is_recommended_move
+from users.models import (
+    RECOMMENDED_MOVES,
+    ChangeRequest,
+    FeatureFlag,
+    Status,
+    User,
+    is_recommended_move,
+)
 
 
 def can_use_console(user: User, *, holds_console_flag: bool | None = None) -> bool:
@@ -358,3 +366,103 @@ def check_update(actor: User, user: User, data: Mapping[str, Any]) -> None:
             _refuse_unless(relation in editable, f"Your role may not change who is in {relation}.")
     if "roles" in data and set(data["roles"] or []) != user.role_names():
         _refuse_unless(may_manage_roles(actor), "Your role may not change console roles.")
+
+
+# --- four-eyes approval ------------------------------------------------------------------------
+# Which changes wait for a second person is a deployment's choice (`FOUR_EYES_GUARDED`); the
+# services ask `split_guarded` on every write, whichever front end sent it.
+
+GUARDABLE_KINDS = tuple(ChangeRequest.Kind.values)
+
+
+def guarded_kinds() -> frozenset[str]:
+    """The kinds of change that need a second person here (`FOUR_EYES_GUARDED`)."""
+    kinds = frozenset(getattr(settings, "FOUR_EYES_GUARDED", GUARDABLE_KINDS))
+    unknown = kinds - set(GUARDABLE_KINDS)
+    if unknown:
+        raise ValueError(f"FOUR_EYES_GUARDED: unknown kind {sorted(unknown)[0]!r}")
+    return kinds
+
+
+def split_guarded(
+    changes: Mapping[str, list[Any]],
+) -> tuple[dict[str, list[Any]], dict[str, dict[str, list[Any]]]]:
+    """A change's diff (field → [old, new]) split into what applies at once and, per kind,
+    what waits for approval: the counter account (any of its parts), any role grant or
+    revocation, and granting the CONSOLE flag (revoking it, or other flags, apply at once)."""
+    kinds = guarded_kinds()
+    now = {name: list(pair) for name, pair in changes.items()}
+    waiting: dict[str, dict[str, list[Any]]] = {}
+    for kind, name in (
+        (ChangeRequest.Kind.COUNTER_ACCOUNT, "counter_account"),
+        (ChangeRequest.Kind.ROLES, "roles"),
+    ):
+        if kind in kinds and name in now:
+            waiting[kind] = {name: now.pop(name)}
+    if ChangeRequest.Kind.CONSOLE_FLAG in kinds and "feature_flags" in now:
+        old, new = now["feature_flags"]
+        old_set, new_set = set(old or []), set(new or [])
+        if FeatureFlag.CONSOLE in new_set - old_set:
+            rest = sorted(new_set - {FeatureFlag.CONSOLE})
+            if set(rest) == old_set:
+                del now["feature_flags"]
+            else:
+                now["feature_flags"] = [old, rest]
+            waiting[ChangeRequest.Kind.CONSOLE_FLAG] = {
+                "feature_flags": [rest, sorted({*rest, FeatureFlag.CONSOLE})]
+            }
+    return now, waiting
+
+
+def may_see_approvals(actor: User) -> bool:
+    """The Approvals page and its count: those who may decide requests."""
+    return _has(actor, "approve_change")
+
+
+# What a checker needs besides `approve_change`: the right to make that kind of change.
+_KIND_PERMISSION = {
+    ChangeRequest.Kind.ROLES: "manage_roles",
+    ChangeRequest.Kind.CONSOLE_FLAG: "manage_feature_flags",
+}
+
+
+def decision_refusal(
+    actor: User, request: ChangeRequest, *, last_changer_id: str | None = None
+) -> str | None:
+    """Why `actor` may not approve or reject `request`, or None. A checker has
+    `approve_change` (admins and compliance), may make that kind of change (roles and CONSOLE:
+    admins), is not the proposer, and for a counter account not the last person who changed
+    it; nobody decides on their own record."""
+    if not _has(actor, "approve_change"):
+        return "Your role may not approve changes."
+    permission = _KIND_PERMISSION.get(request.kind)
+    if permission and not _has(actor, permission):
+        return f"Your role may not approve a change of {ChangeRequest.Kind(request.kind).label}."
+    if request.proposed_by_id is not None and request.proposed_by_id == actor.pk:
+        return "You proposed this change: another person must approve it."
+    if request.user_id == actor.pk:
+        return "You may not approve a change of your own record."
+    if (
+        request.kind == ChangeRequest.Kind.COUNTER_ACCOUNT
+        and last_changer_id is not None
+        and last_changer_id == actor.pk
+    ):
+        return "You changed this counter account last: another person must approve it."
+    return None
+
+
+def may_decide(actor: User, request: ChangeRequest, *, last_changer_id: str | None = None) -> bool:
+    """`decision_refusal` as a question (the Approve and Reject buttons)."""
+    return decision_refusal(actor, request, last_changer_id=last_changer_id) is None
+
+
+def check_decide(actor: User, request: ChangeRequest, *, last_changer_id: str | None = None):
+    """`decision_refusal` raising `PermissionDenied` with the reason."""
+    refusal = decision_refusal(actor, request, last_changer_id=last_changer_id)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+
+
+def may_withdraw(actor: User, request: ChangeRequest) -> bool:
+    """The proposer takes their own pending request back."""
+    return request.proposed_by_id is not None and request.proposed_by_id == actor.pk

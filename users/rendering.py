@@ -89,6 +89,7 @@ class Row(TemplateRow):
     created_title: str  # date and time, local time
     deleted: bool
     selected: bool
+    pending: bool = False  # a change waits for approval (four-eyes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class Card(TemplateRow):
     since_title: str  # the moment it entered it, local time
     sla: str  # "", "at_risk" or "breached" (users/sla.py)
     flags_html: str  # the flag badges, rendered once per combination of flags
+    pending: bool = False  # a change waits for approval (four-eyes)
 
 
 class FastSelect(forms.Select):

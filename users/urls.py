@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 
 from users.models import USER_ID_PATTERN
 from users.views import (
+    approvals,
     board,
     client_file,
     common,
@@ -54,6 +55,23 @@ urlpatterns = [
     path("users/<user_id:pk>/file/", client_file.user_file, name="user-file"),
     path("users/<user_id:pk>/unlock/", detail.user_unlock, name="user-unlock"),
     path("users/<user_id:pk>/factors/reset/", detail.user_factors_reset, name="user-factors-reset"),
+    # four-eyes approval (users/views/approvals.py)
+    path("approvals/", approvals.approvals, name="approvals"),
+    path(
+        "change-requests/<int:pk>/approve/",
+        approvals.change_request_approve,
+        name="change-request-approve",
+    ),
+    path(
+        "change-requests/<int:pk>/reject/",
+        approvals.change_request_reject,
+        name="change-request-reject",
+    ),
+    path(
+        "change-requests/<int:pk>/withdraw/",
+        approvals.change_request_withdraw,
+        name="change-request-withdraw",
+    ),
     # API tokens and console login invitations (users/views/tokens.py, users/views/invite.py)
     path("api-tokens/", tokens.api_tokens, name="api-tokens"),
     path("api-tokens/<int:pk>/revoke/", tokens.api_token_revoke, name="api-token-revoke"),

@@ -200,6 +200,34 @@ def edit_conflict(page: Page, console: Console) -> None:
     page.mouse.move(0, 0)
 
 
+@shot("approvals", "admin")
+def approvals(page: Page, console: Console) -> None:
+    """The Approvals page with the demo's pending requests (proposed by the back office)."""
+    page.goto(console.url("users:approvals"))
+    page.get_by_role("heading", name="Approvals").first.wait_for()
+    page.mouse.move(0, VIEWPORT["height"] - 1)
+
+
+@shot("pending-change", "admin")
+def pending_change(page: Page, console: Console) -> Clip:
+    """A user's page with a counter account change waiting for approval: the diff, the maker,
+    its age, Approve and Reject."""
+    from users.models import ChangeRequest
+
+    request = (
+        ChangeRequest.objects.filter(state=ChangeRequest.State.PENDING, kind="counter_account")
+        .order_by("proposed_at", "pk")
+        .first()
+    )
+    assert request is not None, "no pending counter account change in the demo data"
+    page.goto(console.url("users:user-detail", request.user_id))
+    panel = page.locator("#pending")
+    panel.get_by_role("heading", name="Waiting for approval").wait_for()
+    box = panel.bounding_box()
+    assert box is not None
+    return {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": box["y"] + box["height"] + 16}
+
+
 # --- the machinery ------------------------------------------------------------------------------
 
 

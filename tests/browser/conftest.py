@@ -113,8 +113,11 @@ def console_roles(transactional_db) -> None:
     from django.apps import apps
 
     import_module("users.migrations.0002_roles").create_roles(apps, None)
+    # ... and what later migrations granted: back office reads history, approvers approve,
+    # compliance and admins download a user's file.
     import_module("users.migrations.0010_back_office_reads_history").grant(apps, None)
     import_module("users.migrations.0013_client_file_permission").grant(apps, None)
+    import_module("users.migrations.0014_four_eyes").grant(apps, None)
 
 
 @pytest.fixture

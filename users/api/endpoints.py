@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from ninja import Header, Query
 from ninja import Status as HttpStatus
 from ninja.errors import ValidationError as NinjaValidationError
@@ -25,8 +26,10 @@ from users.api.auth import ApiKey, BearerToken
 from users.api.errors import ConsoleApi, StrictJsonParser, error_item, query_error
 from users.api.schemas import (
     MAX_INT,
+    ChangeRequestOut,
     Conflict,
     Message,
+    UserDetailOut,
     UserIn,
     UserOut,
     UserPage,
@@ -34,8 +37,9 @@ from users.api.schemas import (
     ValidationErrors,
 )
 from users.contract import FIELD_LABELS
-from users.models import User, is_user_id
+from users.models import ChangeRequest, User, is_user_id
 from users.query import QueryError, parse_orderby, parse_query, referenced_fields
+from users.selectors import change_requests as change_request_selectors
 from users.services import idempotency, invitations
 
 DEFAULT_LIMIT = 20
@@ -97,6 +101,32 @@ def user_out(user: User) -> dict[str, Any]:
 def _fresh(user: User) -> dict[str, Any]:
     """The stored record after a write, read the way a GET reads it."""
     return user_out(with_relations(User.objects.filter(pk=user.pk)).get())
+
+
+def change_request_out(request: ChangeRequest) -> dict[str, Any]:
+    """One change request as the API shows it (its state as of now: overdue is EXPIRED)."""
+    return {
+        "id": request.pk,
+        "user_id": request.user_id,
+        "kind": request.kind,
+        "fields": sorted(request.changes),
+        "changes": request.changes,
+        "reason": request.reason,
+        "proposed_by": request.proposed_by_id,
+        "proposed_at": request.proposed_at,
+        "expires_at": request.expires_at,
+        "state": request.state_at(timezone.now()),
+        "decided_by": request.decided_by_id,
+        "decided_at": request.decided_at,
+        "decision_reason": request.decision_reason,
+        "applied_version": request.applied_version,
+    }
+
+
+def user_detail_out(user: User) -> dict[str, Any]:
+    """A user read alone: the record and its pending changes (four-eyes)."""
+    pending = change_request_selectors.open_requests_for(user)
+    return {**user_out(user), "pending_changes": [change_request_out(r) for r in pending]}
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -271,20 +301,25 @@ def list_users(
 
 @api.get(
     "/users/{user_id}",
-    response={200: UserOut, **_errors(401, 404)},
+    response={200: UserDetailOut, **_errors(401, 404)},
     url_name="user-detail",
     summary="Get a user",
+    description="The record, with `pending_changes`: guarded changes waiting for approval.",
     tags=["users"],
 )
 def get_user(request: HttpRequest, user_id: str):
-    return user_out(_get_visible(request.auth, user_id))
+    return user_detail_out(_get_visible(request.auth, user_id))
 
 
 @api.patch(
     "/users/{user_id}",
-    response={200: UserOut, **_errors(400, 401, 403, 404, 409, 422)},
+    response={200: UserDetailOut, 202: UserDetailOut, **_errors(400, 401, 403, 404, 409, 422)},
     url_name="user-update",
     summary="Update a user (partial)",
+    description="Guarded fields (four-eyes: by default the counter account, roles and granting "
+    "the CONSOLE flag) are not applied but proposed for a second person's approval in the "
+    "console: the other fields apply, and the answer is `202 Accepted` with the user as it now "
+    "is and the request(s) in `pending_changes`. A token never approves.",
     tags=["users"],
 )
 def update_user(request: HttpRequest, user_id: str, payload: UserPatch):
@@ -292,13 +327,34 @@ def update_user(request: HttpRequest, user_id: str, payload: UserPatch):
     user = _get_visible(actor, user_id)
     data = payload.model_dump(exclude_unset=True, mode="json")
     expected_version = data.pop("version", None)
+    data.pop("pending_changes", None)  # read-only: what a GET returned, sent back
     _check_read_only(user, payload, data)
     policy.check_update(actor, user, data)
     with transaction.atomic():
         updated = services.user_update(
             user=user, data=data, actor=actor, expected_version=expected_version
         )
-    return _fresh(updated)
+        proposed = services.proposed_changes(updated)
+    fresh = with_relations(User.objects.filter(pk=updated.pk)).get()
+    return HttpStatus(202 if proposed else 200, user_detail_out(fresh))
+
+
+@api.get(
+    "/change-requests/{request_id}",
+    response={200: ChangeRequestOut, **_errors(401, 404, 422)},
+    url_name="change-request-detail",
+    summary="Get a change request",
+    description="A guarded change (four-eyes) of a user the caller may read. Approving and "
+    "rejecting are for a person in the console, never for a token.",
+    tags=["change requests"],
+)
+def get_change_request(request: HttpRequest, request_id: int):
+    found = (
+        change_request_selectors.change_request(request_id) if 0 < request_id <= MAX_INT else None
+    )
+    if found is None or not selectors.visible_users(request.auth).filter(pk=found.user_id).exists():
+        raise Http404(f"No change request {request_id}.")
+    return change_request_out(found)
 
 
 def _check_read_only(user: User, payload: UserPatch, data: dict[str, Any]) -> None:

@@ -152,6 +152,10 @@ class _UserPatch(UserIn):
         le=MAX_INT,
         description="The version the change was made from; a stale one is refused with 409.",
     )
+    pending_changes: list[dict[str, Any]] | None = Field(
+        None,
+        description="Read-only, ignored: accepted so that a body read by GET may be sent back.",
+    )
 
 
 UserPatch = create_model(
@@ -178,6 +182,41 @@ def _output_fields() -> dict[str, Any]:
 
 
 UserOut = create_model("UserOut", __base__=Schema, **_output_fields())
+
+
+class ChangeRequestOut(Schema):
+    """A guarded change waiting for (or decided by) a second person: four-eyes approval."""
+
+    id: int
+    user_id: str
+    kind: str = Field(description="`counter_account`, `roles` or `console_flag`.")
+    fields: list[str] = Field(description="The contract fields the change touches.")
+    changes: dict[str, list[Any]] = Field(
+        description="Field → [old, new], old as stored when it was proposed.",
+        examples=[{"counter_account": [None, {"bank_account_number": "BE71096123456769"}]}],
+    )
+    reason: str
+    proposed_by: str | None = Field(description="User id of the maker.")
+    proposed_at: dt.datetime
+    expires_at: dt.datetime
+    state: str = Field(
+        description="PENDING, APPROVED, REJECTED, WITHDRAWN, EXPIRED (past expires_at) or VOID "
+        "(replaced by a newer proposal, or the fields changed before approval)."
+    )
+    decided_by: str | None = Field(description="User id of the checker (or of whoever closed it).")
+    decided_at: dt.datetime | None
+    decision_reason: str
+    applied_version: int | None = Field(description="The version that applied it, if approved.")
+
+
+class _UserWithPending(Schema):
+    pending_changes: list[ChangeRequestOut] = Field(
+        description="Guarded changes (counter account, roles, CONSOLE flag) waiting for a "
+        "second person's approval; the record shows the values before them."
+    )
+
+
+UserDetailOut = create_model("UserDetailOut", __base__=_UserWithPending, **_output_fields())
 
 
 class UserPage(Schema):

@@ -1,6 +1,7 @@
 """One user's file as it stood at a chosen moment (issue 13.5): every field rebuilt from the
-versions, the status timeline, every version with its author and diff, and a SHA-256 manifest of
-the contents with the chain hashes (`users/chain.py`) it was built from.
+versions, the status timeline, every version with its author, checker and diff, the four-eyes
+requests as they stood then, and a SHA-256 manifest of the contents with the chain hashes
+(`users/chain.py`) it was built from.
 
 The console's page and JSON download and `manage.py export_client_file` all build it here.
 """
@@ -15,7 +16,7 @@ from typing import Any
 from django.utils import timezone
 
 from users import chain, contract
-from users.models import StatusChange, User, UserVersion
+from users.models import ChangeRequest, StatusChange, User, UserVersion
 
 FORMAT = "client-file/1"
 
@@ -56,7 +57,7 @@ def client_file(
     until = end_of_day(as_of)
     versions = list(
         UserVersion.objects.filter(user=user, created_at__lt=until)
-        .select_related("author")
+        .select_related("author", "approved_by")
         .order_by("version")
     )
     if not versions:
@@ -104,12 +105,14 @@ def client_file(
                 "version": row.version,
                 "at": _instant(row.created_at),
                 "author": _person(row.author),
+                "approved_by": _person(row.approved_by),
                 "changes": row.changes,
                 "chain_hash": row.chain_hash,
             }
             for row in versions
         ],
     }
+    contents["change_requests"] = [_request_as_of(row, until) for row in _requests(user, until)]
     manifest = {
         "algorithm": "SHA-256 over each section's canonical JSON (sorted keys, no spaces, UTF-8)",
         "sections": {name: _sha256(section) for name, section in contents.items()},
@@ -129,6 +132,40 @@ def client_file(
         "generated_by": _person(generated_by),
         **contents,
         "manifest": manifest,
+    }
+
+
+def _requests(user: User, until: dt.datetime) -> list[ChangeRequest]:
+    return list(
+        ChangeRequest.objects.filter(user=user, proposed_at__lt=until)
+        .select_related("proposed_by", "decided_by")
+        .order_by("proposed_at", "id")
+    )
+
+
+def _request_as_of(row: ChangeRequest, until: dt.datetime) -> dict[str, Any]:
+    """A four-eyes request as it stood at `until`: a decision taken later is not shown yet."""
+    decided = row.decided_at is not None and row.decided_at < until
+    if decided:
+        state = row.state
+    elif row.expires_at <= until:
+        state = ChangeRequest.State.EXPIRED
+    else:
+        state = ChangeRequest.State.PENDING
+    return {
+        "id": row.pk,
+        "kind": row.kind,
+        "changes": row.changes,
+        "base_version": row.base_version,
+        "reason": row.reason,
+        "proposed_by": _person(row.proposed_by),
+        "proposed_at": _instant(row.proposed_at),
+        "expires_at": _instant(row.expires_at),
+        "state": state,
+        "decided_by": _person(row.decided_by) if decided else None,
+        "decided_at": _instant(row.decided_at) if decided else None,
+        "decision_reason": row.decision_reason if decided else "",
+        "applied_version": row.applied_version if decided else None,
     }
 
 

@@ -37,7 +37,7 @@ def recent_versions(user: User, *, limit: int) -> list[UserVersion]:
     """The user's latest `limit` versions, newest first, with what each author's name needs."""
     return list(
         UserVersion.objects.filter(user=user)
-        .select_related("author")
+        .select_related("author", "approved_by")
         .only(
             "version",
             "created_at",
@@ -47,6 +47,11 @@ def recent_versions(user: User, *, limit: int) -> list[UserVersion]:
             "author__last_name",
             "author__email",
             "author__external_id",
+            # the checker of a change applied on approval (four-eyes)
+            "approved_by__first_name",
+            "approved_by__last_name",
+            "approved_by__email",
+            "approved_by__external_id",
         )
         .order_by("-version")[:limit]
     )

@@ -4,14 +4,23 @@
   record and the status history written in the same transaction;
 - `invitations`: a user created with a console login, and the set-password mail;
 - `tokens`: API tokens issued, revoked and authenticated;
-- `idempotency`: the API's idempotency keys.
+- `idempotency`: the API's idempotency keys;
+- `proposals` and `change_requests`: four-eyes approval of guarded changes (filed by the
+  writes above, decided by a second person).
 """
 
+from users.services.change_requests import (
+    change_request_approve,
+    change_request_reject,
+    change_request_withdraw,
+    change_requests_expire,
+)
 from users.services.users import (
     StaleVersion,
     check_status_move,
     clean_user_data,
     creation_changes,
+    proposed_changes,
     user_change_status,
     user_create,
     user_delete,
@@ -26,9 +35,14 @@ from users.services.users import (
 
 __all__ = [
     "StaleVersion",
+    "change_request_approve",
+    "change_request_reject",
+    "change_request_withdraw",
+    "change_requests_expire",
     "check_status_move",
     "clean_user_data",
     "creation_changes",
+    "proposed_changes",
     "user_change_status",
     "user_create",
     "user_delete",

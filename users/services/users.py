@@ -25,6 +25,7 @@ from django.utils import timezone
 from users import chain, contract, policy, validators
 from users.contract import FIELD_LABELS, TRACKED_FIELDS, UNIQUE_FIELDS, WRITE_ONCE_FIELDS
 from users.models import (
+    ChangeRequest,
     FeatureFlag,
     FeatureFlagGrant,
     Role,
@@ -36,6 +37,7 @@ from users.models import (
     is_recommended_move,
 )
 from users.selectors.history import version_diff
+from users.services.proposals import propose
 from users.services.security import security_event
 from users.services.sessions import end_sessions
 
@@ -293,8 +295,10 @@ def _commit_version(
     now: dt.datetime,
     create: bool,
     status_reason: str = "",
+    approved_by: User | None = None,
 ) -> User:
-    """Save the row, its relations, the version record and (if any) the status history row."""
+    """Save the row, its relations, the version record and (if any) the status history row;
+    `approved_by` is the checker of a guarded change applied on approval (`actor` its maker)."""
     status_change = None
     if "status" in changes:
         from_status, to_status = changes["status"]
@@ -325,7 +329,12 @@ def _commit_version(
     version_hash = chain.link(
         chain.GENESIS if create else user.history_hash,
         chain.version_content(
-            user_id=user.pk, version=user.version, at=now, author_id=author_id, changes=changes
+            user_id=user.pk,
+            version=user.version,
+            at=now,
+            author_id=author_id,
+            changes=changes,
+            approved_by_id=approved_by.pk if approved_by is not None else None,
         ),
     )
     user.history_hash = version_hash
@@ -352,6 +361,7 @@ def _commit_version(
         created_at=now,
         author=actor,
         changes=changes,
+        approved_by=approved_by,
         chain_hash=version_hash,
     )
     if status_change is not None:
@@ -461,27 +471,54 @@ def _locked_for_edit(
     return current
 
 
-def _apply(current: User, cleaned: dict[str, Any], *, actor: User | None, now: dt.datetime) -> User:
-    """Write what differs from the locked row `current`; `cleaned` was checked against it."""
+def _apply(
+    current: User,
+    cleaned: dict[str, Any],
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    change_reason: str = "",
+    approved_by: User | None = None,
+) -> User:
+    """Write what differs from the locked row `current`; `cleaned` was checked against it.
+
+    What the four-eyes policy guards (`policy.split_guarded`) is not written but proposed as a
+    change request, with `change_reason`; the returned user carries the requests filed
+    (`proposed_changes`). A change applied on approval passes its checker as `approved_by`
+    and is not guarded again.
+    """
     status_reason = cleaned.pop("status_reason", "") or ""
     before = user_snapshot(current)
     changes = _changes(before, cleaned)
-    if not changes:
-        return current
-    for name, (_, new) in changes.items():
-        _assign(current, name, new)
-    saved = _commit_version(
-        current,
-        changes=changes,
-        actor=actor,
-        now=now,
-        create=False,
-        status_reason=status_reason,
-    )
-    reason = _sessions_end_reason(changes)
-    if reason:
-        end_sessions(user=saved, actor=actor, reason=reason)
+    waiting: dict[str, dict[str, list[Any]]] = {}
+    if approved_by is None:
+        changes, waiting = policy.split_guarded(changes)
+    saved = current
+    if changes:
+        for name, (_, new) in changes.items():
+            _assign(current, name, new)
+        saved = _commit_version(
+            current,
+            changes=changes,
+            actor=actor,
+            now=now,
+            create=False,
+            status_reason=status_reason,
+            approved_by=approved_by,
+        )
+        reason = _sessions_end_reason(changes)
+        if reason:
+            end_sessions(user=saved, actor=actor, reason=reason)
+    saved.proposed_changes = [
+        propose(user=saved, kind=kind, changes=diff, actor=actor, now=now, reason=change_reason)
+        for kind, diff in waiting.items()
+    ]
     return saved
+
+
+def proposed_changes(user: User) -> list[ChangeRequest]:
+    """The change requests the write that returned `user` filed instead of applying."""
+    return list(getattr(user, "proposed_changes", []))
 
 
 def _sessions_end_reason(changes: Mapping[str, list[Any]]) -> str:
@@ -507,17 +544,19 @@ def user_update(
     data: Mapping[str, Any],
     actor: User | None,
     expected_version: int | None = None,
+    change_reason: str = "",
     clock: Clock = timezone.now,
 ) -> User:
     """Change any contract fields (nested objects replaced whole). Unchanged values are no-ops.
 
     Refuses a write-once change, a duplicate, an off-flow status without `status_reason`, a
     deleted user, and (with `expected_version`) a stale edit (`StaleVersion`).
-    Returns the user as stored; the version is bumped only when something changed.
+    Returns the user as stored; the version is bumped only when something changed. Guarded
+    fields (four-eyes) are proposed with `change_reason` instead (`proposed_changes`).
     """
     current = _locked_for_edit(user, expected_version)
     cleaned = clean_user_data(data, user=current)
-    return _apply(current, cleaned, actor=actor, now=clock())
+    return _apply(current, cleaned, actor=actor, now=clock(), change_reason=change_reason)
 
 
 @transaction.atomic
@@ -551,12 +590,13 @@ def user_set_flags(
     flags: Iterable[str],
     actor: User | None,
     expected_version: int | None = None,
+    change_reason: str = "",
     clock: Clock = timezone.now,
 ) -> User:
     """Replace the user's feature flags; each grant/revoke is a version with author and time."""
     current = _locked_for_edit(user, expected_version)
     cleaned = clean_user_data({"feature_flags": list(flags)}, user=current)
-    return _apply(current, cleaned, actor=actor, now=clock())
+    return _apply(current, cleaned, actor=actor, now=clock(), change_reason=change_reason)
 
 
 @transaction.atomic
@@ -567,13 +607,14 @@ def user_set_flag(
     enabled: bool,
     actor: User | None,
     expected_version: int | None = None,
+    change_reason: str = "",
     clock: Clock = timezone.now,
 ) -> User:
     """Grant or revoke one flag, leaving the others as they are now."""
     current = _locked_for_edit(user, expected_version)
     flags = current.flag_names() | {flag} if enabled else current.flag_names() - {flag}
     cleaned = clean_user_data({"feature_flags": sorted(flags)}, user=current)
-    return _apply(current, cleaned, actor=actor, now=clock())
+    return _apply(current, cleaned, actor=actor, now=clock(), change_reason=change_reason)
 
 
 @transaction.atomic
@@ -583,6 +624,7 @@ def user_set_roles(
     roles: Iterable[str],
     actor: User | None,
     expected_version: int | None = None,
+    change_reason: str = "",
     clock: Clock = timezone.now,
 ) -> User:
     """Replace the user's console roles (admin only, checked by the caller)."""
@@ -593,7 +635,9 @@ def user_set_roles(
             {"roles": ValidationError(f"Unknown role {sorted(unknown)[0]!r}.", code="choice")}
         )
     current = _locked_for_edit(user, expected_version)
-    return _apply(current, {"roles": role_names}, actor=actor, now=clock())
+    return _apply(
+        current, {"roles": role_names}, actor=actor, now=clock(), change_reason=change_reason
+    )
 
 
 @transaction.atomic

@@ -26,6 +26,7 @@ from django_htmx.http import push_url, trigger_client_event
 from users import policy, selectors, sla
 from users.models import Status, User
 from users.rendering import Card, FlagBadges, url_for_each
+from users.selectors.change_requests import users_with_open_requests
 from users.views.common import (
     HtmxHttpRequest,
     htmx_target,
@@ -79,6 +80,7 @@ def _cards(columns: dict[str, list[selectors.CardRow]]) -> dict[str, list[Card]]
     move_url = url_for_each("users:board-move")
     badges = FlagBadges(f"{TEMPLATE}#flag-badges")
     tz = timezone.get_current_timezone()
+    pending = users_with_open_requests(row.id for rows in columns.values() for row in rows)
     cards: dict[str, list[Card]] = {}
     for status, rows in columns.items():
         cards[status] = []
@@ -97,6 +99,7 @@ def _cards(columns: dict[str, list[selectors.CardRow]]) -> dict[str, list[Card]]
                     since_title=SafeString(f"{since:%Y-%m-%d %H:%M}"),
                     sla=sla.state(status, row.status_changed_at, now),
                     flags_html=badges(row.flags),
+                    pending=row.id in pending,
                 )
             )
     return cards

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from users import policy
 from users.contract import FIELD_LABELS, TRACKED_FIELDS
 from users.forms import ClientFileForm
+from users.models import ChangeRequest
 from users.selectors.client_file import NotYet, as_json, client_file
 from users.views.common import HtmxHttpRequest, display, load_user, require
 
@@ -67,6 +68,17 @@ def user_file(request: HtmxHttpRequest, pk: str) -> HttpResponse:
             }
             for row in file["versions"]
         ],
-        "json_query": f"as_of={file['as_of']}&format=json",
+        "requests": [
+            {
+                **row,
+                "kind_label": ChangeRequest.Kind(row["kind"]).label,
+                "state_label": ChangeRequest.State(row["state"]).label,
+                "diff": [
+                    (FIELD_LABELS.get(name, name), display(old, name), display(new, name))
+                    for name, (old, new) in row["changes"].items()
+                ],
+            }
+            for row in file["change_requests"]
+        ],
     }
     return render(request, TEMPLATE, context)

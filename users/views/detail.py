@@ -26,6 +26,7 @@ from users.models import FeatureFlag, Role, Status, User
 from users.selectors.security import locked_out_until
 from users.services.factors import factor_summary, factors_reset
 from users.services.security import account_unlock
+from users.views.approvals import four_eyes_events, pending_context, proposed_message
 from users.views.common import (
     HtmxHttpRequest,
     display,
@@ -40,7 +41,7 @@ from users.views.common import (
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
-REGIONS = ("summary", "status", "flags", "roles", "signin", "history", "danger")
+REGIONS = ("summary", "pending", "status", "flags", "roles", "signin", "history", "danger")
 HISTORY_LIMIT = 100
 
 
@@ -143,6 +144,7 @@ def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
         "versions": versions,
         "status_changes": status_changes,
         "history_limit": HISTORY_LIMIT,
+        "four_eyes_events": four_eyes_events(user, limit=HISTORY_LIMIT),
     }
 
 
@@ -186,6 +188,7 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
         "flag_errors": [],
         "danger_errors": [],
     }
+    context |= pending_context(request.user, user)
     context |= status_context(request, user)
     context |= signin_context(request, user)
     context |= flags_context(request, user)
@@ -283,6 +286,7 @@ def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     flag = request.POST.get("flag", "")
     enabled = request.POST.get("enabled", "") in ("1", "true", "on")
     errors: list[str] = []
+    proposed: list = []
     own_console = flag == FeatureFlag.CONSOLE and not enabled and user.pk == request.user.pk
     if own_console and request.POST.get("confirm") != "1":
         # Revoking one's own CONSOLE flag ends one's own access: ask first.
@@ -293,9 +297,13 @@ def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         errors = [f"Unknown feature flag {flag!r}."]
     else:
         try:
-            services.user_set_flag(user=user, flag=flag, enabled=enabled, actor=request.user)
+            saved = services.user_set_flag(
+                user=user, flag=flag, enabled=enabled, actor=request.user
+            )
         except ValidationError as exc:
             errors = error_messages(exc)
+        else:
+            proposed = services.proposed_changes(saved)
     user = load_user(pk)
     if errors:
         return render_region_or_page(request, user, "flags", flag_errors=errors)
@@ -304,6 +312,8 @@ def user_flag(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         # of the page, which sends the person to sign in.
         return redirect_or_client_redirect(request, reverse("users:user-detail", args=[user.pk]))
     message = f"{FeatureFlag(flag).label} {'granted' if enabled else 'revoked'}."
+    if proposed:
+        message = proposed_message(proposed)
     return region_saved(request, user, "flags", message, "flag_message")
 
 
@@ -342,7 +352,7 @@ def user_roles(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     if needs_step_up(request):
         return step_up_redirect(request, _roles_back_url(user, roles))
     try:
-        services.user_set_roles(
+        saved = services.user_set_roles(
             user=user,
             roles=roles,
             actor=request.user,
@@ -353,6 +363,10 @@ def user_roles(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         user = load_user(pk)
         return render_region_or_page(request, user, "roles", role_errors=errors, chosen_roles=roles)
     user = load_user(pk)
+    proposed = services.proposed_changes(saved)
+    if proposed:
+        # Four-eyes: nothing changed yet; a second person approves on this page.
+        return region_saved(request, user, "roles", proposed_message(proposed), "roles_message")
     if own_admin:
         # One's own admin pages are gone: a full load of the page shows what is left.
         messages.success(request, "Roles saved: you are no longer an admin.")

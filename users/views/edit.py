@@ -27,7 +27,9 @@ from users.forms import (
     WIDE_INPUTS,
     UserForm,
 )
-from users.models import User
+from users.models import ChangeRequest, User
+from users.selectors import change_requests as change_request_selectors
+from users.views.approvals import proposed_message
 from users.views.common import (
     HtmxHttpRequest,
     display,
@@ -137,6 +139,17 @@ def render_form(
         "validate_url": reverse("users:user-validate-field")
         + (f"?user={subject.pk}" if subject else ""),
     }
+    if subject is not None:
+        # Four-eyes: a new counter account waits for a second person (when guarded here).
+        context["account_guarded"] = ChangeRequest.Kind.COUNTER_ACCOUNT in policy.guarded_kinds()
+        context["account_pending"] = next(
+            (
+                r
+                for r in change_request_selectors.open_requests_for(subject)
+                if r.kind == ChangeRequest.Kind.COUNTER_ACCOUNT
+            ),
+            None,
+        )
     template = TEMPLATE
     if request.htmx and request.htmx.target == "user-form":
         template = f"{TEMPLATE}#user-form"
@@ -205,11 +218,16 @@ def user_edit(request: HtmxHttpRequest, pk: str) -> HttpResponse:
                     data=form.contract_data(),
                     actor=request.user,
                     expected_version=form.cleaned_data["expected_version"],
+                    change_reason=request.POST.get("change_reason", ""),
                 )
-                if updated.version == subject.version:
-                    messages.info(request, "Nothing changed.")
-                else:
+                proposed = services.proposed_changes(updated)
+                if updated.version != subject.version:
                     messages.success(request, f"Saved version {updated.version}.")
+                elif not proposed:
+                    messages.info(request, "Nothing changed.")
+                if proposed:
+                    # Four-eyes: the guarded fields wait; the others were saved above.
+                    messages.warning(request, proposed_message(proposed))
                 return redirect_or_client_redirect(request, reverse("users:user-detail", args=[pk]))
         except services.StaleVersion as exc:
             subject = load_user(pk)

@@ -28,6 +28,7 @@ from django_htmx.http import push_url
 from users import contract, policy, selectors, services
 from users.models import FeatureFlag, Status, User, is_user_id
 from users.rendering import FlagBadges, Row, url_for_each
+from users.selectors.change_requests import users_with_open_requests
 from users.views.common import (
     SORTS,
     HtmxHttpRequest,
@@ -76,6 +77,7 @@ def _rows(users: list[User], selected: set[str]) -> list[Row]:
     detail_url = url_for_each("users:user-detail")
     badges = FlagBadges(f"{TEMPLATE}#flag-badges")
     tz = timezone.get_current_timezone()
+    pending = users_with_open_requests(user.pk for user in users)
     rows = []
     for user in users:
         created = user.creation_datetime.astimezone(tz)
@@ -96,6 +98,7 @@ def _rows(users: list[User], selected: set[str]) -> list[Row]:
                 created_title=SafeString(f"{created:%Y-%m-%d %H:%M:%S}"),
                 deleted=user.deleted,
                 selected=user.pk in selected,
+                pending=user.pk in pending,
             )
         )
     return rows
@@ -249,14 +252,21 @@ def _bulk_status(
 
 def _bulk_flag(
     request: HtmxHttpRequest, users: list[User], flag: str, enabled: bool
-) -> tuple[list[User], list[tuple[User, str]]]:
+) -> tuple[list[User], list[tuple[User, str]], bool]:
+    """(done, failed, proposed): `proposed` when the switches wait for a second person's
+    approval (four-eyes: granting CONSOLE) instead of applying."""
+    proposed = False
+
     def switch(user: User) -> str | None:
+        nonlocal proposed
         if (flag in user.flag_names()) == enabled:
             return f"Already {'has' if enabled else 'does not have'} {flag}."
-        services.user_set_flag(user=user, flag=flag, enabled=enabled, actor=request.user)
+        saved = services.user_set_flag(user=user, flag=flag, enabled=enabled, actor=request.user)
+        proposed = proposed or bool(services.proposed_changes(saved))
         return None
 
-    return _for_each(users, switch)
+    done, failed = _for_each(users, switch)
+    return done, failed, proposed
 
 
 MOVED_OUT_NAMED = 10  # names listed one by one; the rest are counted
@@ -335,8 +345,13 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         else:
             flag = request.POST["flag"]
             enabled = action == "flag_grant"
-            done, failed = _bulk_flag(request, users, flag, enabled)
+            done, failed, proposed = _bulk_flag(request, users, flag, enabled)
             verb = f"{'granted' if enabled else 'revoked'} {FeatureFlag(flag).label}"
+            if proposed:
+                verb = (
+                    f"proposed for {FeatureFlag(flag).label} (waiting for approval by a "
+                    "second person)"
+                )
         report = {
             "verb": verb,
             "done": done,

@@ -11,6 +11,7 @@ Deterministic (a fixed random seed) and idempotent: demo users are keyed by thei
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import unicodedata
 from collections import Counter
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 from schwifty import IBAN
 from schwifty import exceptions as schwifty_errors
@@ -30,7 +32,7 @@ from stdnum.us import rtn
 from console.devtools.management.commands.seed_users import draw_employment
 from console.devtools.totp import device_code
 from users import services, sla, validators
-from users.models import FeatureFlag, Role, Status, User
+from users.models import ChangeRequest, FeatureFlag, Role, Status, User
 from users.services import factors
 
 SEED = 20261123
@@ -40,6 +42,20 @@ DEMO_LOGINS = (
     (Role.ADMIN, "admin@demo.example", "Ada", "Admin"),
     (Role.BACK_OFFICE, "backoffice@demo.example", "Bram", "Backoffice"),
     (Role.COMPLIANCE, "compliance@demo.example", "Chloé", "Compliance"),
+)
+# Four-eyes: what waits for approval in the demo, all proposed by the back-office login, so an
+# admin signing in finds the Approvals page in use. New counter accounts (residency, IBAN of
+# that country, hours ago) ...
+PENDING_ACCOUNTS = (
+    ("BE", "BE71096123456769", 3),
+    ("NL", "NL91ABNA0417164300", 27),
+    ("DE", "DE89370400440532013000", 52),
+)
+# ... and two new colleagues waiting for their role and console access (email, first and last
+# name, role, hours ago).
+PENDING_STAFF = (
+    ("dana.dossier@demo.example", "Dana", "Dossier", Role.COMPLIANCE, 1),
+    ("emil.ops@demo.example", "Emil", "Ops", Role.BACK_OFFICE, 30),
 )
 
 W, S, F, A, I = (  # noqa: E741 - the five statuses, short for the stories below
@@ -486,6 +502,8 @@ class Command(BaseCommand):
                 self.replay(steps, logins)
             created += 1
 
+        pending = self.ensure_pending(logins, now)
+
         demo = User.objects.filter(external_id__startswith="DEMO-")
         by_status = Counter(demo.values_list("status", flat=True))
         self.stdout.write(
@@ -493,6 +511,7 @@ class Command(BaseCommand):
             f"{demo.filter(deleted=True).count()} deleted). By status: "
             + ", ".join(f"{s} {by_status.get(s, 0)}" for s in Status.values)
         )
+        self.stdout.write(f"Changes waiting for approval (four-eyes): {pending}.")
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"Console: {base_url.rstrip('/')}/login/"))
         for role, email, *_ in DEMO_LOGINS:
@@ -534,7 +553,11 @@ class Command(BaseCommand):
                         clock=at(when),
                     )
                 else:
-                    # Someone may have played with the demo logins: make them work again.
+                    # Someone may have played with the demo logins: make them work again. With
+                    # nobody to approve it (four-eyes), this repair of the dev tool's own logins
+                    # applies at once, as on a deployment that guards nothing.
+                    repair = override_settings(FOUR_EYES_GUARDED=[])
+                    repair.enable()
                     if user.deleted:
                         user = services.user_restore(user=user, actor=None)
                     if FeatureFlag.CONSOLE not in user.flag_names():
@@ -545,14 +568,69 @@ class Command(BaseCommand):
                         user = services.user_set_roles(
                             user=user, roles=[*user.role_names(), role], actor=None
                         )
+                    repair.disable()
                     user = services.user_set_password(user=user, password=DEMO_PASSWORD)
                 factors.totp_ensure(user=user)
             logins[role] = user
         return logins
 
+    def ensure_pending(self, logins: dict[str, User], now: dt.datetime) -> int:
+        """A few pending change requests of each kind, proposed by the back-office login,
+        whenever none of theirs waits (a second run adds none; once they are decided or have
+        expired, the next run proposes what still differs). Returns how many wait."""
+        back_office = logins[Role.BACK_OFFICE]
+        waiting = ChangeRequest.objects.filter(
+            proposed_by=back_office, state=ChangeRequest.State.PENDING, expires_at__gt=now
+        )
+        if not waiting.exists():
+            with transaction.atomic():
+                self._propose_pending(back_office, logins[Role.ADMIN], now)
+        return ChangeRequest.objects.filter(
+            state=ChangeRequest.State.PENDING, expires_at__gt=now
+        ).count()
+
+    def _propose_pending(self, back_office: User, admin: User, now: dt.datetime) -> None:
+        customers = User.objects.filter(external_id__startswith="DEMO-", deleted=False)
+        for country, iban, hours in PENDING_ACCOUNTS:
+            user = (
+                customers.filter(residency_country=country)
+                .exclude(bank_account_number="")
+                .order_by("external_id")
+                .first()
+            )
+            if user is not None:
+                services.user_update(
+                    user=user,
+                    data={"counter_account": {"bank_account_number": iban}},
+                    actor=back_office,
+                    change_reason="Client's letter: new bank account for payouts.",
+                    clock=at(now - dt.timedelta(hours=hours)),
+                )
+        for email, first, last, role, hours in PENDING_STAFF:
+            user = User.objects.filter(email__iexact=email).first()
+            if user is None:
+                user = services.user_create(
+                    data={"email": email, "first_name": first, "last_name": last, "language": "en"},
+                    actor=admin,
+                    clock=at(now - dt.timedelta(days=4)),
+                )
+            clock = at(now - dt.timedelta(hours=hours))
+            reason = f"Joins {Role(role).label.lower()} on Monday."
+            services.user_set_roles(
+                user=user, roles=[role], actor=back_office, change_reason=reason, clock=clock
+            )
+            services.user_set_flag(
+                user=user,
+                flag=FeatureFlag.CONSOLE,
+                enabled=True,
+                actor=back_office,
+                change_reason=reason,
+                clock=clock,
+            )
+
     def replay(self, steps: list[Step], logins: dict[str, User]) -> None:
         user: User | None = None
-        for step in steps:
+        for step, following in itertools.zip_longest(steps, steps[1:]):
             actor, clock = logins[step.actor], at(step.when)
             if step.kind == "create":
                 user = services.user_create(data=step.payload["data"], actor=actor, clock=clock)
@@ -564,6 +642,15 @@ class Command(BaseCommand):
                 user = services.user_set_flags(user=user, actor=actor, clock=clock, **step.payload)
             elif step.kind == "update":
                 user = services.user_update(user=user, actor=actor, data=step.payload, clock=clock)
+                # A new counter account waits for a second person (four-eyes): compliance
+                # approved it soon after, before the user's next change.
+                later = following.when if following else timezone.now()
+                decided = step.when + min(dt.timedelta(hours=2), (later - step.when) / 2)
+                for request in services.proposed_changes(user):
+                    services.change_request_approve(
+                        change_request=request, actor=logins["compliance"], clock=at(decided)
+                    )
+                    user = User.objects.get(pk=user.pk)
             elif step.kind == "delete":
                 user = services.user_delete(user=user, actor=actor, clock=clock)
             elif step.kind == "restore":

@@ -39,5 +39,6 @@ def roles(request: HttpRequest) -> dict:
             "manage_tokens": policy.may_manage_tokens(user),
             "use_admin": policy.may_use_admin(user),
             "view_security_log": policy.may_view_security_log(user),
+            "view_access_log": policy.may_view_access_log(user),
         },
     }

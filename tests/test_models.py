@@ -185,6 +185,7 @@ ROLE_PERMISSIONS = {
         "view_history",
         "export_users",
         "export_client_file",  # a user's file as of a date (issue 13.5)
+        "view_access_log",  # who opened, exported and read users (issue 13.4)
     },
     Role.ADMIN: {
         "view_user",
@@ -200,6 +201,7 @@ ROLE_PERMISSIONS = {
         "manage_roles",
         "manage_api_tokens",
         "export_client_file",
+        "view_access_log",
     },
 }
 

@@ -30,7 +30,8 @@ BOARD_MAX = (
     + (1 if connection.features.supports_slicing_ordering_in_compound else len(Status))
     + 1
 )
-DETAIL_MAX = AUTH_QUERIES + 12
+# + 2 for the access log (issue 13.4): its INSERT, and the "Accessed by" panel's rows.
+DETAIL_MAX = AUTH_QUERIES + 12 + 2
 
 
 def add_users(actor: User, count: int, *, start: int = 0) -> list[User]:

@@ -115,6 +115,7 @@ def console_roles(transactional_db) -> None:
     import_module("users.migrations.0002_roles").create_roles(apps, None)
     import_module("users.migrations.0010_back_office_reads_history").grant(apps, None)
     import_module("users.migrations.0013_client_file_permission").grant(apps, None)
+    import_module("users.migrations.0014_access_log").grant(apps, None)
 
 
 @pytest.fixture

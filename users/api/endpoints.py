@@ -34,9 +34,10 @@ from users.api.schemas import (
     ValidationErrors,
 )
 from users.contract import FIELD_LABELS
-from users.models import User, is_user_id
+from users.models import AccessEvent, User, is_user_id
 from users.query import QueryError, parse_orderby, parse_query, referenced_fields
 from users.services import idempotency, invitations
+from users.services.access import access_record
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -261,6 +262,15 @@ def list_users(
         params["offset"] = str(offset + limit)
         params["limit"] = str(limit)
         next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+    access_record(
+        kind=AccessEvent.Kind.API_LIST,
+        actor=actor,
+        request=request,
+        query=request.GET.urlencode(),
+        row_count=len(page),
+        subject_ids=[user.pk for user in page],
+        detail={"count": count},
+    )
     return {
         "count": count,
         "next": next_url,
@@ -277,7 +287,9 @@ def list_users(
     tags=["users"],
 )
 def get_user(request: HttpRequest, user_id: str):
-    return user_out(_get_visible(request.auth, user_id))
+    user = _get_visible(request.auth, user_id)
+    access_record(kind=AccessEvent.Kind.API_READ, actor=request.auth, subject=user, request=request)
+    return user_out(user)
 
 
 @api.patch(

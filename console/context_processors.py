@@ -41,6 +41,7 @@ def roles(request: HttpRequest) -> dict:
             "use_admin": policy.may_use_admin(user),
             "view_security_log": policy.may_view_security_log(user),
             "approve": policy.may_see_approvals(user),
+            "view_access_log": policy.may_view_access_log(user),
         },
         # The Approvals badge: counted only when a page's navigation shows it (a callable:
         # the template calls it), never for an htmx region.

@@ -138,6 +138,18 @@ def test_four_eyes_requests_as_they_stood(edited, admin_user, compliance_user):
     assert rejected_day["record"]["counter_account"]["bank_account_number"] == "BE71096123456769"
 
 
+def test_the_access_log_as_it_stood(edited, compliance_client, compliance_user):
+    """Who saw the user, up to the file's day: a detail view today is in today's file only."""
+    user, _ = edited
+    compliance_client.get(reverse("users:user-detail", args=[user.pk]))
+    then = client_file(user, as_of=DAY0 + dt.timedelta(days=10), generated_by=None)
+    assert then["access_log"] == []
+    now = client_file(user, as_of=timezone.localdate(), generated_by=None)
+    assert [(row["kind"], row["by"]["id"]) for row in now["access_log"]] == [
+        ("VIEWED_DETAIL", compliance_user.pk)
+    ]
+
+
 def test_the_manifest_hashes_each_section(edited):
     user, _ = edited
     file = client_file(user, as_of=DAY0 + dt.timedelta(days=10), generated_by=None)

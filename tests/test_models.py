@@ -186,6 +186,7 @@ ROLE_PERMISSIONS = {
         "export_users",
         "export_client_file",  # a user's file as of a date (issue 13.5)
         "approve_change",  # a checker of counter accounts (four-eyes, migration 0014)
+        "view_access_log",  # who opened, exported and read users (issue 13.4)
     },
     Role.ADMIN: {
         "view_user",
@@ -202,6 +203,7 @@ ROLE_PERMISSIONS = {
         "manage_api_tokens",
         "export_client_file",
         "approve_change",  # four-eyes (migration 0014)
+        "view_access_log",
     },
 }
 

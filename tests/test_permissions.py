@@ -179,6 +179,12 @@ def csv_of_the_log(s: Subjects, actor: User, response) -> None:
     assert body.startswith("at,kind,actor,subject,")
 
 
+def csv_of_the_access_log(s: Subjects, actor: User, response) -> None:
+    assert response["Content-Type"].startswith("text/csv")
+    body = b"".join(response.streaming_content).decode()
+    assert body.startswith("at,kind,actor,subject,")
+
+
 def unlocked(s: Subjects, actor: User, response) -> None:
     row = SecurityEvent.objects.get(kind=SecurityEvent.Kind.UNLOCKED)
     assert (row.actor_id, row.username) == (actor.pk, "locked@x.example")
@@ -369,6 +375,11 @@ MATRIX: dict[str, Entry] = {
         effect=unlocked,
         data=lambda s: {"username": "locked@x.example"},
         get_refused=True,
+    ),
+    # the access log and its CSV (issue 13.4, tests/test_access_log.py): compliance and admins
+    "users:access-log": Entry("GET", frozenset({COMPLIANCE, ADMIN})),
+    "users:access-log-export": Entry(
+        "GET", frozenset({COMPLIANCE, ADMIN}), effect=csv_of_the_access_log
     ),
     # Another user's sessions: admins only.
     "users:user-sessions": Entry(

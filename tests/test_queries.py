@@ -35,7 +35,8 @@ BOARD_MAX = (
     + 1
     + FOUR_EYES_QUERIES
 )
-DETAIL_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12  # + the four-eyes history
+# + 2 for the access log (issue 13.4): its INSERT, and the "Accessed by" panel's rows.
+DETAIL_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2  # + the four-eyes history
 
 
 def add_users(actor: User, count: int, *, start: int = 0) -> list[User]:

@@ -463,6 +463,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             ("manage_api_tokens", "Can issue and revoke API tokens"),
             ("export_client_file", "Can download a user's file as of a date"),
             ("approve_change", "Can approve or reject another person's guarded change"),
+            ("view_access_log", "Can read who viewed, exported and read users"),
         ]
 
     def __str__(self) -> str:
@@ -812,3 +813,56 @@ class ConsoleSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.session_key[:8]}… {'ended' if self.ended_at else 'active'}"
+
+
+# How many user ids one access row names (an API page; its `row_count` says how many there were).
+ACCESS_IDS_CAP = 100
+
+
+class AccessEvent(models.Model):
+    """One line of the access log (issue 13.4): who opened which user's detail or file, read
+    users through the API, exported which filter, or revealed which field and why. Written by
+    `users.services.access` (one INSERT per access), read by compliance and admins on the
+    access log page and the detail's "Accessed by" panel; rows are never changed."""
+
+    class Kind(models.TextChoices):
+        VIEWED_DETAIL = "VIEWED_DETAIL", "Opened the detail"
+        VIEWED_FILE = "VIEWED_FILE", "Opened the file as of a date"
+        EXPORTED = "EXPORTED", "Exported users (CSV)"
+        API_READ = "API_READ", "Read a user (API)"
+        API_LIST = "API_LIST", "Queried users (API)"
+        # Point 13.3 (masking): `field` names what was shown, `purpose` why.
+        REVEALED = "REVEALED", "Revealed a field"
+
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # Who looked (None: the system, a command) and whose record (None: many, see subject_ids).
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    subject = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    field = models.CharField(max_length=64, blank=True)
+    purpose = models.TextField(blank=True)
+    # The filter or query as sent (a query string), the export's columns, how many rows were
+    # returned, and their ids (at most ACCESS_IDS_CAP).
+    query = models.TextField(blank=True)
+    columns = models.JSONField(default=list, blank=True)
+    row_count = models.IntegerField(null=True, blank=True)
+    subject_ids = models.JSONField(default=list, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        triggers = append_only("users_accessevent")
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["-at", "-id"], name="access_event_at"),
+            models.Index(fields=["kind", "-at"], name="access_event_kind"),
+            models.Index(fields=["subject", "-at"], name="access_event_subject"),
+            models.Index(fields=["actor", "-at"], name="access_event_actor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.actor_id} {self.subject_id or ''}"

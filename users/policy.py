@@ -142,6 +142,12 @@ def may_export_client_file(actor: User) -> bool:
     return _has(actor, "export_client_file")
 
 
+def may_view_access_log(actor: User) -> bool:
+    """Who opened, exported and read which users (issue 13.4): compliance and admins
+    (permission view_access_log, migration 0014)."""
+    return actor.is_active and _has(actor, "view_access_log")
+
+
 def may_manage_flags(actor: User) -> bool:
     return _has(actor, "manage_feature_flags")
 

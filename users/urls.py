@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 
 from users.models import USER_ID_PATTERN
 from users.views import (
+    access,
     approvals,
     board,
     client_file,
@@ -79,5 +80,8 @@ urlpatterns = [
     path("security-log/", security.security_log_page_view, name="security-log"),
     path("security-log/export.csv", security.security_log_export, name="security-log-export"),
     path("security-log/unlock/", security.security_log_unlock, name="security-log-unlock"),
+    # the access log (users/views/access.py)
+    path("access-log/", access.access_log_page_view, name="access-log"),
+    path("access-log/export.csv", access.access_log_export, name="access-log-export"),
     path("invite/<uidb64>/<token>/", invite.invite_accept, name="invite-accept"),
 ]

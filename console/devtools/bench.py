@@ -332,6 +332,32 @@ def run_scenario(
     return result
 
 
+# Logging one detail view (the access log's INSERT alone, issue 13.4) costs under this at p95.
+ACCESS_LOG_TARGET_MS = 1
+
+
+def run_access_log(actor: User, subject_ids: list[str], *, requests: int, warmup: int) -> Result:
+    """Time `access_record` as the detail page calls it: one VIEWED_DETAIL row each, for the
+    users of `subject_ids` in turn (the rows stay: the log is append-only)."""
+    from users.models import AccessEvent
+    from users.services.access import access_record
+
+    result = Result(side="console", scenario="access_log")
+    for index in range(warmup + requests):
+        subject = User(pk=subject_ids[index % len(subject_ids)])
+        started = time.perf_counter()
+        access_record(kind=AccessEvent.Kind.VIEWED_DETAIL, actor=actor, subject=subject)
+        elapsed = (time.perf_counter() - started) * 1000
+        if index >= warmup:
+            result.timings_ms.append(elapsed)
+    with CaptureQueriesContext(connection) as captured:
+        access_record(
+            kind=AccessEvent.Kind.VIEWED_DETAIL, actor=actor, subject=User(pk=subject_ids[0])
+        )
+    result.queries = len(captured.captured_queries)
+    return result
+
+
 def run_csv(client: Client, path: str, *, runs: int, log: Callable[[str], None]) -> dict[str, Any]:
     """Stream the whole export, counting rows; throughput and peak RSS growth per run."""
     figures = []

@@ -268,6 +268,18 @@ def test_client_file(page: Page, sign_in, url, role, admin_user, page_problems):
     expect(page.locator("#h-manifest")).to_be_visible()
     check(page, "the client file")
 
+    # The file shown and the detail opened are in the access log (issue 13.4).
+    page.goto(url("users:user-detail", subject.pk))
+    expect(page.locator("#accessed-by")).to_contain_text("Opened the file as of a date")
+    check(page, "the detail's Accessed by panel")
+    page.locator("#accessed-by").get_by_role("link", name="All accesses").click()
+    expect(page.locator("#log-results")).to_contain_text("Opened the detail")
+    check(page, "the access log filtered on a user")
+    page.get_by_label("Kind").select_option("EXPORTED")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#log-results")).to_contain_text("No access matches these filters.")
+    check(page, "the access log with no match")
+
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.BACK_OFFICE])
 def test_create_and_edit(page: Page, sign_in, url, role, browser_context):

@@ -37,10 +37,11 @@ from users.api.schemas import (
     ValidationErrors,
 )
 from users.contract import FIELD_LABELS
-from users.models import ChangeRequest, User, is_user_id
+from users.models import AccessEvent, ChangeRequest, User, is_user_id
 from users.query import QueryError, parse_orderby, parse_query, referenced_fields
 from users.selectors import change_requests as change_request_selectors
 from users.services import idempotency, invitations
+from users.services.access import access_record
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -291,6 +292,15 @@ def list_users(
         params["offset"] = str(offset + limit)
         params["limit"] = str(limit)
         next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+    access_record(
+        kind=AccessEvent.Kind.API_LIST,
+        actor=actor,
+        request=request,
+        query=request.GET.urlencode(),
+        row_count=len(page),
+        subject_ids=[user.pk for user in page],
+        detail={"count": count},
+    )
     return {
         "count": count,
         "next": next_url,
@@ -308,7 +318,9 @@ def list_users(
     tags=["users"],
 )
 def get_user(request: HttpRequest, user_id: str):
-    return user_detail_out(_get_visible(request.auth, user_id))
+    user = _get_visible(request.auth, user_id)
+    access_record(kind=AccessEvent.Kind.API_READ, actor=request.auth, subject=user, request=request)
+    return user_detail_out(user)
 
 
 @api.patch(

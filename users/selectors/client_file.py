@@ -1,7 +1,7 @@
 """One user's file as it stood at a chosen moment (issue 13.5): every field rebuilt from the
 versions, the status timeline, every version with its author, checker and diff, the four-eyes
-requests as they stood then, and a SHA-256 manifest of the contents with the chain hashes
-(`users/chain.py`) it was built from.
+requests as they stood then, who accessed the user's data, and a SHA-256 manifest of the
+contents with the chain hashes (`users/chain.py`) it was built from.
 
 The console's page and JSON download and `manage.py export_client_file` all build it here.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from django.utils import timezone
 
 from users import chain, contract
-from users.models import ChangeRequest, StatusChange, User, UserVersion
+from users.models import AccessEvent, ChangeRequest, StatusChange, User, UserVersion
 
 FORMAT = "client-file/1"
 
@@ -113,6 +113,7 @@ def client_file(
         ],
     }
     contents["change_requests"] = [_request_as_of(row, until) for row in _requests(user, until)]
+    contents["access_log"] = [_access(row) for row in _accesses(user, until)]
     manifest = {
         "algorithm": "SHA-256 over each section's canonical JSON (sorted keys, no spaces, UTF-8)",
         "sections": {name: _sha256(section) for name, section in contents.items()},
@@ -166,6 +167,28 @@ def _request_as_of(row: ChangeRequest, until: dt.datetime) -> dict[str, Any]:
         "decided_at": _instant(row.decided_at) if decided else None,
         "decision_reason": row.decision_reason if decided else "",
         "applied_version": row.applied_version if decided else None,
+    }
+
+
+def _accesses(user: User, until: dt.datetime) -> list[AccessEvent]:
+    """Who saw this user's data before `until`: the accesses naming them, and the API list
+    pages that returned them (their ids are kept, up to the cap, as JSON text)."""
+    named = AccessEvent.objects.filter(subject=user, at__lt=until)
+    listed = AccessEvent.objects.filter(
+        kind=AccessEvent.Kind.API_LIST, at__lt=until, subject_ids__icontains=user.pk
+    )
+    return list((named | listed).select_related("actor").order_by("at", "id"))
+
+
+def _access(row: AccessEvent) -> dict[str, Any]:
+    return {
+        "at": _instant(row.at),
+        "kind": row.kind,
+        "by": _person(row.actor),
+        "field": row.field,
+        "purpose": row.purpose,
+        "query": row.query,
+        "ip_address": row.ip_address,
     }
 
 

@@ -15,8 +15,9 @@ from django.views.decorators.http import require_GET
 from users import policy
 from users.contract import FIELD_LABELS, TRACKED_FIELDS
 from users.forms import ClientFileForm
-from users.models import ChangeRequest
+from users.models import AccessEvent, ChangeRequest
 from users.selectors.client_file import NotYet, as_json, client_file
+from users.services.access import access_record
 from users.views.common import HtmxHttpRequest, display, load_user, require
 
 TEMPLATE = "users/client_file.html"
@@ -42,6 +43,13 @@ def user_file(request: HtmxHttpRequest, pk: str) -> HttpResponse:
             form.add_error("as_of", str(exc))
     if file is None:
         return render(request, TEMPLATE, {"subject": user, "form": form}, status=400)
+    access_record(
+        kind=AccessEvent.Kind.VIEWED_FILE,
+        actor=request.user,
+        subject=user,
+        request=request,
+        detail={"as_of": str(file["as_of"]), "format": form.cleaned_data["format"]},
+    )
     if form.cleaned_data["format"] == "json":
         response = HttpResponse(as_json(file), content_type="application/json; charset=utf-8")
         name = f"client-file-{user.pk}-{file['as_of']}.json"
@@ -67,6 +75,9 @@ def user_file(request: HtmxHttpRequest, pk: str) -> HttpResponse:
                 ],
             }
             for row in file["versions"]
+        ],
+        "accesses": [
+            {**row, "kind_label": AccessEvent.Kind(row["kind"]).label} for row in file["access_log"]
         ],
         "requests": [
             {

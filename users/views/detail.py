@@ -22,8 +22,10 @@ from django_htmx.http import trigger_client_event
 
 from users import policy, selectors, services, validators
 from users.contract import FIELD_LABELS
-from users.models import FeatureFlag, Role, Status, User
+from users.models import AccessEvent, FeatureFlag, Role, Status, User
+from users.selectors.access import PANEL_LIMIT, recent_accesses
 from users.selectors.security import locked_out_until
+from users.services.access import access_record
 from users.services.factors import factor_summary, factors_reset
 from users.services.security import account_unlock
 from users.views.approvals import four_eyes_events, pending_context, proposed_message
@@ -212,7 +214,12 @@ def render_region(
 def render_page(
     request: HtmxHttpRequest, user: User, status: int = 200, **extra: Any
 ) -> HttpResponse:
-    return render(request, TEMPLATE, detail_context(request, user, **extra), status=status)
+    context = detail_context(request, user, **extra)
+    # "Accessed by" (compliance and admins): the whole page only, no region shows it.
+    if policy.may_view_access_log(request.user):
+        context["accesses"] = recent_accesses(user)
+        context["accesses_limit"] = PANEL_LIMIT
+    return render(request, TEMPLATE, context, status=status)
 
 
 def render_region_or_page(
@@ -254,6 +261,11 @@ def user_detail(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         if region == "history":
             require(policy.may_view_history(request.user))
         return render_region(request, user, region)
+    # The whole page is the access (issue 13.4); an htmx region refreshing itself after a
+    # change on this page is not logged again.
+    access_record(
+        kind=AccessEvent.Kind.VIEWED_DETAIL, actor=request.user, subject=user, request=request
+    )
     return render_page(request, user)
 
 

@@ -26,9 +26,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
 from users import contract, policy, selectors, services
-from users.models import FeatureFlag, Status, User, is_user_id
+from users.models import AccessEvent, FeatureFlag, Status, User, is_user_id
 from users.rendering import FlagBadges, Row, url_for_each
 from users.selectors.change_requests import users_with_open_requests
+from users.services.access import access_record
 from users.views.common import (
     SORTS,
     HtmxHttpRequest,
@@ -433,7 +434,8 @@ def _cell(value: Any) -> str:
     return _text_cell(str(value))
 
 
-def _python_export_rows(state: ListState) -> Iterator[str]:
+def _python_export_rows(state: ListState, counted: list[int] | None = None) -> Iterator[str]:
+    counted = [0] if counted is None else counted
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
     fields = [c for c in EXPORT_COLUMNS if c != "feature_flags"]
@@ -441,6 +443,7 @@ def _python_export_rows(state: ListState) -> Iterator[str]:
     # Plain tuples in keyset chunks, one yielded string per chunk: model instances and one
     # write per row made the export ~30x slower than the 50,000 rows/s it needs at 1M users.
     for chunk in selectors.iter_export_chunks(state.queryset, fields):
+        counted[0] += len(chunk)
         lines = []
         for values, flags in chunk:
             cells = [_cell(value) for value in values]
@@ -449,7 +452,8 @@ def _python_export_rows(state: ListState) -> Iterator[str]:
         yield "".join(lines)
 
 
-def _copy_export_rows(state: ListState) -> Iterator[str | bytes]:
+def _copy_export_rows(state: ListState, counted: list[int] | None = None) -> Iterator[str | bytes]:
+    counted = [0] if counted is None else counted
     yield csv.writer(_Echo()).writerow(EXPORT_COLUMNS)
     # COPY ends a record with "\n", csv.writer (and RFC 4180) with "\r\n": each record comes
     # alone and ends with its "\n", so it is swapped here; a "\n" inside a quoted cell stays.
@@ -457,6 +461,7 @@ def _copy_export_rows(state: ListState) -> Iterator[str | bytes]:
     size = 0
     for record in selectors.iter_export_records(state.queryset, EXPORT_COLUMNS):
         records.append(record[:-1])
+        counted[0] += 1
         size += len(record)
         if size >= EXPORT_COPY_CHUNK_BYTES:
             records.append(b"")
@@ -467,11 +472,36 @@ def _copy_export_rows(state: ListState) -> Iterator[str | bytes]:
         yield b"\r\n".join(records)
 
 
-def _export_rows(state: ListState) -> Iterator[str | bytes]:
-    """The CSV of `state`'s users, header first; the same bytes from either path."""
+def _export_rows(state: ListState, counted: list[int] | None = None) -> Iterator[str | bytes]:
+    """The CSV of `state`'s users, header first; the same bytes from either path. `counted[0]`
+    grows by the users written."""
+    counted = [0] if counted is None else counted
     if selectors.export_in_database(state.queryset):
-        return _copy_export_rows(state)
-    return _python_export_rows(state)
+        return _copy_export_rows(state, counted)
+    return _python_export_rows(state, counted)
+
+
+def _logged_export(
+    request: HtmxHttpRequest, state: ListState, rows: Iterator[str | bytes], counted: list[int]
+) -> Iterator[str | bytes]:
+    """`rows`, then one access-log row with the filter, the columns and the users written
+    (the count is only known at the end of the stream; an export cut short, by the client
+    or an error, is logged with what was sent and `complete: false`)."""
+    complete = False
+    try:
+        yield from rows
+        complete = True
+    finally:
+        access_record(
+            kind=AccessEvent.Kind.EXPORTED,
+            actor=request.user,
+            request=request,
+            query=state.querystring(),
+            columns=EXPORT_COLUMNS,
+            row_count=counted[0],
+            detail={"complete": complete}
+            | ({"variant": "excel"} if request.GET.get("variant") == "excel" else {}),
+        )
 
 
 @require_GET
@@ -491,13 +521,16 @@ def user_export(request: HtmxHttpRequest) -> HttpResponse:
     logger.info(
         "user export by %s: %s", request.user.pk, state.querystring() or "all users (no filter)"
     )
-    rows = _export_rows(state)
+    counted = [0]
+    rows = _export_rows(state, counted)
     excel = request.GET.get("variant") == "excel"
     if excel:
         # Excel reads a CSV without a byte order mark in the machine's legacy code page.
         rows = itertools.chain(["\ufeff"], rows)
     filename = f"users-{timezone.localtime():%Y%m%d-%H%M}{'-excel' if excel else ''}.csv"
-    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        _logged_export(request, state, rows, counted), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response

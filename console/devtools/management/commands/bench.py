@@ -79,11 +79,11 @@ class Command(BaseCommand):
 
         scenarios = self.scenarios(options["requests"] + options["warmup"] + 2)
         only = {key.strip() for key in options["only"].split(",") if key.strip()}
-        unknown = only - {s.key for s in scenarios} - {"csv"}
+        unknown = only - {s.key for s in scenarios} - {"csv", "access_log"}
         if unknown:
             raise CommandError(
                 f"Unknown scenario {sorted(unknown)[0]!r}; known: "
-                f"{', '.join([s.key for s in scenarios] + ['csv'])}."
+                f"{', '.join([s.key for s in scenarios] + ['csv', 'access_log'])}."
             )
 
         output = Path(options["output"])
@@ -101,7 +101,10 @@ class Command(BaseCommand):
                     "status_changes": _estimate("users_statuschange", StatusChange),
                 },
                 "requests_per_scenario": options["requests"],
-                "targets_ms": {s.key: s.target_ms for s in scenarios},
+                "targets_ms": {
+                    **{s.key: s.target_ms for s in scenarios},
+                    "access_log": bench.ACCESS_LOG_TARGET_MS,
+                },
             }
         )
 
@@ -159,6 +162,20 @@ class Command(BaseCommand):
                             f"    {side:8} p50 {summary['p50_ms']:9.1f} ms   "
                             f"p95 {summary['p95_ms']:9.1f} ms   queries {summary['queries']}"
                         )
+            if (not only or "access_log" in only) and options["side"] in ("both", "console"):
+                self.stdout.write(ACCESS_LOG_LABEL)
+                result = bench.run_access_log(
+                    actor,
+                    [row["id"] for row in sample_users(options["requests"])],
+                    requests=options["requests"],
+                    warmup=options["warmup"],
+                )
+                report["scenarios"]["access_log"] = {
+                    "label": ACCESS_LOG_LABEL,
+                    "target_ms": bench.ACCESS_LOG_TARGET_MS,
+                    "console": result.summary(),
+                }
+                write_report(output, report)
         write_report(output, report)
         self.stdout.write("")
         self.stdout.write(format_table(report))
@@ -287,7 +304,7 @@ class Command(BaseCommand):
             ),
             Scenario(
                 "detail",
-                "Detail page",
+                "Detail page (access log on)",
                 30,
                 lambda i: Call("GET", f"/users/{pick(i)['id']}/"),
                 lambda i: Call("GET", f"{ADMIN_LIST}{pick(i)['id']}/change/"),
@@ -300,6 +317,10 @@ class Command(BaseCommand):
                 edit(lambda pk: f"{ADMIN_LIST}{pk}/change/", admin_edits, (302,)),
             ),
         ]
+
+
+# The access log's own line: the INSERT a detail view adds, timed alone (console only).
+ACCESS_LOG_LABEL = "Access log: one detail view logged (INSERT)"
 
 
 def write_report(output: Path, report: dict[str, Any]) -> None:

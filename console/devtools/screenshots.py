@@ -222,7 +222,7 @@ def pending_change(page: Page, console: Console) -> Clip:
     assert request is not None, "no pending counter account change in the demo data"
     page.goto(console.url("users:user-detail", request.user_id))
     panel = page.locator("#pending")
-    panel.get_by_role("heading", name="Waiting for approval").wait_for()
+    panel.locator("#h-pending").wait_for()
     box = panel.bounding_box()
     assert box is not None
     return {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": box["y"] + box["height"] + 16}

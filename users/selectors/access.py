@@ -4,11 +4,11 @@ accesses to one user (the detail's "Accessed by" panel)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from users.models import AccessEvent, User
+from users.selectors.logs import LogPage, iter_log, log_page
 
 LOG_PAGE_SIZE = 50
 PANEL_LIMIT = 20
@@ -26,41 +26,13 @@ def recent_accesses(user: User, *, limit: int = PANEL_LIMIT) -> list[AccessEvent
     return list(rows.order_by("-at", "-id")[:limit])
 
 
-@dataclass(frozen=True)
-class AccessPage:
-    """One page of the log. `next_after`: the cursor of the next (older) page, None on the last;
-    `lost_cursor`: the cursor asked for named no row (the first page is shown instead)."""
-
-    events: list[AccessEvent]
-    next_after: int | None
-    lost_cursor: bool = False
-
-
 def access_log_page(
     events: QuerySet[AccessEvent], *, after: str | None = None, size: int | None = None
-) -> AccessPage:
-    """The `size` rows of `events` (newest first) older than the row `after` (keyset: the log
-    only grows, so an offset would shift and count every row before it)."""
-    size = size or LOG_PAGE_SIZE
-    lost = False
-    if after:
-        cursor = None
-        if after.isdigit() and len(after) <= 18:
-            cursor = AccessEvent.objects.filter(pk=int(after)).values("at", "id").first()
-        if cursor is None:
-            lost = True
-        else:
-            events = events.filter(Q(at__lt=cursor["at"]) | Q(at=cursor["at"], id__lt=cursor["id"]))
-    rows = list(events[: size + 1])
-    next_after = rows[size - 1].pk if len(rows) > size else None
-    return AccessPage(events=rows[:size], next_after=next_after, lost_cursor=lost)
+) -> LogPage:
+    """The `size` accesses of `events` (newest first) older than the row `after`."""
+    return log_page(events, after=after, size=size or LOG_PAGE_SIZE)
 
 
 def iter_access_log(events: QuerySet[AccessEvent], *, chunk: int = 2000) -> Iterator[AccessEvent]:
-    """Every row of `events`, newest first, read in keyset chunks (the CSV export)."""
-    page = access_log_page(events, size=chunk)
-    while True:
-        yield from page.events
-        if page.next_after is None:
-            return
-        page = access_log_page(events, after=str(page.next_after), size=chunk)
+    """Every access of `events`, newest first, in keyset chunks (the CSV export)."""
+    return iter_log(events, chunk=chunk)

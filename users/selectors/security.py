@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 
 from axes.models import AccessAttempt, AccessFailureLog
 from django.conf import settings
-from django.db.models import Max, Q, QuerySet, Sum
+from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
 from users.models import SecurityEvent
+from users.selectors.logs import LogPage, iter_log, log_page
 
 
 def address_is_locked(ip_address: str | None) -> bool:
@@ -36,43 +36,18 @@ def security_log() -> QuerySet[SecurityEvent]:
     return SecurityEvent.objects.select_related("actor", "subject").order_by("-at", "-id")
 
 
-@dataclass(frozen=True)
-class LogPage:
-    """One page of the log. `next_after`: the cursor of the next (older) page, None on the last;
-    `lost_cursor`: the cursor asked for named no event (the first page is shown instead)."""
-
-    events: list[SecurityEvent]
-    next_after: int | None
-    lost_cursor: bool = False
-
-
 def security_log_page(
     events: QuerySet[SecurityEvent], *, after: str | None = None, size: int = LOG_PAGE_SIZE
 ) -> LogPage:
-    """The `size` events of `events` (newest first) older than the event `after` (keyset: the
-    log only grows, so an offset would shift and count every row before it)."""
-    lost = False
-    if after:
-        cursor = None
-        if after.isdigit() and len(after) <= 18:
-            cursor = SecurityEvent.objects.filter(pk=int(after)).values("at", "id").first()
-        if cursor is None:
-            lost = True
-        else:
-            events = events.filter(Q(at__lt=cursor["at"]) | Q(at=cursor["at"], id__lt=cursor["id"]))
-    rows = list(events[: size + 1])
-    next_after = rows[size - 1].pk if len(rows) > size else None
-    return LogPage(events=rows[:size], next_after=next_after, lost_cursor=lost)
+    """The `size` events of `events` (newest first) older than the event `after`."""
+    return log_page(events, after=after, size=size)
 
 
-def iter_security_log(events: QuerySet[SecurityEvent], *, chunk: int = 2000):
-    """Every event of `events`, newest first, read in keyset chunks (the CSV export)."""
-    page = security_log_page(events, size=chunk)
-    while True:
-        yield from page.events
-        if page.next_after is None:
-            return
-        page = security_log_page(events, after=str(page.next_after), size=chunk)
+def iter_security_log(
+    events: QuerySet[SecurityEvent], *, chunk: int = 2000
+) -> Iterator[SecurityEvent]:
+    """Every event of `events`, newest first, in keyset chunks (the CSV export)."""
+    return iter_log(events, chunk=chunk)
 
 
 def throttle_username(typed: str) -> str:

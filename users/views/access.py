@@ -4,19 +4,11 @@ filtered rows as CSV."""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import itertools
-import json
-from collections.abc import Iterator
-from urllib.parse import urlencode
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -24,8 +16,8 @@ from users import policy
 from users.filters import AccessEventFilter
 from users.models import AccessEvent
 from users.selectors.access import access_log, access_log_page, iter_access_log
-from users.selectors.export import EXPORT_FORMULA_START
 from users.views.common import HtmxHttpRequest, htmx_target, require, vary_on_htmx
+from users.views.logs import cell, csv_response, detail_cell, filter_query, instant
 
 TEMPLATE = "users/access_log.html"
 EXPORT_COLUMNS = (
@@ -42,16 +34,10 @@ EXPORT_COLUMNS = (
     "ip_address",
     "detail",
 )
-_FORMULA_FIRST = frozenset("".join(EXPORT_FORMULA_START))
 
 
 def _filters(request: HtmxHttpRequest) -> AccessEventFilter:
     return AccessEventFilter(request.GET, queryset=access_log())
-
-
-def _filter_query(request: HtmxHttpRequest) -> str:
-    """The filters of this request as a query string (the page and export links keep them)."""
-    return urlencode([(k, v) for k, v in request.GET.items() if k != "after" and v])
 
 
 @never_cache
@@ -69,47 +55,27 @@ def access_log_page_view(request: HtmxHttpRequest) -> HttpResponse:
         "filter": filters,
         "form": filters.form,
         "page": page,
-        "query": _filter_query(request),
+        "query": filter_query(request),
     }
     template = f"{TEMPLATE}#results" if htmx_target(request) == "log-results" else TEMPLATE
     return vary_on_htmx(render(request, template, context))
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet runs a cell starting with one of these as a formula (as the users' export).
-    if text and text[0] in _FORMULA_FIRST:
-        return "'" + text
-    return text
-
-
 def _row(event: AccessEvent) -> list[str]:
     return [
-        event.at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+        instant(event.at),
         event.kind,
-        _cell(event.actor.email if event.actor else ""),
-        _cell(event.subject_id or ""),
-        _cell(event.field),
-        _cell(event.purpose),
-        _cell(event.query),
-        _cell(" ".join(event.columns)),
+        cell(event.actor.email if event.actor else ""),
+        cell(event.subject_id or ""),
+        cell(event.field),
+        cell(event.purpose),
+        cell(event.query),
+        cell(" ".join(event.columns)),
         "" if event.row_count is None else str(event.row_count),
         " ".join(event.subject_ids),
         event.ip_address or "",
-        _cell(json.dumps(event.detail, sort_keys=True) if event.detail else ""),
+        detail_cell(event.detail),
     ]
-
-
-def _rows(events) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
-    for chunk in itertools.batched(iter_access_log(events), 500, strict=False):
-        yield "".join(writer.writerow(_row(event)) for event in chunk)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 @require_GET
@@ -120,9 +86,6 @@ def access_log_export(request: HtmxHttpRequest) -> HttpResponse:
     filters = _filters(request)
     if not filters.is_valid():
         messages.error(request, "Fix the filters before exporting.")
-        return redirect(f"{reverse('users:access-log')}?{_filter_query(request)}")
-    response = StreamingHttpResponse(_rows(filters.qs), content_type="text/csv; charset=utf-8")
-    filename = f"access-log-{timezone.localtime():%Y%m%d-%H%M}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
+        return redirect(f"{reverse('users:access-log')}?{filter_query(request)}")
+    rows = (_row(event) for event in iter_access_log(filters.qs))
+    return csv_response(name="access-log", columns=EXPORT_COLUMNS, rows=rows)

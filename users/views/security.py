@@ -3,29 +3,20 @@ and dates, a page at a time, and the filtered rows as CSV."""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import itertools
-import json
-from collections.abc import Iterator
-from urllib.parse import urlencode
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_ipv46_address
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from users import policy
 from users.filters import SecurityEventFilter
 from users.models import SecurityEvent
-from users.selectors.export import EXPORT_FORMULA_START
 from users.selectors.security import (
     iter_security_log,
     locked_out_until,
@@ -35,6 +26,7 @@ from users.selectors.security import (
 )
 from users.services.security import account_unlock
 from users.views.common import HtmxHttpRequest, htmx_target, require, vary_on_htmx
+from users.views.logs import cell, csv_response, detail_cell, filter_query, instant
 
 TEMPLATE = "users/security_log.html"
 EXPORT_COLUMNS = (
@@ -47,16 +39,10 @@ EXPORT_COLUMNS = (
     "user_agent",
     "detail",
 )
-_FORMULA_FIRST = frozenset("".join(EXPORT_FORMULA_START))
 
 
 def _filters(request: HtmxHttpRequest) -> SecurityEventFilter:
     return SecurityEventFilter(request.GET, queryset=security_log())
-
-
-def _filter_query(request: HtmxHttpRequest) -> str:
-    """The filters of this request as a query string (the page and export links keep them)."""
-    return urlencode([(k, v) for k, v in request.GET.items() if k != "after" and v])
 
 
 @never_cache
@@ -80,7 +66,7 @@ def security_log_page_view(request: HtmxHttpRequest) -> HttpResponse:
         "filter": filters,
         "form": filters.form,
         "page": page,
-        "query": _filter_query(request),
+        "query": filter_query(request),
         "kinds": SecurityEvent.Kind.choices,
         "may_unlock": policy.may_unlock(request.user),
         "address_limit": settings.SIGN_IN_ADDRESS_FAILURE_LIMIT,
@@ -90,38 +76,17 @@ def security_log_page_view(request: HtmxHttpRequest) -> HttpResponse:
     return vary_on_htmx(render(request, template, context))
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet runs a cell starting with one of these as a formula (as the users' export).
-    if text and text[0] in _FORMULA_FIRST:
-        return "'" + text
-    return text
-
-
-def _rows(events) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
-    for chunk in itertools.batched(iter_security_log(events), 500, strict=False):
-        yield "".join(
-            writer.writerow(
-                [
-                    event.at.astimezone(dt.UTC).isoformat(timespec="seconds"),
-                    event.kind,
-                    _cell(event.actor.email if event.actor else ""),
-                    _cell(event.subject.email if event.subject else ""),
-                    _cell(event.username),
-                    event.ip_address or "",
-                    _cell(event.user_agent),
-                    _cell(json.dumps(event.detail, sort_keys=True) if event.detail else ""),
-                ]
-            )
-            for event in chunk
-        )
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
+def _row(event: SecurityEvent) -> list[str]:
+    return [
+        instant(event.at),
+        event.kind,
+        cell(event.actor.email if event.actor else ""),
+        cell(event.subject.email if event.subject else ""),
+        cell(event.username),
+        event.ip_address or "",
+        cell(event.user_agent),
+        detail_cell(event.detail),
+    ]
 
 
 @require_GET
@@ -132,12 +97,9 @@ def security_log_export(request: HtmxHttpRequest) -> HttpResponse:
     filters = _filters(request)
     if not filters.is_valid():
         messages.error(request, "Fix the filters before exporting.")
-        return redirect(f"{reverse('users:security-log')}?{_filter_query(request)}")
-    response = StreamingHttpResponse(_rows(filters.qs), content_type="text/csv; charset=utf-8")
-    filename = f"security-log-{timezone.localtime():%Y%m%d-%H%M}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
+        return redirect(f"{reverse('users:security-log')}?{filter_query(request)}")
+    rows = (_row(event) for event in iter_security_log(filters.qs))
+    return csv_response(name="security-log", columns=EXPORT_COLUMNS, rows=rows)
 
 
 @require_POST

@@ -38,6 +38,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.core.servers.basehttp import WSGIServer
+from django.test.testcases import LiveServerThread
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
@@ -45,6 +47,21 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.factories import current_code, make_console_user, totp_device
 from users.models import User
 from users.views.common import FACTOR_VERIFIED_AT
+
+
+class SerialWSGIServer(WSGIServer):
+    """The live server, one request at a time. Its request threads would all share the test's
+    one in-memory SQLite connection, and two requests at once (a field checked on blur while
+    the form is saved, a region refreshing while another loads) misuse it: "bad parameter or
+    other API misuse", a 500 the product never gives. Serially, each request runs in the
+    server's thread, and Django closes each connection after its response, so the browser's
+    parallel requests wait their turn in the listen queue instead."""
+
+    def __init__(self, *args, connections_override=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+LiveServerThread.server_class = SerialWSGIServer
 
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parent.parent / "artifacts" / "screenshots"

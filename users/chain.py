@@ -134,3 +134,14 @@ def in_chain_order(
     ]
     rows.sort(key=lambda item: item[0])
     return [(row, content) for _, row, content in rows]
+
+
+def recomputed(versions: Iterable[Any], status_changes: Iterable[Any]) -> list[tuple[Any, str]]:
+    """One user's history rows in chain order, each with the hash its content and the rows
+    before it give: what the migration writes, the verification and the client file compare."""
+    previous = GENESIS
+    hashes = []
+    for row, content in in_chain_order(versions, status_changes):
+        previous = link(previous, content)
+        hashes.append((row, previous))
+    return hashes

@@ -110,6 +110,15 @@ class _IPAddressFilter(django_filters.CharFilter):
     field_class = forms.GenericIPAddressField
 
 
+def _log_dates() -> django_filters.DateFromToRangeFilter:
+    """A log's day range (both logs' pages and CSVs)."""
+    return django_filters.DateFromToRangeFilter(
+        field_name="at",
+        label="Date",
+        widget=django_filters.widgets.DateRangeWidget(attrs={"type": "date"}),
+    )
+
+
 class SecurityEventFilter(django_filters.FilterSet):
     """The security log page's filters (and its CSV's): kind, person, address, dates."""
 
@@ -120,11 +129,7 @@ class SecurityEventFilter(django_filters.FilterSet):
         method="filter_person", label="Person (email contains)", max_length=254
     )
     address = _IPAddressFilter(field_name="ip_address", label="IP address")
-    at = django_filters.DateFromToRangeFilter(
-        field_name="at",
-        label="Date",
-        widget=django_filters.widgets.DateRangeWidget(attrs={"type": "date"}),
-    )
+    at = _log_dates()
 
     class Meta:
         model = SecurityEvent
@@ -156,11 +161,7 @@ class AccessEventFilter(django_filters.FilterSet):
     subject = django_filters.CharFilter(
         method="filter_subject", label="Whose record (user id or email)", max_length=254
     )
-    at = django_filters.DateFromToRangeFilter(
-        field_name="at",
-        label="Date",
-        widget=django_filters.widgets.DateRangeWidget(attrs={"type": "date"}),
-    )
+    at = _log_dates()
 
     class Meta:
         model = AccessEvent

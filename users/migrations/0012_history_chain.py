@@ -36,14 +36,15 @@ def fill_chains(apps, schema_editor):
             statuses[row.user_id].append(row)
         changed_versions, changed_statuses, heads = [], [], []
         for user_id in chunk:
-            previous = chain.GENESIS
-            for row, content in chain.in_chain_order(versions[user_id], statuses[user_id]):
-                row.chain_hash = previous = chain.link(previous, content)
+            hashes = chain.recomputed(versions[user_id], statuses[user_id])
+            for row, expected in hashes:
+                row.chain_hash = expected
                 if isinstance(row, UserVersion):
                     changed_versions.append(row)
                 else:
                     changed_statuses.append(row)
-            heads.append(User(pk=user_id, history_hash=previous))
+            head = hashes[-1][1] if hashes else chain.GENESIS
+            heads.append(User(pk=user_id, history_hash=head))
         UserVersion.objects.bulk_update(changed_versions, ["chain_hash"], batch_size=CHUNK)
         StatusChange.objects.bulk_update(changed_statuses, ["chain_hash"], batch_size=CHUNK)
         User.objects.bulk_update(heads, ["history_hash"], batch_size=CHUNK)

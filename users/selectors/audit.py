@@ -45,17 +45,17 @@ class Verification:
 def _check_user(user: User, versions: list, statuses: list) -> Break | None:
     previous = chain.GENESIS
     expected_version = 1
-    for row, content in chain.in_chain_order(versions, statuses):
+    for row, expected in chain.recomputed(versions, statuses):
         table = row._meta.db_table
         if isinstance(row, UserVersion):
             if row.version != expected_version:
                 problem = f"version {expected_version} is missing before it"
                 return Break(user.pk, table, row.pk, row.version, problem)
             expected_version += 1
-        if row.chain_hash != chain.link(previous, content):
+        if row.chain_hash != expected:
             problem = "its content or the row before it was changed or removed"
             return Break(user.pk, table, row.pk, row.version, problem)
-        previous = row.chain_hash
+        previous = expected
     if expected_version - 1 != user.version:
         problem = f"the record is at version {user.version}, its history at {expected_version - 1}"
         return Break(user.pk, "users_user", user.pk, user.version, problem)

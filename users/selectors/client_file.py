@@ -73,13 +73,9 @@ def client_file(
             if name in record:
                 record[name] = new
     last = versions[-1]
-    rows = chain.in_chain_order(versions, status_changes)
     # Recomputed, not only copied: a file built from a tampered history says so.
-    previous = chain.GENESIS
-    chain_holds = True
-    for row, content in rows:
-        previous = chain.link(previous, content)
-        chain_holds = chain_holds and previous == row.chain_hash
+    rows = chain.recomputed(versions, status_changes)
+    chain_holds = all(row.chain_hash == expected for row, expected in rows)
     contents = {
         "record": {
             "id": user.pk,

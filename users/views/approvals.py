@@ -21,12 +21,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from users import policy, services
-from users.contract import FIELD_LABELS
 from users.models import ChangeRequest, User
 from users.selectors import change_requests as change_request_selectors
 from users.views.common import (
     HtmxHttpRequest,
-    display,
+    diff_rows,
     htmx_target,
     needs_step_up,
     redirect_or_client_redirect,
@@ -43,19 +42,6 @@ AGE_CHOICES = ((0, "Any age"), (1, "Over 1 hour"), (24, "Over 24 hours"), (48, "
 # --- presenting a request ------------------------------------------------------------------------
 
 
-def change_rows(request: ChangeRequest) -> list[dict[str, str]]:
-    """The request's diff, a row per field (old → new), as a person reads it."""
-    return [
-        {
-            "field": name,
-            "label": FIELD_LABELS.get(name, name),
-            "old": display(old, name),
-            "new": display(new, name),
-        }
-        for name, (old, new) in request.changes.items()
-    ]
-
-
 def presented(
     actor: User, requests: list[ChangeRequest], *, last_changers: dict[str, str | None]
 ) -> list[dict[str, Any]]:
@@ -64,7 +50,7 @@ def presented(
     return [
         {
             "request": request,
-            "rows": change_rows(request),
+            "rows": diff_rows(request.changes),
             "can_decide": policy.may_decide(
                 actor, request, last_changer_id=last_changers.get(request.kind)
             ),
@@ -114,7 +100,7 @@ def four_eyes_events(user: User, *, limit: int) -> list[dict[str, Any]]:
                 "action": "proposed",
                 "what": what,
                 "who": request.proposed_by,
-                "rows": change_rows(request),
+                "rows": diff_rows(request.changes),
                 "note": request.reason,
                 "request": request,
             }

@@ -18,7 +18,7 @@ from users.forms import ClientFileForm
 from users.models import AccessEvent, ChangeRequest
 from users.selectors.client_file import NotYet, as_json, client_file
 from users.services.access import access_record
-from users.views.common import HtmxHttpRequest, display, load_user, require
+from users.views.common import HtmxHttpRequest, diff_rows, display, load_user, require
 
 TEMPLATE = "users/client_file.html"
 
@@ -69,10 +69,7 @@ def user_file(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         "versions": [
             {
                 **row,
-                "diff": [
-                    (FIELD_LABELS.get(name, name), display(old, name), display(new, name))
-                    for name, (old, new) in row["changes"].items()
-                ],
+                "diff": diff_rows(row["changes"]),
             }
             for row in file["versions"]
         ],
@@ -84,10 +81,7 @@ def user_file(request: HtmxHttpRequest, pk: str) -> HttpResponse:
                 **row,
                 "kind_label": ChangeRequest.Kind(row["kind"]).label,
                 "state_label": ChangeRequest.State(row["state"]).label,
-                "diff": [
-                    (FIELD_LABELS.get(name, name), display(old, name), display(new, name))
-                    for name, (old, new) in row["changes"].items()
-                ],
+                "diff": diff_rows(row["changes"]),
             }
             for row in file["change_requests"]
         ],

@@ -177,6 +177,20 @@ def move_user(
     return moved, []
 
 
+def diff_rows(changes: dict[str, list[Any]]) -> list[dict[str, str]]:
+    """A diff (field -> [old, new]) as a person reads it, a row per field: the version diff,
+    a four-eyes request, a version in the client file."""
+    return [
+        {
+            "field": name,
+            "label": contract.FIELD_LABELS.get(name, name),
+            "old": display(old, name),
+            "new": display(new, name),
+        }
+        for name, (old, new) in changes.items()
+    ]
+
+
 def display(value: Any, name: str | None = None) -> str:
     """A contract JSON value as a person reads it in a diff.
 

@@ -31,7 +31,7 @@ from users.services.security import account_unlock
 from users.views.approvals import four_eyes_events, pending_context, proposed_message
 from users.views.common import (
     HtmxHttpRequest,
-    display,
+    diff_rows,
     load_user,
     move_user,
     needs_step_up,
@@ -56,18 +56,6 @@ def announce_change(response: HttpResponse, *, source: str) -> HttpResponse:
 
 
 # --- presenting values ------------------------------------------------------------------------
-
-
-def diff_rows(changes: dict[str, list[Any]]) -> list[dict[str, str]]:
-    return [
-        {
-            "field": name,
-            "label": FIELD_LABELS.get(name, name),
-            "old": display(old, name),
-            "new": display(new, name),
-        }
-        for name, (old, new) in changes.items()
-    ]
 
 
 def bank_details(user: User) -> dict[str, Any] | None:

@@ -11,7 +11,6 @@ decided ("already decided"), never a second version.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,7 +21,7 @@ from django.utils import timezone
 from users import contract, policy
 from users.models import ChangeRequest, FeatureFlag, Role, SecurityEvent, User
 from users.selectors.change_requests import last_changer_id
-from users.services.proposals import REASON_MAX_LENGTH
+from users.services.proposals import REASON_MAX_LENGTH, close_request, expire_if_due
 from users.services.security import security_event
 from users.services.users import Clock, _apply, _lock, clean_user_data, user_snapshot
 
@@ -58,35 +57,6 @@ def _refuse_decided(request: ChangeRequest) -> None:
                 )
             }
         )
-
-
-def _close(
-    request: ChangeRequest,
-    *,
-    state: str,
-    actor: User | None,
-    now: dt.datetime,
-    reason: str = "",
-    applied_version: int | None = None,
-) -> ChangeRequest:
-    request.state = state
-    request.decided_by = actor
-    request.decided_at = now
-    request.decision_reason = reason
-    request.applied_version = applied_version
-    request.save(
-        update_fields=["state", "decided_by", "decided_at", "decision_reason", "applied_version"]
-    )
-    return request
-
-
-def _expire_if_due(request: ChangeRequest, now: dt.datetime) -> bool:
-    if request.expires_at > now:
-        return False
-    request.state = State.EXPIRED
-    request.decided_at = request.expires_at
-    request.save(update_fields=["state", "decided_at"])
-    return True
 
 
 def _conflict(user: User, request: ChangeRequest) -> str:
@@ -132,22 +102,24 @@ def change_request_approve(
     user, request = _locked(change_request)
     _refuse_decided(request)
     policy.check_decide(actor, request, last_changer_id=last_changer_id(user, request.kind))
-    if _expire_if_due(request, now):
+    if expire_if_due(request, now):
         return request
     conflict = _conflict(user, request)
     if conflict:
-        return _close(request, state=State.VOID, actor=actor, now=now, reason=conflict)
+        return close_request(request, state=State.VOID, actor=actor, now=now, reason=conflict)
     try:
         values = _new_values(user, request)
     except ValidationError as exc:
         reason = "; ".join(exc.messages)
-        return _close(request, state=State.VOID, actor=actor, now=now, reason=reason)
+        return close_request(request, state=State.VOID, actor=actor, now=now, reason=reason)
     before = user.version
     saved = _apply(user, values, actor=request.proposed_by, now=now, approved_by=actor)
     if saved.version == before:
         reason = "Nothing left to change: the record already holds the proposed values."
-        return _close(request, state=State.VOID, actor=actor, now=now, reason=reason)
-    _close(request, state=State.APPROVED, actor=actor, now=now, applied_version=saved.version)
+        return close_request(request, state=State.VOID, actor=actor, now=now, reason=reason)
+    close_request(
+        request, state=State.APPROVED, actor=actor, now=now, applied_version=saved.version
+    )
     security_event(
         kind=SecurityEvent.Kind.CHANGE_APPROVED,
         actor=actor,
@@ -183,9 +155,9 @@ def change_request_reject(
         raise ValidationError(
             {"reason": ValidationError("Say why the change is rejected.", code="required")}
         )
-    if _expire_if_due(request, now):
+    if expire_if_due(request, now):
         return request
-    _close(request, state=State.REJECTED, actor=actor, now=now, reason=reason)
+    close_request(request, state=State.REJECTED, actor=actor, now=now, reason=reason)
     security_event(
         kind=SecurityEvent.Kind.CHANGE_REJECTED,
         actor=actor,
@@ -205,9 +177,9 @@ def change_request_withdraw(
     _refuse_decided(request)
     if not policy.may_withdraw(actor, request):
         raise PermissionDenied("Only the person who proposed a change may withdraw it.")
-    if _expire_if_due(request, now):
+    if expire_if_due(request, now):
         return request
-    return _close(request, state=State.WITHDRAWN, actor=actor, now=now)
+    return close_request(request, state=State.WITHDRAWN, actor=actor, now=now)
 
 
 @transaction.atomic

@@ -17,21 +17,51 @@ from users.models import ChangeRequest, User
 REASON_MAX_LENGTH = 2000
 
 
+def close_request(
+    request: ChangeRequest,
+    *,
+    state: str,
+    actor: User | None,
+    now: dt.datetime,
+    reason: str = "",
+    applied_version: int | None = None,
+) -> ChangeRequest:
+    """Decide `request`: its end state, who, when, why, and the version an approval made."""
+    request.state = state
+    request.decided_by = actor
+    request.decided_at = now
+    request.decision_reason = reason
+    request.applied_version = applied_version
+    request.save(
+        update_fields=["state", "decided_by", "decided_at", "decision_reason", "applied_version"]
+    )
+    return request
+
+
+def expire_if_due(request: ChangeRequest, now: dt.datetime) -> bool:
+    """Expire `request` if it is past its time (decided at its expiry); whether it was."""
+    if request.expires_at > now:
+        return False
+    request.state = ChangeRequest.State.EXPIRED
+    request.decided_at = request.expires_at
+    request.save(update_fields=["state", "decided_at"])
+    return True
+
+
 def _close_older(user: User, kind: str, *, now: dt.datetime, actor: User | None) -> None:
     """The pending request of the same user and kind gives way: void (replaced), or expired
     when it already was past its time."""
     for older in ChangeRequest.objects.select_for_update().filter(
         user=user, kind=kind, state=ChangeRequest.State.PENDING
     ):
-        if older.expires_at <= now:
-            older.state = ChangeRequest.State.EXPIRED
-            older.decided_at = older.expires_at
-        else:
-            older.state = ChangeRequest.State.VOID
-            older.decided_at = now
-            older.decided_by = actor
-            older.decision_reason = "Replaced by a newer proposal."
-        older.save(update_fields=["state", "decided_at", "decided_by", "decision_reason"])
+        if not expire_if_due(older, now):
+            close_request(
+                older,
+                state=ChangeRequest.State.VOID,
+                actor=actor,
+                now=now,
+                reason="Replaced by a newer proposal.",
+            )
 
 
 def propose(

@@ -41,6 +41,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from tests.factories import VALID_IBANS, make_console_user, make_user, sign_in
 from users import services
 from users.models import (
+    AccessEvent,
     ApiToken,
     ChangeRequest,
     FeatureFlag,
@@ -237,6 +238,12 @@ def shows_the_file(s: Subjects, actor: User, response) -> None:
     assert f"Record at version {s.user.version}" in response.content.decode()
 
 
+def revealed(s: Subjects, actor: User, response) -> None:
+    assert "85073003361" in response.content.decode()
+    event = AccessEvent.objects.get(kind=AccessEvent.Kind.REVEALED, actor=actor)
+    assert (event.subject_id, event.field) == (s.user.pk, "identity")
+
+
 MATRIX: dict[str, Entry] = {
     # sign-in and own account
     "favicon": Entry("GET", ALL_ROLES, status=302, public=True, notes="to the static SVG"),
@@ -393,6 +400,14 @@ MATRIX: dict[str, Entry] = {
         data=lambda s: {"as_of": "2100-01-01"},
         effect=shows_the_file,
     ),
+    # Revealing a masked value with a purpose (issue 13.3): compliance and admins.
+    "users:user-reveal": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        kwargs=lambda s: {"pk": s.user.pk, "name": "identity"},
+        data=lambda s: {"purpose": "KYC_REVIEW"},
+        effect=revealed,
+    ),
     # the sign-in region of the detail page (tests/test_unlock.py): unlock, and factor reset
     # (GET is its confirmation; POST after step-up resets)
     "users:user-unlock": Entry(
@@ -453,7 +468,7 @@ def test_every_url_is_in_the_matrix():
 
 @pytest.fixture
 def subjects(db, admin_user) -> Subjects:
-    user = make_user(actor=admin_user)
+    user = make_user(actor=admin_user, identity="85073003361")
     deleted = make_user(actor=admin_user)
     services.user_delete(user=deleted, actor=admin_user)
     token, _secret = issue_token(user=admin_user, name="matrix")

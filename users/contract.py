@@ -96,6 +96,8 @@ class Part:
     help: str = ""
     # The object is refused without it (the validators' rule; the API's schema says so).
     required: bool = False
+    # Shown masked until revealed with a purpose (see `MASKED`).
+    masked: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,11 @@ class Field:
     queryable: bool = False
     sortable: bool = False
     exported: bool = False
-    # Personal data a person could be identified or reached with (for reveal logging).
+    # Personal data a person could be identified or reached with.
     sensitive: bool = False
+    # Shown masked (lists, board, the detail until revealed with a purpose, the export for
+    # those who may not reveal); see `MASKED`.
+    masked: bool = False
     in_form: bool = True  # edited on the edit form (status and flags have their own controls)
     listed: bool = False  # a column the list and the board load
     help: str = ""
@@ -304,7 +309,7 @@ _ADDRESS_PARTS = (
 _TAX_RESIDENCY_PARTS = (
     Part("country_code", "Tax country", "tax_country_code", example="BE", required=True),
     Part("proof_type", "Proof type", "tax_proof_type", example="NATIONAL_ID", required=True),
-    Part("value", "Tax number", "tax_value", required=True),
+    Part("value", "Tax number", "tax_value", required=True, masked=True),
 )
 
 
@@ -459,6 +464,7 @@ _FIELDS = (
         sortable=True,
         exported=True,
         sensitive=True,
+        masked=True,
         clean=_date_of_birth,
     ),
     Field(
@@ -498,6 +504,7 @@ _FIELDS = (
                 example="BE71096123456769",
                 queryable=True,
                 required=True,
+                masked=True,
                 help="IBAN, or a US account number (4 to 17 digits).",
             ),
             Part(
@@ -573,6 +580,7 @@ _FIELDS = (
         Group.KYC,
         Kind.TEXT,
         sensitive=True,
+        masked=True,
         help="National identity number, ≤ 64.",
     ),
     Field(
@@ -742,6 +750,102 @@ RECORD_RULES: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
 ACCESS_LIST_FIELDS = tuple(f.name for f in _FIELDS if f.kind == Kind.USER_IDS)
 # Objects edited as a group of inputs: field -> {input name: key in the object}.
 INPUT_GROUPS = {f.name: {p.input: p.key for p in f.parts} for f in _FIELDS if f.parts and f.input}
+
+
+# --- masked values (issue 13.3) ----------------------------------------------------------------
+# A masked value is shown as its mask ("BE71 •••• •••• 6769") until someone allowed to reveal it
+# gives a purpose; each reveal is an access-log row. The export shows the masks to those who may
+# not reveal.
+
+MASK = "••••"
+
+
+def mask_account(value: str) -> str:
+    """An account number: an IBAN keeps its first and last groups of four, "BE71 •••• •••• 6769";
+    any other number (ABA) its last four digits, "•••• 6789"."""
+    compact = "".join(str(value).split()).upper()
+    if len(compact) > 8 and compact[:2].isalpha():
+        groups = [compact[i : i + 4] for i in range(0, len(compact), 4)]
+        return " ".join([groups[0], *[MASK] * (len(groups) - 2), groups[-1]])
+    return f"{MASK} {compact[-4:]}" if len(compact) > 4 else MASK
+
+
+def mask_identifier(value: str) -> str:
+    """An identity or tax number: its last three characters when it has eight or more, else
+    nothing of it ("•••• 789")."""
+    text = str(value).strip()
+    return f"{MASK} {text[-3:]}" if len(text) >= 8 else MASK
+
+
+def mask_date(value: str | dt.date) -> str:
+    """A date of birth: the year only, "1985-••-••"."""
+    text = value.isoformat() if isinstance(value, dt.date) else str(value)
+    return f"{text[:4]}-••-••" if len(text) >= 4 else MASK
+
+
+@dataclass(frozen=True)
+class Masked:
+    """One masked value: `name` is what a reveal and the access log call it (the edit form's
+    input), `field` / `part` where it is in the contract, `column` its model column."""
+
+    name: str
+    label: str
+    field: str
+    part: str
+    column: str
+    mask: Callable[[Any], str]
+
+    def of(self, user: User) -> Any:
+        value = FIELDS[self.field].value_of(user)
+        if self.part:
+            return (value or {}).get(self.part)
+        return value
+
+    def masked(self, value: Any) -> Any:
+        return value if value in (None, "") else self.mask(value)
+
+
+def _mask_for(f: Field, part: Part | None) -> Callable[[Any], str]:
+    if part is not None and f.kind == Kind.COUNTER_ACCOUNT:
+        return mask_account
+    if f.kind == Kind.DATE:
+        return mask_date
+    return mask_identifier
+
+
+MASKED: dict[str, Masked] = {
+    m.name: m
+    for m in (
+        [
+            Masked(f.name, f.label, f.name, "", f.column, _mask_for(f, None))
+            for f in _FIELDS
+            if f.masked
+        ]
+        + [
+            Masked(p.input, p.label, f.name, p.key, p.column, _mask_for(f, p))
+            for f in _FIELDS
+            for p in f.parts
+            if p.masked
+        ]
+    )
+}
+# Masked values by the model column they are stored in (the export's columns).
+MASKED_COLUMNS = {m.column: m for m in MASKED.values() if m.column}
+
+
+def masked_value(field: str, value: Any, *, revealed: frozenset[str] = frozenset()) -> Any:
+    """`field`'s JSON value with its masked values (or parts) masked, except those `revealed`
+    names: what a diff shows to a person who has not revealed them."""
+    if value in (None, "", [], {}):
+        return value
+    for m in MASKED.values():
+        if m.field != field or m.name in revealed:
+            continue
+        if not m.part:
+            value = m.masked(value)
+        elif isinstance(value, dict) and value.get(m.part):
+            value = {**value, m.part: m.masked(value[m.part])}
+    return value
 
 
 def fields_in(group: Group) -> tuple[Field, ...]:

@@ -204,10 +204,38 @@ class UserForm(forms.Form):
                     field.widget.attrs["aria-readonly"] = "true"
                     field.help_text = "Write-once: set, and can never be changed."
                     field.widget.attrs.pop("placeholder", None)
+            for name, mask in self.masks().items():
+                if name in self.fields:
+                    # The input starts empty: the stored value is never sent to the browser.
+                    field = self.fields[name]
+                    field.widget.attrs["placeholder"] = mask
+                    field.help_text = (
+                        f"Masked ({mask}): leave empty to keep it, or type the whole new value."
+                    )
         if not self.is_bound:
             # Only a fresh page takes the focus: htmx honours autofocus in swapped content, and a
             # re-rendered field or form must not pull the cursor away from where the user is.
             self.fields["first_name"].widget.attrs["autofocus"] = True
+
+    def masks(self) -> dict[str, str]:
+        """The masked inputs of the user's stored values (`contract.MASKED`), input -> mask."""
+        if self.user is None:
+            return {}
+        masks = {}
+        for name, masked in contract.MASKED.items():
+            value = masked.of(self.user)
+            if value not in (None, ""):
+                masks[name] = masked.masked(value)
+        return masks
+
+    def _kept(self, name: str) -> bool:
+        """A masked input left empty on an edit: the stored value stays (it was never shown)."""
+        return (
+            self.user is not None
+            and name in contract.MASKED
+            and not (self.data.get(name) or "").strip()
+            and contract.MASKED[name].of(self.user) not in (None, "")
+        )
 
     @staticmethod
     def initial_for(user: User) -> dict[str, Any]:
@@ -227,6 +255,8 @@ class UserForm(forms.Form):
             values = snapshot[group] or {}
             for name, key in inputs.items():
                 initial[name] = values.get(key) or ""
+        for name in contract.MASKED:
+            initial[name] = ""  # masked: shown as a placeholder, kept when left empty
         initial["expected_version"] = user.version
         return initial
 
@@ -238,6 +268,8 @@ class UserForm(forms.Form):
         return self.user is None or name in self.data
 
     def _value(self, name: str) -> str:
+        if self._kept(name):
+            return str(contract.MASKED[name].of(self.user))
         if hasattr(self, "cleaned_data") and name in self.cleaned_data:
             value = self.cleaned_data[name] or ""
         else:
@@ -318,8 +350,8 @@ class UserForm(forms.Form):
         if name not in self.fields or name in ("expected_version",):
             return [], None
         field = INPUT_TO_GROUP.get(name, name)
-        if field == "status":
-            return [], None
+        if field == "status" or self._kept(name):
+            return [], None  # a masked value left as it is: nothing to say, nothing to show
         try:
             data = {field: self.contract_value(field)}
         except ValidationError as exc:

@@ -464,6 +464,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             ("export_client_file", "Can download a user's file as of a date"),
             ("approve_change", "Can approve or reject another person's guarded change"),
             ("view_access_log", "Can read who viewed, exported and read users"),
+            ("reveal_personal_data", "Can reveal masked personal data, with a purpose"),
         ]
 
     def __str__(self) -> str:
@@ -813,6 +814,19 @@ class ConsoleSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.session_key[:8]}… {'ended' if self.ended_at else 'active'}"
+
+
+class RevealPurpose(models.TextChoices):
+    """Why a masked value is revealed (issue 13.3): the reveal form's short list; `OTHER` needs
+    the free text."""
+
+    CLIENT_REQUEST = "CLIENT_REQUEST", "Client request (identity check)"
+    KYC_REVIEW = "KYC_REVIEW", "KYC or onboarding review"
+    PAYOUT_CHECK = "PAYOUT_CHECK", "Payout or counter account check"
+    CORRECTION = "CORRECTION", "Correcting the record"
+    INVESTIGATION = "INVESTIGATION", "Fraud or AML investigation"
+    REGULATOR = "REGULATOR", "Regulator or auditor request"
+    OTHER = "OTHER", "Other (say which)"
 
 
 # How many user ids one access row names (an API page; its `row_count` says how many there were).

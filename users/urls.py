@@ -10,6 +10,7 @@ from users.views import (
     detail,
     edit,
     invite,
+    reveal,
     security,
     sessions,
     tokens,
@@ -54,6 +55,7 @@ urlpatterns = [
     path("users/<user_id:pk>/restore/", detail.user_restore, name="user-restore"),
     path("users/<user_id:pk>/sessions/", sessions.user_sessions, name="user-sessions"),
     path("users/<user_id:pk>/file/", client_file.user_file, name="user-file"),
+    path("users/<user_id:pk>/reveal/<str:name>/", reveal.user_reveal, name="user-reveal"),
     path("users/<user_id:pk>/unlock/", detail.user_unlock, name="user-unlock"),
     path("users/<user_id:pk>/factors/reset/", detail.user_factors_reset, name="user-factors-reset"),
     # four-eyes approval (users/views/approvals.py)

@@ -46,11 +46,13 @@ def presented(
     actor: User, requests: list[ChangeRequest], *, last_changers: dict[str, str | None]
 ) -> list[dict[str, Any]]:
     """What the detail page and the Approvals page show of each request: the diff, and which
-    buttons `actor` gets (the policy's answer; the services ask again)."""
+    buttons `actor` gets (the policy's answer; the services ask again). Those who may reveal
+    masked values see a request's account numbers in full: comparing them is the check."""
+    masked = not policy.may_reveal(actor)
     return [
         {
             "request": request,
-            "rows": diff_rows(request.changes),
+            "rows": diff_rows(request.changes, masked=masked),
             "can_decide": policy.may_decide(
                 actor, request, last_changer_id=last_changers.get(request.kind)
             ),

@@ -69,7 +69,7 @@ def user_file(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         "versions": [
             {
                 **row,
-                "diff": diff_rows(row["changes"]),
+                "diff": diff_rows(row["changes"], masked=False),
             }
             for row in file["versions"]
         ],
@@ -81,7 +81,7 @@ def user_file(request: HtmxHttpRequest, pk: str) -> HttpResponse:
                 **row,
                 "kind_label": ChangeRequest.Kind(row["kind"]).label,
                 "state_label": ChangeRequest.State(row["state"]).label,
-                "diff": diff_rows(row["changes"]),
+                "diff": diff_rows(row["changes"], masked=False),
             }
             for row in file["change_requests"]
         ],

@@ -177,27 +177,30 @@ def move_user(
     return moved, []
 
 
-def diff_rows(changes: dict[str, list[Any]]) -> list[dict[str, str]]:
+def diff_rows(changes: dict[str, list[Any]], *, masked: bool = True) -> list[dict[str, str]]:
     """A diff (field -> [old, new]) as a person reads it, a row per field: the version diff,
-    a four-eyes request, a version in the client file."""
+    a four-eyes request, a version in the client file. Masked values (`contract.MASKED`) show
+    their masks unless `masked` is false (the client file; a checker's four-eyes request)."""
     return [
         {
             "field": name,
             "label": contract.FIELD_LABELS.get(name, name),
-            "old": display(old, name),
-            "new": display(new, name),
+            "old": display(old, name, masked=masked),
+            "new": display(new, name, masked=masked),
         }
         for name, (old, new) in changes.items()
     ]
 
 
-def display(value: Any, name: str | None = None) -> str:
+def display(value: Any, name: str | None = None, *, masked: bool = False) -> str:
     """A contract JSON value as a person reads it in a diff.
 
     Given the contract field, choices read as their labels (`Active`, not `ACTIVE`) and a nested
-    object's parts as the registry names them.
+    object's parts as the registry names them; `masked`, its masked values as their masks.
     """
     spec = contract.FIELDS.get(name) if name else None
+    if masked and name:
+        value = contract.masked_value(name, value)
     if value in (None, "", [], {}):
         return "—"
     if isinstance(value, bool):

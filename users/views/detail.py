@@ -40,6 +40,7 @@ from users.views.common import (
     require,
     step_up_redirect,
 )
+from users.views.reveal import masked_items
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
@@ -166,6 +167,8 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
     context: dict[str, Any] = {
         "subject": user,
         "bank": bank_details(user),
+        # Masked until revealed with a purpose (users/views/reveal.py).
+        "masks": masked_items(request.user, user),
         "can_edit": policy.can_edit(request.user, user) and not user.deleted,
         "can_delete": policy.may_delete(request.user, user) and not user.deleted,
         "can_restore": policy.may_restore(request.user, user) and user.deleted,
@@ -202,12 +205,15 @@ def render_region(
 def render_page(
     request: HtmxHttpRequest, user: User, status: int = 200, **extra: Any
 ) -> HttpResponse:
-    context = detail_context(request, user, **extra)
-    # "Accessed by" (compliance and admins): the whole page only, no region shows it.
-    if policy.may_view_access_log(request.user):
-        context["accesses"] = recent_accesses(user)
-        context["accesses_limit"] = PANEL_LIMIT
+    context = detail_context(request, user, **extra) | accesses_context(request, user)
     return render(request, TEMPLATE, context, status=status)
+
+
+def accesses_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
+    """ "Accessed by" (compliance and admins): with the whole page, and alone after a reveal."""
+    if not policy.may_view_access_log(request.user):
+        return {}
+    return {"accesses": recent_accesses(user), "accesses_limit": PANEL_LIMIT}
 
 
 def render_region_or_page(
@@ -249,6 +255,11 @@ def user_detail(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         if region == "history":
             require(policy.may_view_history(request.user))
         return render_region(request, user, region)
+    if region == "accessed-by":
+        require(policy.may_view_access_log(request.user))
+        return render(
+            request, f"{TEMPLATE}#accesses", {"subject": user} | accesses_context(request, user)
+        )
     # The whole page is the access (issue 13.4); an htmx region refreshing itself after a
     # change on this page is not logged again.
     access_record(

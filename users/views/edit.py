@@ -87,10 +87,10 @@ def merge_conflict(
             {
                 "field": field,
                 "label": FIELD_LABELS.get(field, field),
-                "old": display(old, field),
-                "new": display(new, field),
+                "old": display(old, field, masked=True),
+                "new": display(new, field, masked=True),
                 "kept": kept,
-                "yours": display(mine, field) if kept else "",
+                "yours": display(mine, field, masked=True) if kept else "",
             }
         )
     versions = selectors.versions_since(subject, exc.expected_version)

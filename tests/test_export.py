@@ -19,7 +19,7 @@ from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.factories import VALID_IBANS, behind_the_services, make_user
+from tests.factories import VALID_IBANS, behind_the_services, make_console_user, make_user
 from users import selectors, services
 from users.models import FeatureFlag, User
 from users.views import list as list_views
@@ -258,6 +258,38 @@ def test_copy_export_is_byte_identical_to_the_python_export(admin_client, tricky
     assert len(copies) == 1  # the view took the COPY path, in one statement
     assert body == expected
     assert len(rows_by_id(body)) >= 1  # every filter here matches someone
+
+
+@pytest.mark.postgres
+def test_masked_copy_export_is_byte_identical_to_the_python_export(admin_user, tricky):
+    """The masks written by PostgreSQL (issue 13.3) are the Python masks, byte for byte: an
+    IBAN, a US account number, a short one, and dates of birth."""
+    make_user(
+        actor=admin_user,
+        date_of_birth="1901-01-02",
+        counter_account={
+            "bank_account_number": "123456789",
+            "bank_account_number_type": "ABA",
+            "bank_id": "021000021",
+            "bank_id_type": "ABA",
+        },
+    )
+    make_user(actor=admin_user, counter_account={"bank_account_number": VALID_IBANS[1]})
+    state = list_state(QueryDict("deleted=include"))
+    masked = list_views.export_masked_columns(make_console_user("back_office"))
+    assert masked == ("date_of_birth", "bank_account_number")
+    python = b"".join(
+        chunk.encode() for chunk in list_views._python_export_rows(state, None, masked)
+    )
+    copied = b"".join(
+        chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        for chunk in list_views._copy_export_rows(state, None, masked)
+    )
+    assert copied == python
+    text = python.decode()
+    assert "•••• 6789" in text
+    assert "1901-••-••" in text
+    assert "BE71 •••• •••• 6769" in text
 
 
 @pytest.mark.postgres

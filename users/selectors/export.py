@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -149,12 +149,36 @@ def _export_cell_sql(kind: str, value: str) -> str:
     raise ValueError(f"The export has no format for {kind or 'this kind of'} cells.")
 
 
-def export_copy_sql(qs: QuerySet[User], columns: Sequence[str]) -> str:
+# The masks of `contract.MASKED` in SQL, each giving exactly the text of its Python function
+# for a stored value (`{v}`, not NULL nor empty); tests/test_masking.py holds them together.
+_MASK_SQL: dict[Callable[[Any], str], str] = {
+    contract.mask_account: (
+        "CASE WHEN length({v}) > 8 AND {v} ~ '^[A-Za-z]{{2}}' THEN upper(left({v}, 4)) "
+        "|| repeat(' ••••', (length({v}) + 3) / 4 - 2) || ' ' "
+        "|| upper(substr({v}, ((length({v}) + 3) / 4 - 1) * 4 + 1)) "
+        "WHEN length({v}) > 4 THEN '•••• ' || right({v}, 4) ELSE '••••' END"
+    ),
+    contract.mask_date: "to_char({v}, 'YYYY') || '-••-••'",
+    contract.mask_identifier: (
+        "CASE WHEN length(btrim({v})) >= 8 THEN '•••• ' || right(btrim({v}), 3) ELSE '••••' END"
+    ),
+}
+
+
+def _masked_cell_sql(column: str, value: str) -> str:
+    mask = _MASK_SQL[contract.MASKED_COLUMNS[column].mask].format(v=value)
+    return f"CASE WHEN {value} IS NULL OR {value}::text = '' THEN NULL ELSE {mask} END"
+
+
+def export_copy_sql(
+    qs: QuerySet[User], columns: Sequence[str], *, masked: Collection[str] = ()
+) -> str:
     """The `COPY ... TO STDOUT` writing `columns` of every user of `qs` as CSV, in pk order.
 
     The rows are `qs` itself (filters, search, EXISTS conditions and all) as the ORM compiles
     it; an outer SELECT turns its columns into the export's cells. `feature_flags` is the
     user's flags, an address column a key of the address, every other column a field of `User`.
+    The `masked` columns (of `contract.MASKED_COLUMNS`) hold their masks.
     """
     db = connections[qs.db]
     quote = db.ops.quote_name
@@ -172,7 +196,10 @@ def export_copy_sql(qs: QuerySet[User], columns: Sequence[str]) -> str:
                 inner[alias], kind = _JsonListText(F(column)), "text"
             else:
                 inner[alias] = F(column)
-        cells.append(_export_cell_sql(kind, f"u.{quote(alias)}"))
+        if column in masked:
+            cells.append(_masked_cell_sql(column, f"u.{quote(alias)}"))
+        else:
+            cells.append(_export_cell_sql(kind, f"u.{quote(alias)}"))
     rows = qs.order_by("pk").values(**inner)
     select, params = rows.query.get_compiler(using=qs.db).as_sql()
     # OFFSET 0 keeps the inner SELECT as it stands: were the planner to fold it into the
@@ -186,7 +213,9 @@ def export_copy_sql(qs: QuerySet[User], columns: Sequence[str]) -> str:
     return db.ops.compose_sql(sql, params)
 
 
-def iter_export_records(qs: QuerySet[User], columns: Sequence[str]) -> Iterator[memoryview]:
+def iter_export_records(
+    qs: QuerySet[User], columns: Sequence[str], *, masked: Collection[str] = ()
+) -> Iterator[memoryview]:
     """Every user of `qs` as one CSV record (`columns`, ending in a line feed), in pk order.
 
     One COPY statement read record by record as it arrives (libpq hands COPY data over one
@@ -195,7 +224,7 @@ def iter_export_records(qs: QuerySet[User], columns: Sequence[str]) -> Iterator[
     """
     db = connections[qs.db]
     try:
-        sql = export_copy_sql(qs, columns)
+        sql = export_copy_sql(qs, columns, masked=masked)
     except EmptyResultSet:  # a condition the ORM knows matches nobody, e.g. pk__in=[]
         return
     with db.cursor() as cursor:

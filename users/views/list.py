@@ -11,7 +11,7 @@ import csv
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from django.contrib import messages
@@ -434,12 +434,19 @@ def _cell(value: Any) -> str:
     return _text_cell(str(value))
 
 
-def _python_export_rows(state: ListState, counted: list[int] | None = None) -> Iterator[str]:
+def _python_export_rows(
+    state: ListState, counted: list[int] | None = None, masked: Collection[str] = ()
+) -> Iterator[str]:
     counted = [0] if counted is None else counted
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
     fields = [c for c in EXPORT_COLUMNS if c != "feature_flags"]
     flags_at = EXPORT_COLUMNS.index("feature_flags")
+    masks = [
+        (at, contract.MASKED_COLUMNS[column].masked)
+        for at, column in enumerate(fields)
+        if column in masked
+    ]
     # Plain tuples in keyset chunks, one yielded string per chunk: model instances and one
     # write per row made the export ~30x slower than the 50,000 rows/s it needs at 1M users.
     for chunk in selectors.iter_export_chunks(state.queryset, fields):
@@ -447,19 +454,23 @@ def _python_export_rows(state: ListState, counted: list[int] | None = None) -> I
         lines = []
         for values, flags in chunk:
             cells = [_cell(value) for value in values]
+            for at, mask in masks:
+                cells[at] = _cell(mask(values[at]))
             cells.insert(flags_at, _cell(flags))
             lines.append(writer.writerow(cells))
         yield "".join(lines)
 
 
-def _copy_export_rows(state: ListState, counted: list[int] | None = None) -> Iterator[str | bytes]:
+def _copy_export_rows(
+    state: ListState, counted: list[int] | None = None, masked: Collection[str] = ()
+) -> Iterator[str | bytes]:
     counted = [0] if counted is None else counted
     yield csv.writer(_Echo()).writerow(EXPORT_COLUMNS)
     # COPY ends a record with "\n", csv.writer (and RFC 4180) with "\r\n": each record comes
     # alone and ends with its "\n", so it is swapped here; a "\n" inside a quoted cell stays.
     records: list[memoryview] = []
     size = 0
-    for record in selectors.iter_export_records(state.queryset, EXPORT_COLUMNS):
+    for record in selectors.iter_export_records(state.queryset, EXPORT_COLUMNS, masked=masked):
         records.append(record[:-1])
         counted[0] += 1
         size += len(record)
@@ -472,17 +483,31 @@ def _copy_export_rows(state: ListState, counted: list[int] | None = None) -> Ite
         yield b"\r\n".join(records)
 
 
-def _export_rows(state: ListState, counted: list[int] | None = None) -> Iterator[str | bytes]:
+def _export_rows(
+    state: ListState, counted: list[int] | None = None, masked: Collection[str] = ()
+) -> Iterator[str | bytes]:
     """The CSV of `state`'s users, header first; the same bytes from either path. `counted[0]`
-    grows by the users written."""
+    grows by the users written; the `masked` columns hold their masks."""
     counted = [0] if counted is None else counted
     if selectors.export_in_database(state.queryset):
-        return _copy_export_rows(state, counted)
-    return _python_export_rows(state, counted)
+        return _copy_export_rows(state, counted, masked)
+    return _python_export_rows(state, counted, masked)
+
+
+def export_masked_columns(actor: User) -> tuple[str, ...]:
+    """The export's columns that show masks to `actor`: all masked ones, unless they may
+    reveal (compliance, admins)."""
+    if policy.may_reveal(actor):
+        return ()
+    return tuple(column for column in EXPORT_COLUMNS if column in contract.MASKED_COLUMNS)
 
 
 def _logged_export(
-    request: HtmxHttpRequest, state: ListState, rows: Iterator[str | bytes], counted: list[int]
+    request: HtmxHttpRequest,
+    state: ListState,
+    rows: Iterator[str | bytes],
+    counted: list[int],
+    masked: Sequence[str],
 ) -> Iterator[str | bytes]:
     """`rows`, then one access-log row with the filter, the columns and the users written
     (the count is only known at the end of the stream; an export cut short, by the client
@@ -500,6 +525,7 @@ def _logged_export(
             columns=EXPORT_COLUMNS,
             row_count=counted[0],
             detail={"complete": complete}
+            | ({"masked": list(masked)} if masked else {})
             | ({"variant": "excel"} if request.GET.get("variant") == "excel" else {}),
         )
 
@@ -522,14 +548,16 @@ def user_export(request: HtmxHttpRequest) -> HttpResponse:
         "user export by %s: %s", request.user.pk, state.querystring() or "all users (no filter)"
     )
     counted = [0]
-    rows = _export_rows(state, counted)
+    masked = export_masked_columns(request.user)
+    rows = _export_rows(state, counted, masked)
     excel = request.GET.get("variant") == "excel"
     if excel:
         # Excel reads a CSV without a byte order mark in the machine's legacy code page.
         rows = itertools.chain(["\ufeff"], rows)
     filename = f"users-{timezone.localtime():%Y%m%d-%H%M}{'-excel' if excel else ''}.csv"
     response = StreamingHttpResponse(
-        _logged_export(request, state, rows, counted), content_type="text/csv; charset=utf-8"
+        _logged_export(request, state, rows, counted, masked),
+        content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"

@@ -145,3 +145,23 @@ def recomputed(versions: Iterable[Any], status_changes: Iterable[Any]) -> list[t
         previous = link(previous, content)
         hashes.append((row, previous))
     return hashes
+
+
+def access_content(row: Any) -> dict[str, Any]:
+    """What an `AccessEvent` row says, as hashed by the access log's seals (`AccessSeal`)."""
+    return {
+        "row": "access",
+        "id": row.pk,
+        "at": _instant(row.at),
+        "kind": row.kind,
+        "actor": row.actor_id,
+        "subject": row.subject_id,
+        "field": row.field,
+        "purpose": row.purpose,
+        "query": row.query,
+        "columns": _normal(row.columns),
+        "row_count": row.row_count,
+        "subject_ids": _normal(row.subject_ids),
+        "ip": row.ip_address,
+        "detail": _normal(row.detail),
+    }

@@ -880,3 +880,33 @@ class AccessEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.actor_id} {self.subject_id or ''}"
+
+
+class AccessSeal(models.Model):
+    """Tamper evidence for the access log: one row per sealed stretch of `AccessEvent` ids
+    (`first_id`..`last_id`, every row between them), whose `chain_hash` links the previous
+    seal's hash through each row's content in id order (`users/chain.py`).
+
+    The access log itself stays one INSERT per access (no shared head to lock on a detail view);
+    `manage.py seal_access_log`, run every minute, seals what was written since, and
+    `manage.py verify_audit` recomputes every seal. Written by `users.services.access`.
+    """
+
+    sealed_at = models.DateTimeField(default=timezone.now)
+    first_id = models.BigIntegerField(unique=True)
+    last_id = models.BigIntegerField()
+    row_count = models.PositiveIntegerField()
+    previous_hash = models.CharField(max_length=64, blank=True)
+    chain_hash = models.CharField(max_length=64)
+
+    class Meta:
+        triggers = append_only("users_accessseal")
+        ordering = ["first_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(last_id__gte=models.F("first_id")), name="access_seal_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"access rows {self.first_id}..{self.last_id} ({self.row_count})"

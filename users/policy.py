@@ -151,7 +151,7 @@ def may_view_access_log(actor: User) -> bool:
 def may_reveal(actor: User) -> bool:
     """Reveal a masked value (IBAN, identity and tax numbers, date of birth; `contract.MASKED`)
     with a purpose, each reveal logged: compliance and admins (permission
-    reveal_personal_data, migration 0021). Back office works with the masks: it finds users by
+    reveal_personal_data, migration 0016). Back office works with the masks: it finds users by
     a full IBAN and replaces masked values on the edit form without seeing the old ones, and its
     export carries the masks."""
     return actor.is_active and _has(actor, "reveal_personal_data")

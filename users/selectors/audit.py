@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from users import chain
-from users.models import StatusChange, User, UserVersion
+from users.models import AccessEvent, AccessSeal, StatusChange, User, UserVersion
 
 CHUNK = 1000
 
@@ -105,4 +105,47 @@ def verify_history() -> Verification:
                 Break(row.user_id, model._meta.db_table, row.pk, row.version, problem)
             )
     result.digest = digest.hexdigest()
+    return result
+
+
+@dataclass
+class AccessVerification:
+    """The access log's seals recomputed: which stretches no longer hold, and how many rows
+    were written after the last seal (not sealed yet)."""
+
+    seals: int = 0
+    rows: int = 0
+    unsealed: int = 0
+    breaks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+def verify_access_log() -> AccessVerification:
+    """Recompute every `AccessSeal` from the access rows of its stretch, in id order."""
+    result = AccessVerification()
+    previous = chain.GENESIS
+    expected_first = 1
+    for seal in AccessSeal.objects.order_by("first_id").iterator():
+        result.seals += 1
+        where = f"users_accessseal id={seal.pk} (access rows {seal.first_id}..{seal.last_id})"
+        if seal.first_id != expected_first or seal.previous_hash != previous:
+            result.breaks.append(f"{where}: the seal before it was changed or removed")
+        head, count = seal.previous_hash, 0
+        rows = AccessEvent.objects.filter(pk__gte=seal.first_id, pk__lte=seal.last_id)
+        for row in rows.order_by("pk").iterator(chunk_size=CHUNK):
+            head = chain.link(head, chain.access_content(row))
+            count += 1
+        result.rows += count
+        if count != seal.row_count:
+            result.breaks.append(
+                f"{where}: {seal.row_count:,} rows were sealed, {count:,} are there "
+                "(rows removed or added)"
+            )
+        elif head != seal.chain_hash:
+            result.breaks.append(f"{where}: a row's content was changed")
+        previous, expected_first = seal.chain_hash, seal.last_id + 1
+    result.unsealed = AccessEvent.objects.filter(pk__gte=expected_first).count()
     return result

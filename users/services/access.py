@@ -7,14 +7,17 @@ DELETE). A reveal of a masked field (issue 13.3) is `kind=REVEALED` with `field`
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
-from users import contract, policy
-from users.models import ACCESS_IDS_CAP, AccessEvent, RevealPurpose, User
+from users import chain, contract, policy
+from users.models import ACCESS_IDS_CAP, AccessEvent, AccessSeal, RevealPurpose, User
 
 Kind = AccessEvent.Kind
 QUERY_MAX = 4000
@@ -98,3 +101,42 @@ def value_reveal(
         detail={"purpose": purpose},
     )
     return masked.of(subject)
+
+
+# A row is sealed once it is this old: a request still writing a lower id has long committed.
+SEAL_SETTLE_SECONDS = 60
+SEAL_MAX_ROWS = 100_000
+
+
+def access_log_seal(
+    *, settle_seconds: int = SEAL_SETTLE_SECONDS, max_rows: int = SEAL_MAX_ROWS
+) -> AccessSeal | None:
+    """Seal the access rows written since the last seal (and older than `settle_seconds`): one
+    `AccessSeal` whose hash links the previous seal's through every row's content in id order.
+    None when there is nothing to seal, or when another process sealed the same rows first."""
+    last = AccessSeal.objects.order_by("-first_id").first()
+    after = last.last_id if last else 0
+    cutoff = timezone.now() - dt.timedelta(seconds=settle_seconds)
+    settled = AccessEvent.objects.filter(pk__gt=after, at__lte=cutoff).order_by("pk")
+    last_id = settled.values_list("pk", flat=True)[max_rows - 1 : max_rows].first()
+    if last_id is None:
+        last_id = settled.order_by("-pk").values_list("pk", flat=True).first()
+    if last_id is None:
+        return None
+    previous = last.chain_hash if last else chain.GENESIS
+    head, count = previous, 0
+    rows = AccessEvent.objects.filter(pk__gt=after, pk__lte=last_id).order_by("pk")
+    for row in rows.iterator(chunk_size=2000):
+        head = chain.link(head, chain.access_content(row))
+        count += 1
+    try:
+        with transaction.atomic():
+            return AccessSeal.objects.create(
+                first_id=after + 1,
+                last_id=last_id,
+                row_count=count,
+                previous_hash=previous,
+                chain_hash=head,
+            )
+    except IntegrityError:  # another seal of the same stretch won (unique first_id)
+        return None

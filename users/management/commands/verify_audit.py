@@ -6,19 +6,34 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from users.selectors.audit import verify_history
+from users.selectors.audit import verify_access_log, verify_history
 
 SHOWN = 20
 
 
 class Command(BaseCommand):
     help = (
-        "Verify the hash chains of the users' history (versions and status changes); exits 1 "
-        "naming the first broken row of each user whose history no longer holds."
+        "Verify the hash chains of the users' history (versions and status changes) and the "
+        "access log's seals; exits 1 naming the first broken row of each user whose history "
+        "no longer holds, and each seal of the access log that no longer holds."
     )
 
     def handle(self, *args, **options) -> None:
+        access = verify_access_log()
+        for broken in access.breaks[:SHOWN]:
+            self.stderr.write(f"BROKEN {broken}")
+        if access.ok:
+            self.stdout.write(
+                f"Access log verified: {access.rows:,} rows in {access.seals:,} seals hold; "
+                f"{access.unsealed:,} rows written since the last seal (manage.py "
+                "seal_access_log seals them)."
+            )
         result = verify_history()
+        if result.ok and not access.ok:
+            raise CommandError(
+                f"{len(access.breaks):,} seals of the access log do not hold; the first is "
+                f"{access.breaks[0]}."
+            )
         if result.ok:
             self.stdout.write(
                 f"History verified: {result.rows:,} rows in {result.users:,} users' chains hold."

@@ -26,6 +26,10 @@ def test_reveal_an_iban_with_a_purpose_then_see_it_in_accessed_by(
 
     masked.get_by_role("link", name="Reveal account number").click()
     form = page.locator("form#masked-bank_account_number")
+    expect(form.get_by_label("Purpose")).to_be_focused()
+    form.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("link", name="Reveal account number")).to_be_focused()
+    page.get_by_role("link", name="Reveal account number").click()
     # No purpose: the browser asks for one (the server would too), nothing is revealed.
     form.get_by_role("button", name="Reveal account number").click()
     expect(form.get_by_label("Purpose")).to_be_focused()
@@ -38,6 +42,7 @@ def test_reveal_an_iban_with_a_purpose_then_see_it_in_accessed_by(
     revealed = page.locator("#masked-bank_account_number")
     expect(revealed).to_contain_text("BE71 0961 2345 6769")
     expect(revealed).to_contain_text("revealed · logged")
+    expect(revealed).to_be_focused()  # the keyboard is where the value now is
 
     accessed = page.locator("#accessed-by")
     row = accessed.locator("tbody tr").filter(has_text="Revealed a field")

@@ -70,4 +70,5 @@ bench: setup
 	psql "$$server" -Atc "SELECT 1 FROM pg_database WHERE datname = '$$db'" | grep -q 1 \
 		|| { echo "Creating database $$db"; psql "$$server" -qc "CREATE DATABASE \"$$db\""; }
 	DATABASE_URL=$(PG_URL) DEVTOOLS=1 SECRET_KEY=$$(head -c 48 /dev/urandom | base64) \
+		OTP_WEBAUTHN_RP_ID=localhost OTP_WEBAUTHN_ALLOWED_ORIGINS=https://localhost \
 		$(PY) manage.py bench $(BENCH_ARGS)

@@ -15,7 +15,9 @@ from console.devtools.management.commands import seed_users
 from users import validators
 from users.models import (
     USER_ID_REGEX,
+    EmploymentStatus,
     FeatureFlagGrant,
+    IncomeRange,
     Status,
     StatusChange,
     User,
@@ -80,6 +82,9 @@ def test_values_pass_the_validators(seeded):
         assert validators.address(user.address) == user.address
         assert validators.tax_residency(user.tax_residency) == user.tax_residency
         assert validators.date_of_birth(user.date_of_birth) == user.date_of_birth
+        # Choices stored as their values (an enum member once went through COPY as '"FULL_TIME"').
+        assert user.employment_status in ("", *EmploymentStatus.values)
+        assert user.income_range in ("", *IncomeRange.values)
         columns = validators.counter_account(user.counter_account)
         assert columns == {
             "bank_account_number": user.bank_account_number,

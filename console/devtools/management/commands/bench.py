@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,7 @@ class Command(BaseCommand):
         # whitenoise warns that collectstatic never ran; the bench serves no static file.
         warnings.filterwarnings("ignore", message="No directory at")
         actor = bench.bench_actor()
-        client = Client()
-        client.force_login(actor)
+        client = bench.signed_in_client(actor)
         storages = {
             **settings.STORAGES,
             "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -227,6 +227,21 @@ class Command(BaseCommand):
 
             return build
 
+        def create(index: int) -> Call:
+            def prepare(client: Client) -> dict[str, Any]:
+                page = client.get("/users/new/")
+                if page.status_code != 200:
+                    raise CommandError(f"GET /users/new/ -> {page.status_code}")
+                data = bench.form_data(page.content.decode(), containing="first_name")
+                # A new person each time: emails are unique (bench-… users are left out of the
+                # samples the other lines draw).
+                stamp = f"{os.getpid()}-{index}-{time.monotonic_ns()}"
+                data.update(first_name="Bench", last_name=f"Create {index}")
+                data["email"] = f"bench-create-{stamp}@bench.example"
+                return data
+
+            return Call("POST", "/users/new/", prepare=prepare, expect=(302,))
+
         return [
             Scenario(
                 "list",
@@ -308,6 +323,14 @@ class Command(BaseCommand):
                 30,
                 lambda i: Call("GET", f"/users/{pick(i)['id']}/"),
                 lambda i: Call("GET", f"{ADMIN_LIST}{pick(i)['id']}/change/"),
+            ),
+            Scenario(
+                "create",
+                "Create (POST): version 1, its status row and their hashes",
+                50,
+                create,
+                None,
+                admin_note="console only: the admin's add form is another workflow",
             ),
             Scenario(
                 "edit",

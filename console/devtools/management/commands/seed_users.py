@@ -978,6 +978,8 @@ def _copy_value(value: Any) -> str:
         return str(value)
     elif kind is dt.datetime or kind is dt.date:
         return value.isoformat()
+    elif isinstance(value, str):  # a choice's enum member: its value, not its JSON
+        text = str(value)
     else:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if _COPY_ESCAPE.search(text):

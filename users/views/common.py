@@ -364,10 +364,11 @@ def nul_problem(params: QueryDict, filterset: UserFilter) -> QueryProblem | None
     )
 
 
-def list_state(params: QueryDict) -> ListState:
+def list_state(params: QueryDict, actor: User | None = None) -> ListState:
     """Read filters, search and sort from the URL and build the (unevaluated) queryset.
 
-    Nothing of a URL holding a NUL character reaches the database (`nul_problem`).
+    `actor` is who `assignee=me` means. Nothing of a URL holding a NUL character reaches the
+    database (`nul_problem`).
     """
     mode = params.get("mode", "simple")
     if mode not in SEARCH_MODES:
@@ -377,6 +378,7 @@ def list_state(params: QueryDict) -> ListState:
         sort = DEFAULT_SORT
     q = params.get("q", "").strip()[:1000]
     filterset = UserFilter(params, queryset=selectors.user_list_queryset(include_deleted=True))
+    filterset.actor = actor
     state = ListState(filterset=filterset, q=q, mode=mode, sort=sort)
     state.problem = nul_problem(params, filterset)
     if state.problem is not None or not filterset.form.is_valid():

@@ -42,7 +42,9 @@ BOARD_MAX = (
     + ASSIGNMENT_QUERIES
 )
 # + 2 for the access log (issue 13.4): its INSERT, and the "Accessed by" panel's rows.
-DETAIL_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2  # + the four-eyes history
+# + 2 for assignment (issue 14.1): the timeline's assignment rows, the people an admin may
+# assign the case to.
+DETAIL_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2 + 2  # + the four-eyes history
 
 
 def add_users(actor: User, count: int, *, start: int = 0) -> list[User]:

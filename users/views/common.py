@@ -136,7 +136,7 @@ def redirect_or_client_redirect(request: HtmxHttpRequest, url: str) -> HttpRespo
 def load_user(pk: str) -> User:
     """The user with what the detail and edit screens need, in a fixed number of queries."""
     return get_object_or_404(
-        User.objects.select_related("version_authored_by_user").prefetch_related(
+        User.objects.select_related("version_authored_by_user", "assignee").prefetch_related(
             "flag_grants",
             Prefetch("readable_by", queryset=User.objects.only("id", "first_name", "last_name")),
             Prefetch("modifiable_by", queryset=User.objects.only("id", "first_name", "last_name")),

@@ -282,3 +282,22 @@ def test_pinned_ids_keep_only_user_ids(db):
     assert pinned_ids(f"{good} junk {good} <script>") == [good]
     many = " ".join(f"U{n:026d}" for n in range(PINNED_MAX + 5))
     assert len(pinned_ids(many)) == PINNED_MAX
+
+
+def test_the_strip_counts_the_unassigned_from_the_columns(
+    compliance_client, compliance_user, admin_user, cases
+):
+    """Unfiltered, the unassigned are the open column counts less the assigned (no count of
+    every open case); closed cases and staff are in neither."""
+    assignment.case_claim(user=cases[0], actor=compliance_user)
+    closed = make_user(actor=admin_user)
+    user_change_status(user=closed, status=Status.WAITING_FOR_SIGNATURE, actor=admin_user)
+    user_change_status(user=closed, status=Status.ACTIVE, actor=admin_user)
+    for path in ({}, {"residency_country": ""}):
+        response = compliance_client.get(BOARD, path)
+        strip = [(entry["name"], entry["count"]) for entry in response.context["workload"]]
+        assert strip == [(compliance_user.display_name, "1"), ("Unassigned", "2")]
+    # The same numbers when the board is itself filtered on an assignee.
+    response = compliance_client.get(BOARD, {"assignee": "none"})
+    strip = [(entry["name"], entry["count"]) for entry in response.context["workload"]]
+    assert strip == [(compliance_user.display_name, "1"), ("Unassigned", "2")]

@@ -48,13 +48,20 @@ class Workload:
     count: int
 
 
-def open_cases_by_assignee(qs: QuerySet[User]) -> list[Workload]:
+def open_cases_by_assignee(qs: QuerySet[User], *, open_total: int | None = None) -> list[Workload]:
     """Open onboarding cases (staff left out) of `qs` per assignee, most first, the unassigned
-    last: one grouped query, the names joined in."""
+    last: one grouped query, the names joined in.
+
+    `open_total`: how many open cases `qs` holds (the board's column counts, on PostgreSQL
+    from the maintained counters). The query then reads the assigned cases only, through the
+    partial index `user_assignee_idx` (which holds no unassigned row), and the unassigned are
+    the rest: at a million users no scan of every open case.
+    """
+    rows = onboarding_cases(qs).filter(status__in=OPEN_STATUSES)
+    if open_total is not None:
+        rows = rows.filter(assignee__isnull=False)
     rows = (
-        onboarding_cases(qs)
-        .filter(status__in=OPEN_STATUSES)
-        .order_by()
+        rows.order_by()
         .values(
             "assignee_id",
             "assignee__first_name",
@@ -78,6 +85,8 @@ def open_cases_by_assignee(qs: QuerySet[User]) -> list[Workload]:
             external_id=row["assignee__external_id"],
         )
         assigned.append(Workload(person.pk, person.display_name, row["n"]))
+    if open_total is not None:
+        unassigned = max(0, open_total - sum(entry.count for entry in assigned))
     assigned.sort(key=lambda entry: (-entry.count, entry.name))
     return [*assigned, Workload(None, "Unassigned", unassigned)]
 

@@ -27,7 +27,7 @@ from users import policy, selectors, sla
 from users.filters import ASSIGNEE_ME, ASSIGNEE_NONE
 from users.models import Status, User, is_user_id
 from users.rendering import Card, FlagBadges, url_for_each
-from users.selectors.assignment import assignable_people, open_cases_by_assignee
+from users.selectors.assignment import OPEN_STATUSES, assignable_people, open_cases_by_assignee
 from users.selectors.change_requests import users_with_open_requests
 from users.views.common import (
     HtmxHttpRequest,
@@ -140,18 +140,31 @@ def pinned_ids(raw: str) -> list[str]:
     return ids[:PINNED_MAX]
 
 
-def workload(request: HtmxHttpRequest, params: QueryDict, state: ListState) -> list[dict[str, Any]]:
+def workload(
+    request: HtmxHttpRequest, params: QueryDict, state: ListState, counts: dict[str, int]
+) -> list[dict[str, Any]]:
     """The strip "Open cases by assignee": each person's open cases, and the unassigned, under
-    the board's other filters, each a link to the board filtered on them (issue 14.5)."""
+    the board's other filters, each a link to the board filtered on them (issue 14.5).
+
+    Without an assignee filter the columns' `counts` say how many cases are open, so only the
+    assigned ones are counted (`open_cases_by_assignee`); with one, the counts are the
+    filter's, and the strip counts the board without it.
+    """
     if not state.is_valid:
         return []
-    others = params.copy()
-    others.pop("assignee", None)
-    base = list_state(others, request.user) if "assignee" in params else state
     chosen = params.get("assignee", "")
+    if chosen:
+        others = params.copy()
+        others.pop("assignee", None)
+        base = list_state(others, request.user)
+        found = open_cases_by_assignee(base.queryset)
+    else:
+        base = state
+        open_total = sum(counts.get(status, 0) for status in OPEN_STATUSES)
+        found = open_cases_by_assignee(state.queryset, open_total=open_total)
     mine = request.user.pk
     entries = []
-    for entry in open_cases_by_assignee(base.queryset):
+    for entry in found:
         value = entry.assignee_id or ASSIGNEE_NONE
         entries.append(
             {
@@ -240,7 +253,7 @@ def board_context(
         "card_errors": [],
         "pinned": " ".join(pinned),
         "failed_card": failed_card,
-        "workload": workload(request, params, state),
+        "workload": workload(request, params, state, counts),
         # Called by the filter form only: a region alone costs no query for it.
         "assignee_people": assignable_people,
         **extra,

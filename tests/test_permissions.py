@@ -303,6 +303,14 @@ MATRIX: dict[str, Entry] = {
         data=lambda s: {"status": Status.WAITING_FOR_SIGNATURE},
         get_refused=True,
     ),
+    "users:board-assign": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=assigned_to_actor,
+        kwargs=user_pk,
+        get_refused=True,
+    ),
     # detail, create, edit
     "users:user-detail": Entry("GET", ALL_ROLES, kwargs=user_pk),
     "users:user-create": Entry("GET", frozenset({BACK_OFFICE, ADMIN})),

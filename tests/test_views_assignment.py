@@ -301,3 +301,58 @@ def test_the_strip_counts_the_unassigned_from_the_columns(
     response = compliance_client.get(BOARD, {"assignee": "none"})
     strip = [(entry["name"], entry["count"]) for entry in response.context["workload"]]
     assert strip == [(compliance_user.display_name, "1"), ("Unassigned", "2")]
+
+
+# --- "Assign to me" on a board card -------------------------------------------------------------
+
+
+def test_assign_to_me_on_a_card(compliance_client, compliance_user, ann, cases):
+    free, taken = cases[0], cases[1]
+    assignment.case_claim(user=taken, actor=ann)
+    page = compliance_client.get(BOARD).content.decode()
+    free_card = page[page.index(f'data-card="{free.pk}"') :]
+    free_card = free_card[: free_card.index("</li>")]
+    assert reverse("users:board-assign", args=[free.pk]) in free_card
+    taken_card = page[page.index(f'data-card="{taken.pk}"') :]
+    assert (
+        reverse("users:board-assign", args=[taken.pk])
+        not in taken_card[: taken_card.index("</li>")]
+    )
+
+    headers = {"HX-Request": "true", "HX-Target": "board"}
+    response = compliance_client.post(
+        reverse("users:board-assign", args=[free.pk]), {"query": ""}, headers=headers
+    )
+    assert response.status_code == 200
+    assert response.context["board_message"] == f"{free.display_name} assigned to you."
+    card = next(
+        card for c in response.context["columns"] for card in c["cards"] if card.pk == free.pk
+    )
+    assert card.assignee == compliance_user.display_name
+    assert assignee_of(free) == compliance_user.pk
+
+    # Taken meanwhile: refused in the card, naming who has it.
+    response = compliance_client.post(
+        reverse("users:board-assign", args=[taken.pk]), {"query": ""}, headers=headers
+    )
+    assert response.context["card_errors"] == ["Already assigned to Ann Example."]
+    assert response.context["failed_card"] == taken.pk
+    assert assignee_of(taken) == ann.pk
+
+
+def test_assign_to_me_on_a_card_without_javascript(compliance_client, compliance_user, cases):
+    response = compliance_client.post(
+        reverse("users:board-assign", args=[cases[0].pk]),
+        {"query": "residency_country=BE"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == f"{BOARD}?residency_country=BE"
+    assert "assigned to you." in response.content.decode()
+    assert assignee_of(cases[0]) == compliance_user.pk
+
+
+def test_back_office_sees_no_claim_and_is_refused(back_office_client, cases):
+    assert "board/assign/" not in back_office_client.get(BOARD).content.decode()
+    response = back_office_client.post(reverse("users:board-assign", args=[cases[0].pk]))
+    assert response.status_code == 403
+    assert assignee_of(cases[0]) is None

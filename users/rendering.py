@@ -114,6 +114,7 @@ class Card(TemplateRow):
     flags_html: str  # the flag badges, rendered once per combination of flags
     pending: bool = False  # a change waits for approval (four-eyes)
     assignee: str = ""  # who works the case, escaped; "" when nobody (issue 14.1)
+    assign_url: str = ""  # "Assign to me" on the card
     moved: bool = False  # moved a moment ago: shown first in its column, highlighted
 
 

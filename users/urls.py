@@ -41,6 +41,7 @@ urlpatterns = [
     path("users/export.csv", list_views.user_export, name="user-export"),
     path("board/", board.board, name="board"),
     path("board/move/<user_id:pk>/", board.board_move, name="board-move"),
+    path("board/assign/<user_id:pk>/", board.board_assign, name="board-assign"),
     # detail + edit screens (users/views/detail.py, users/views/edit.py)
     path("users/new/", edit.user_create, name="user-create"),
     path("users/validate/", edit.user_validate_field, name="user-validate-field"),

@@ -47,6 +47,22 @@ def test_assign_to_me_on_the_detail_then_see_it_on_the_board(page: Page, sign_in
     expect(page).to_have_url(url("users:board", assignee="me"))
 
 
+def test_assign_to_me_on_a_board_card(page: Page, sign_in, url, admin_user):
+    case = make_user(actor=admin_user, first_name="Wanda", last_name="Waiting")
+    me = sign_in(Role.COMPLIANCE)
+    page.goto(url("users:board"))
+    expect(card(page, case).locator(".bcard-assignee")).to_have_count(0)
+    card(page, case).locator("summary").click()
+    card(page, case).get_by_role("button", name="Assign to me").click()
+    expect(page.locator("#board .board-errors")).to_have_text("Wanda Waiting assigned to you.")
+    expect(page.locator("#board .board-errors")).to_be_focused()
+    expect(card(page, case).locator(".bcard-assignee")).to_have_text(
+        f"Assigned to {me.display_name}"
+    )
+    expect(card(page, case).get_by_role("button", name="Assign to me")).to_have_count(0)
+    assert User.objects.get(pk=case.pk).assignee_id == me.pk
+
+
 def test_a_moved_card_stays_first_in_its_column_highlighted(page: Page, sign_in, url, admin_user):
     # 26 cards already wait longer in the target column than the one about to arrive.
     for n in range(26):

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -29,6 +30,7 @@ from users.models import Status, User, is_user_id
 from users.rendering import Card, FlagBadges, url_for_each
 from users.selectors.assignment import OPEN_STATUSES, assignable_people, open_cases_by_assignee
 from users.selectors.change_requests import users_with_open_requests
+from users.services.assignment import case_claim
 from users.views.common import (
     HtmxHttpRequest,
     ListState,
@@ -84,6 +86,7 @@ def _cards(
     now = timezone.now()
     detail_url = url_for_each("users:user-detail")
     move_url = url_for_each("users:board-move")
+    assign_url = url_for_each("users:board-assign")
     badges = FlagBadges(f"{TEMPLATE}#flag-badges")
     tz = timezone.get_current_timezone()
     pending = users_with_open_requests(row.id for rows in columns.values() for row in rows)
@@ -107,6 +110,7 @@ def _cards(
                     flags_html=badges(row.flags),
                     pending=row.id in pending,
                     assignee=escape(row.assignee_name),
+                    assign_url=SafeString(assign_url(row.id)),
                     moved=row.id in moved,
                 )
             )
@@ -248,6 +252,8 @@ def board_context(
         ],
         "can_move": can_move,
         "can_move_off_flow": can_move_off_flow,
+        # "Assign to me" on unassigned cards (issue 14.1): those who move statuses.
+        "can_claim": can_move and policy.may_claim(request.user),
         "card_csrf_token": get_token(request) if can_move else "",
         "board_errors": [],
         "card_errors": [],
@@ -342,3 +348,39 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     if not errors:
         trigger_client_event(response, "user-moved", {"id": user.pk, "status": user.status})
     return response
+
+
+@require_POST
+@login_required
+def board_assign(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """ "Assign to me" on a card (issue 14.1): the case must still be unassigned; a case taken
+    meanwhile is refused in the card, naming who has it. Returns the board like a move."""
+    require(policy.may_claim(request.user))
+    user = get_object_or_404(User, pk=pk)
+    params = _board_params(request)
+    errors: list[str] = []
+    try:
+        claimed = case_claim(user=user, actor=request.user, expected_assignee=None)
+    except ValidationError as exc:
+        errors = list(exc.messages)
+    except PermissionDenied as exc:
+        errors = [str(exc)]
+    if not request.htmx:
+        if errors:
+            for error in errors:
+                messages.error(request, f"{user.display_name}: {error}")
+        else:
+            messages.success(request, f"{user.display_name} assigned to you.")
+        url = reverse("users:board")
+        return redirect(f"{url}?{params.urlencode()}" if params else url)
+    pinned = pinned_ids(request.POST.get("pinned", ""))
+    if errors:
+        context = board_context(
+            request, params, pinned=pinned, failed_card=user.pk, card_errors=errors
+        )
+        if not any(card.pk == user.pk for c in context["columns"] for card in c["cards"]):
+            context["board_errors"] = [f"{user.display_name}: {error}" for error in errors]
+    else:
+        message = f"{claimed.display_name} assigned to you."
+        context = board_context(request, params, pinned=pinned, board_message=message)
+    return render(request, f"{TEMPLATE}#board", context)

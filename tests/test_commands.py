@@ -15,6 +15,7 @@ from console.devtools.management.commands.seed_demo import DEMO_LOGINS, DEMO_PAS
 from tests.factories import sign_in_request
 from users import validators
 from users.models import (
+    CaseAssignment,
     ChangeRequest,
     FeatureFlagGrant,
     Role,
@@ -41,6 +42,7 @@ def test_seed_demo_end_to_end():
     check_history_is_realistic_and_consistent()
     check_one_login_per_role_that_signs_in()
     check_changes_wait_for_approval()
+    check_open_cases_are_shared_between_reviewers()
     check_prints_the_login_url_and_credentials(output)
     check_second_run_adds_nothing_and_repairs_the_logins()
 
@@ -146,8 +148,29 @@ def check_prints_the_login_url_and_credentials(output: str):
     assert "Changes waiting for approval (four-eyes): 7." in output
 
 
+def check_open_cases_are_shared_between_reviewers():
+    """Assignment (issue 14.1): the compliance login and a second reviewer hold open cases,
+    about a third stay unassigned, each assignment in the history."""
+    open_cases = User.objects.filter(
+        external_id__startswith="DEMO-",
+        deleted=False,
+        status__in=[
+            Status.WAITING_FOR_VERIFICATION,
+            Status.WAITING_FOR_SIGNATURE,
+            Status.VERIFICATION_FAILED,
+        ],
+    )
+    by = Counter(open_cases.values_list("assignee__email", flat=True))
+    total = sum(by.values())
+    assert set(by) == {"compliance@demo.example", "marc.review@demo.example", None}, by
+    assert 0.15 * total <= by[None] <= 0.6 * total, by
+    assert CaseAssignment.objects.count() == total - by[None]
+    assert not CaseAssignment.objects.filter(at__gt=timezone.now()).exists()
+
+
 def check_second_run_adds_nothing_and_repairs_the_logins():
     users, versions = User.objects.count(), UserVersion.objects.count()
+    assignments = CaseAssignment.objects.count()
     admin = User.objects.get(email="admin@demo.example")
     admin.set_password("changed-by-someone")
     admin.save(update_fields=["password"])
@@ -156,6 +179,7 @@ def check_second_run_adds_nothing_and_repairs_the_logins():
 
     assert User.objects.count() == users
     assert UserVersion.objects.count() == versions
+    assert CaseAssignment.objects.count() == assignments
     assert ChangeRequest.objects.filter(state=ChangeRequest.State.PENDING).count() == 7
     assert "0 created now" in out
     assert "http://console.local:9000/login/" in out

@@ -43,6 +43,7 @@ from users import services
 from users.models import (
     AccessEvent,
     ApiToken,
+    CaseAssignment,
     ChangeRequest,
     FeatureFlag,
     FeatureFlagGrant,
@@ -120,6 +121,17 @@ def moved_to_signature(s: Subjects, actor: User, response) -> None:
     assert (change.from_status, change.to_status) == moved
     assert change.changed_by_id == actor.pk
     assert not change.off_flow
+
+
+def assigned_to_actor(s: Subjects, actor: User, response) -> None:
+    after = User.objects.get(pk=s.user.pk)
+    assert after.assignee_id == actor.pk
+    row = CaseAssignment.objects.get(user=after)
+    assert (row.assignee_id, row.previous_assignee_id, row.assigned_by_id) == (
+        actor.pk,
+        None,
+        actor.pk,
+    )
 
 
 def storyteller_granted(s: Subjects, actor: User, response) -> None:
@@ -298,6 +310,14 @@ MATRIX: dict[str, Entry] = {
         data=lambda s: {"status": Status.WAITING_FOR_SIGNATURE},
         get_refused=True,
     ),
+    "users:board-assign": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=assigned_to_actor,
+        kwargs=user_pk,
+        get_refused=True,
+    ),
     # detail, create, edit
     "users:user-detail": Entry("GET", ALL_ROLES, kwargs=user_pk),
     "users:user-create": Entry("GET", frozenset({BACK_OFFICE, ADMIN})),
@@ -316,6 +336,15 @@ MATRIX: dict[str, Entry] = {
         effect=moved_to_signature,
         kwargs=user_pk,
         data=lambda s: {"status": Status.WAITING_FOR_SIGNATURE},
+        get_refused=True,
+    ),
+    "users:user-assign": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=assigned_to_actor,
+        kwargs=user_pk,
+        data=lambda s: {"action": "claim", "expected_assignee": ""},
         get_refused=True,
     ),
     "users:user-flag": Entry(
@@ -509,6 +538,7 @@ def audit_counts() -> tuple[int, ...]:
         ApiToken.objects.filter(revoked_at__isnull=False).count(),
         ChangeRequest.objects.count(),
         ChangeRequest.objects.exclude(state=ChangeRequest.State.PENDING).count(),
+        CaseAssignment.objects.count(),
     )
 
 
@@ -557,6 +587,7 @@ WRITES = frozenset(
         token_revoked,
         account_approved,
         account_rejected,
+        assigned_to_actor,
     }
 )
 

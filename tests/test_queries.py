@@ -24,7 +24,12 @@ AUTH_QUERIES = 4
 # Four-eyes: the Approvals count in an approver's navigation, and which users shown have a
 # change waiting (the marks on rows and cards; on the detail page, its pending changes).
 FOUR_EYES_QUERIES = 2
-LIST_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 4  # rows, flags of the rows, capped count, spare
+# Rows (their assignees joined in), flags of the rows, capped count, the people the assignee
+# filter offers (issue 14.1).
+LIST_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 4
+# Assignment (issue 14.1, 14.5): the people the assignee filter offers, and the board's strip of
+# open cases per assignee (one grouped query).
+ASSIGNMENT_QUERIES = 2
 # Counts (on PostgreSQL the maintained counters, then the few staff to leave out of them), the
 # columns (one UNION ALL; one query each on SQLite, which cannot slice inside a compound
 # statement) and the flags of every card.
@@ -34,9 +39,12 @@ BOARD_MAX = (
     + (1 if connection.features.supports_slicing_ordering_in_compound else len(Status))
     + 1
     + FOUR_EYES_QUERIES
+    + ASSIGNMENT_QUERIES
 )
 # + 2 for the access log (issue 13.4): its INSERT, and the "Accessed by" panel's rows.
-DETAIL_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2  # + the four-eyes history
+# + 2 for assignment (issue 14.1): the timeline's assignment rows, the people an admin may
+# assign the case to.
+DETAIL_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2 + 2  # + the four-eyes history
 
 
 def add_users(actor: User, count: int, *, start: int = 0) -> list[User]:

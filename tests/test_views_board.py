@@ -167,8 +167,16 @@ def test_off_flow_move_needs_a_reason(compliance_client, waiting):
         headers={"HX-Request": "true", "HX-Target": "board"},
     )
     assert refused.status_code == 200
-    assert refused.context["board_errors"]
-    assert "reason" in refused.context["board_errors"][0].lower()
+    # The card's menu stays open with the error in it (issue 14.5), the card first in its column.
+    assert refused.context["card_errors"]
+    assert "reason" in refused.context["card_errors"][0].lower()
+    assert refused.context["failed_card"] == waiting.pk
+    html = refused.content.decode()
+    card = html[html.index(f'data-card="{waiting.pk}"') :]
+    card = card[: card.index("</li>")]
+    assert '<details class="movemenu" open>' in card
+    assert 'role="alert"' in card
+    assert "reason" in card.lower()
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING_FOR_VERIFICATION
 
@@ -192,7 +200,7 @@ def test_stale_card_is_refused(compliance_client, waiting, admin_user):
         {"status": Status.WAITING_FOR_SIGNATURE, "version": stale_version},
         headers={"HX-Request": "true", "HX-Target": "board"},
     )
-    assert response.context["board_errors"]
+    assert response.context["card_errors"]
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING_FOR_VERIFICATION
 
@@ -212,7 +220,7 @@ def test_unknown_status_is_a_clear_error(compliance_client, waiting):
         move_url(waiting), {"status": "ON_THE_MOON"}, headers={"HX-Request": "true"}
     )
     assert response.status_code == 200
-    assert response.context["board_errors"]
+    assert response.context["card_errors"]
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING_FOR_VERIFICATION
 
@@ -246,9 +254,7 @@ def test_a_move_to_the_current_status_is_refused_by_the_service(client, waiting)
         headers={"HX-Request": "true", "HX-Target": "board"},
     )
     assert response.status_code == 200
-    assert response.context["board_errors"] == [
-        "Wanda Waiting: The user is already waiting for verification."
-    ]
+    assert response.context["card_errors"] == ["The user is already waiting for verification."]
     waiting.refresh_from_db()
     assert waiting.version == before
 

@@ -24,6 +24,25 @@ from users.models import (
 from users.rendering import FastSelect
 
 DELETED_CHOICES = (("include", "Include deleted"), ("only", "Only deleted"))
+# The assignee filter's words (issue 14.1); any other value is a user id.
+ASSIGNEE_ME = "me"
+ASSIGNEE_NONE = "none"
+
+
+class AssigneeField(forms.CharField):
+    """`me`, `none` or a user id: a value that is none of them is refused, never queried."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in ("", ASSIGNEE_ME, ASSIGNEE_NONE) or is_user_id(value):
+            return value
+        raise forms.ValidationError(
+            "Assignee is “me”, “none” or a user id.", code="invalid_assignee"
+        )
+
+
+class AssigneeFilter(django_filters.CharFilter):
+    field_class = AssigneeField
 
 
 def country_choices() -> list[tuple[str, str]]:
@@ -67,10 +86,22 @@ class UserFilter(django_filters.FilterSet):
         method="filter_deleted",
         label="Deleted users",
     )
+    assignee = AssigneeFilter(method="filter_assignee", label="Assignee", max_length=27)
 
     class Meta:
         model = User
         fields: list[str] = []
+
+    # Who "me" is: set by the list state from the request (None: "me" finds nobody).
+    actor: User | None = None
+
+    def filter_assignee(self, qs: QuerySet[User], name: str, value: str) -> QuerySet[User]:
+        """Assigned to the person looking (`me`), to nobody (`none`) or to one user (an id)."""
+        if value == ASSIGNEE_ME:
+            return qs.filter(assignee=self.actor) if self.actor is not None else qs.none()
+        if value == ASSIGNEE_NONE:
+            return qs.filter(assignee__isnull=True)
+        return qs.filter(assignee_id=value)
 
     def filter_flags(self, qs: QuerySet[User], name: str, value: list[str]) -> QuerySet[User]:
         """Users holding every chosen flag (EXISTS per flag: no join fan-out, no DISTINCT)."""

@@ -404,6 +404,19 @@ class User(AbstractBaseUser, PermissionsMixin):
     # The head of the user's history chain (`users/chain.py`): the hash of the last history row.
     history_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
 
+    # Who works the onboarding case (issue 14.1): the reviewer's workload, not a field of the
+    # record, so no version (not in VERSIONED_COLUMNS); each change is a CaseAssignment row.
+    # Written by `users.services.assignment` only.
+    assignee = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_cases",
+        editable=False,
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     objects = UserManager()
 
     USERNAME_FIELD = "email"
@@ -451,6 +464,13 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.Index(fields=["last_name", "first_name"], name="user_name_idx"),
             models.Index(fields=["bank_account_number"], name="user_iban_idx"),
             models.Index(fields=["-creation_datetime", "-id"], name="user_created_idx"),
+            # A reviewer's cases ("Mine", a name on the board's workload strip): the board's
+            # columns in their order, and the workload's counts, from the index alone.
+            models.Index(
+                fields=["assignee", "status", "status_changed_at"],
+                condition=models.Q(assignee__isnull=False, deleted=False),
+                name="user_assignee_idx",
+            ),
         ]
         permissions = [
             ("change_status", "Can move a user to another status"),
@@ -608,6 +628,33 @@ class StatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.from_status or 'start'} -> {self.to_status}"
+
+
+class CaseAssignment(models.Model):
+    """A row of the assignment history (issue 14.1): the case of `user` given to `assignee`
+    (None: unassigned), who had it before, by whom, when. Written by
+    `users.services.assignment` with `User.assignee`; shown in the detail's timeline. Not part
+    of the history chain (`users/chain.py`): the workload, not the record."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="assignments")
+    assignee = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    previous_assignee = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assigned_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        triggers = append_only("users_caseassignment")
+        ordering = ["user", "-at", "-id"]
+        indexes = [models.Index(fields=["user", "-at"], name="case_assignment_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.previous_assignee_id or '-'} -> {self.assignee_id or '-'}"
 
 
 class ChangeRequest(models.Model):

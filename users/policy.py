@@ -481,3 +481,60 @@ def check_decide(actor: User, request: ChangeRequest, *, last_changer_id: str | 
 def may_withdraw(actor: User, request: ChangeRequest) -> bool:
     """The proposer takes their own pending request back."""
     return request.proposed_by_id is not None and request.proposed_by_id == actor.pk
+
+
+# --- assignment of onboarding cases (issue 14.1) ------------------------------------------------
+# Those who move statuses (compliance, admins) work the cases: they take one ("Assign to me")
+# and give back their own. Giving a case to someone else, taking over a colleague's case or
+# unassigning it is an admin's call (the person who shares out the work), so nobody silently
+# takes a case from a colleague.
+
+
+def may_be_assignee(user: User) -> bool:
+    """Whether `user` may hold cases: a person who may move statuses (compliance or admin) and
+    may use the console (flag, password, not deleted)."""
+    return can_use_console(user) and may_change_status(user)
+
+
+def may_claim(actor: User) -> bool:
+    """ "Assign to me", and giving back one's own case."""
+    return actor.is_active and may_change_status(actor)
+
+
+def may_assign_others(actor: User) -> bool:
+    """Assign a case to someone else, take over a colleague's, unassign anyone's: admins."""
+    return may_claim(actor) and _is_admin(actor)
+
+
+def assignment_refusal(
+    actor: User, user: User, *, current: User | None, assignee: User | None
+) -> str | None:
+    """Why `actor` may not change the case of `user` from `current` to `assignee` (None:
+    unassigned), or None. Checked again by the service for every front end."""
+    if not may_claim(actor):
+        return "Your role may not assign cases."
+    own = assignee is not None and assignee.pk == actor.pk
+    giving_back = assignee is None and current is not None and current.pk == actor.pk
+    taking_over = current is not None and current.pk != actor.pk
+    if ((not own and not giving_back) or taking_over) and not may_assign_others(actor):
+        if taking_over:
+            return f"Already assigned to {current.display_name}: only an admin may take it over."
+        return "Only an admin may assign a case to someone else."
+    if assignee is not None:
+        if assignee.pk == user.pk:
+            return "Nobody is assigned their own record."
+        if not may_be_assignee(assignee):
+            return (
+                f"{assignee.display_name} may not hold cases: compliance officers and admins "
+                "with console access do."
+            )
+    return None
+
+
+def check_assignment(
+    actor: User, user: User, *, current: User | None, assignee: User | None
+) -> None:
+    """`assignment_refusal` raising `PermissionDenied` with the reason."""
+    refusal = assignment_refusal(actor, user, current=current, assignee=assignee)
+    if refusal is not None:
+        raise PermissionDenied(refusal)

@@ -90,6 +90,7 @@ class Row(TemplateRow):
     deleted: bool
     selected: bool
     pending: bool = False  # a change waits for approval (four-eyes)
+    assignee: str = ""  # who works the case, "" when nobody (issue 14.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,9 @@ class Card(TemplateRow):
     sla: str  # "", "at_risk" or "breached" (users/sla.py)
     flags_html: str  # the flag badges, rendered once per combination of flags
     pending: bool = False  # a change waits for approval (four-eyes)
+    assignee: str = ""  # who works the case, escaped; "" when nobody (issue 14.1)
+    assign_url: str = ""  # "Assign to me" on the card
+    moved: bool = False  # moved a moment ago: shown first in its column, highlighted
 
 
 class FastSelect(forms.Select):

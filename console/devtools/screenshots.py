@@ -137,6 +137,22 @@ def status_board(page: Page, console: Console) -> None:
     page.mouse.move(0, VIEWPORT["height"] - 1)
 
 
+@shot("status-board-assignees", "compliance")
+def status_board_assignees(page: Page, console: Console) -> None:
+    """Assignees on the cards, the strip of open cases per assignee above the columns, one
+    card just moved and kept first in its column, highlighted."""
+    from users.models import Status
+
+    page.goto(console.url("users:board"))
+    cards = page.locator(f"#column-{Status.WAITING_FOR_VERIFICATION} [data-card]")
+    card = cards.filter(has=page.locator(".bcard-assignee")).first
+    card.locator("summary").click()
+    card.locator("select[name=status]").select_option(Status.WAITING_FOR_SIGNATURE.value)
+    card.get_by_role("button", name="Move").click()
+    page.locator(f"#column-{Status.WAITING_FOR_SIGNATURE} .bcard.is-moved").wait_for()
+    page.mouse.move(0, VIEWPORT["height"] - 1)
+
+
 @shot("user-detail", "compliance", full_page=True)
 def user_detail(page: Page, console: Console) -> None:
     """A user moved off the flow (with its reason), the diff between its first and latest

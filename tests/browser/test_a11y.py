@@ -21,7 +21,7 @@ from tests.browser.conftest import PASSWORD
 from tests.factories import VALID_IBANS, make_console_user, make_user, totp_device
 from users import services
 from users.models import Role, Status, User
-from users.services import tokens
+from users.services import assignment, tokens
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 ROLES = [Role.ADMIN, Role.BACK_OFFICE, Role.COMPLIANCE]
@@ -188,9 +188,14 @@ def test_user_list(page: Page, sign_in, url, role, admin_user):
 def test_board(page: Page, sign_in, url, role, admin_user):
     sign_in(role)
     waiting = make_user(actor=admin_user, first_name="Wanda", last_name="Waiting")
+    # A card with its assignee, and the strip of open cases per assignee (issue 14.1, 14.5).
+    taken = make_user(actor=admin_user, first_name="Tom", last_name="Taken")
+    assignment.case_claim(user=taken, actor=admin_user)
     page.goto(url("users:board"))
     card = page.locator(f"[data-card='{waiting.pk}']")
     expect(card).to_be_visible()
+    expect(page.locator(f"[data-card='{taken.pk}'] .bcard-assignee")).to_be_visible()
+    expect(page.locator(".workload")).to_contain_text("Unassigned")
     check(page, "the status board")
     if role == Role.BACK_OFFICE:
         expect(card.locator(".movemenu")).to_have_count(0)
@@ -211,6 +216,13 @@ def test_board(page: Page, sign_in, url, role, admin_user):
     dialog.get_by_role("button", name="Move").click()
     expect(dialog.locator("[data-reason-error]")).to_be_visible()
     check(page, "the off-flow reason dialog with its error")
+
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    card.get_by_label("Move to").select_option(Status.WAITING_FOR_SIGNATURE)
+    card.get_by_role("button", name="Move").click()
+    expect(page.locator(f"#column-{Status.WAITING_FOR_SIGNATURE} .is-moved")).to_be_visible()
+    check(page, "a card just moved, highlighted first in its column")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -253,6 +265,20 @@ def test_user_detail(page: Page, sign_in, url, role, admin_user):
         status.get_by_role("button", name="Move off the flow").click()
         expect(status.get_by_role("alert")).to_be_visible()
         check(page, "an off-flow move refused without a reason")
+    if role in (Role.ADMIN, Role.COMPLIANCE):
+        panel = page.locator("#assignment")
+        panel.get_by_role("button", name="Assign to me").click()
+        expect(panel.get_by_role("status")).to_contain_text("Assigned to")
+        check(page, "a case assigned to me")
+        # Given back meanwhile by an admin: the Unassign is refused with its reason.
+        assignment.case_unassign(
+            user=subject,
+            actor=admin_user,
+            expected_assignee=User.objects.get(pk=subject.pk).assignee_id,
+        )
+        panel.get_by_role("button", name="Unassign").click()
+        expect(panel.get_by_role("alert")).to_contain_text("Unassigned meanwhile")
+        check(page, "an assignment refused")
     if role in (Role.ADMIN, Role.BACK_OFFICE):
         page.get_by_role("link", name="Delete user…").click()
         expect(page.locator("#danger")).to_contain_text("Delete this user?")

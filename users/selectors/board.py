@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,12 @@ CARD_FIELDS = (
     "external_id",
     "version",
     "status_changed_at",
+    # Who works the case (issue 14.1), joined in: no query per card.
+    "assignee_id",
+    "assignee__first_name",
+    "assignee__last_name",
+    "assignee__email",
+    "assignee__external_id",
 )
 
 
@@ -68,20 +75,37 @@ class CardRow:
     external_id: str | None
     version: int
     status_changed_at: Any
+    assignee_id: str | None
+    assignee_first_name: str | None
+    assignee_last_name: str | None
+    assignee_email: str | None
+    assignee_external_id: str | None
     flags: tuple[str, ...]
 
     @property
     def display_name(self) -> str:
         return User.display_name_of(self)
 
+    @property
+    def assignee_name(self) -> str:
+        """The assignee's name as `User.display_name` writes it, "" when unassigned."""
+        if self.assignee_id is None:
+            return ""
+        name = f"{self.assignee_first_name} {self.assignee_last_name}".strip()
+        return name or self.assignee_email or self.assignee_external_id or self.assignee_id
 
-def board_columns(qs: QuerySet[User], limits: dict[str, int]) -> dict[str, list[CardRow]]:
+
+def board_columns(
+    qs: QuerySet[User], limits: dict[str, int], *, pinned: Sequence[str] = ()
+) -> dict[str, list[CardRow]]:
     """For each status, the `limits[status]` onboarding cases (no staff) who have waited
-    longest in it.
+    longest in it; the `pinned` ones (cards just moved, newest first) that `qs` still holds
+    come first in their column, wherever they would be.
 
     Two queries whatever the number of columns: one UNION ALL of a LIMITed index scan per
-    status (`user_live_status_idx`), then the flags of every card. SQLite cannot order and
-    slice inside a compound statement, so there it is one query per column.
+    status (`user_live_status_idx`), then the flags of every card; one more for pinned cards.
+    SQLite cannot order and slice inside a compound statement, so there it is one query per
+    column.
     """
     rows_qs = (
         onboarding_cases(qs).order_by("status_changed_at", "pk").values_list(*CARD_FIELDS, "status")
@@ -94,13 +118,20 @@ def board_columns(qs: QuerySet[User], limits: dict[str, int]) -> dict[str, list[
         rows = list(parts[0].union(*parts[1:], all=True).order_by())
     else:
         rows = [row for part in parts for row in part]
+    pinned_rows = list(rows_qs.filter(pk__in=pinned)) if pinned else []
     flags: dict[str, list[str]] = {}
-    for user_id, flag in flags_of([row[0] for row in rows]):
+    for user_id, flag in flags_of(list({row[0] for row in [*rows, *pinned_rows]})):
         flags.setdefault(user_id, []).append(flag)
     columns: dict[str, list[CardRow]] = {status: [] for status in limits}
+    pinned_ids = {row[0] for row in pinned_rows}
     for *values, status in rows:
-        columns[status].append(CardRow(*values, flags=tuple(flags.get(values[0], ()))))
+        if values[0] not in pinned_ids:
+            columns[status].append(CardRow(*values, flags=tuple(flags.get(values[0], ()))))
     # UNION ALL keeps each part's rows together but says nothing of their order.
     for cards in columns.values():
         cards.sort(key=lambda card: (card.status_changed_at, card.id))
+    order = {pk: index for index, pk in enumerate(pinned)}
+    for *values, status in sorted(pinned_rows, key=lambda row: order[row[0]], reverse=True):
+        if status in columns:
+            columns[status].insert(0, CardRow(*values, flags=tuple(flags.get(values[0], ()))))
     return columns

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,11 +25,15 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url, trigger_client_event
 
 from users import policy, selectors, sla
-from users.models import Status, User
+from users.filters import ASSIGNEE_ME, ASSIGNEE_NONE
+from users.models import Status, User, is_user_id
 from users.rendering import Card, FlagBadges, url_for_each
+from users.selectors.assignment import OPEN_STATUSES, assignable_people, open_cases_by_assignee
 from users.selectors.change_requests import users_with_open_requests
+from users.services.assignment import case_claim
 from users.views.common import (
     HtmxHttpRequest,
+    ListState,
     htmx_target,
     list_state,
     move_user,
@@ -73,11 +78,15 @@ def time_in_status(seconds: float) -> str:
     return " ".join(parts) if parts else "< 1 min"
 
 
-def _cards(columns: dict[str, list[selectors.CardRow]]) -> dict[str, list[Card]]:
-    """The cards of every column (status -> rows), drawn with one set of helpers."""
+def _cards(
+    columns: dict[str, list[selectors.CardRow]], moved: frozenset[str] = frozenset()
+) -> dict[str, list[Card]]:
+    """The cards of every column (status -> rows), drawn with one set of helpers; `moved`:
+    the cards just moved, highlighted."""
     now = timezone.now()
     detail_url = url_for_each("users:user-detail")
     move_url = url_for_each("users:board-move")
+    assign_url = url_for_each("users:board-assign")
     badges = FlagBadges(f"{TEMPLATE}#flag-badges")
     tz = timezone.get_current_timezone()
     pending = users_with_open_requests(row.id for rows in columns.values() for row in rows)
@@ -100,6 +109,9 @@ def _cards(columns: dict[str, list[selectors.CardRow]]) -> dict[str, list[Card]]
                     sla=sla.state(status, row.status_changed_at, now),
                     flags_html=badges(row.flags),
                     pending=row.id in pending,
+                    assignee=escape(row.assignee_name),
+                    assign_url=SafeString(assign_url(row.id)),
+                    moved=row.id in moved,
                 )
             )
     return cards
@@ -118,8 +130,70 @@ def _move_menu(options: policy.MoveOptions) -> str:
     )
 
 
-def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> dict[str, Any]:
-    state = list_state(params)
+# How many moved cards stay pinned at the top of their columns (until the next reload).
+PINNED_MAX = 20
+
+
+def pinned_ids(raw: str) -> list[str]:
+    """The moved cards a board request carries (`pinned`, ids separated by spaces): user ids
+    only, each once, at most PINNED_MAX; anything else is dropped."""
+    ids: list[str] = []
+    for pk in raw.split():
+        if is_user_id(pk) and pk not in ids:
+            ids.append(pk)
+    return ids[:PINNED_MAX]
+
+
+def workload(
+    request: HtmxHttpRequest, params: QueryDict, state: ListState, counts: dict[str, int]
+) -> list[dict[str, Any]]:
+    """The strip "Open cases by assignee": each person's open cases, and the unassigned, under
+    the board's other filters, each a link to the board filtered on them (issue 14.5).
+
+    Without an assignee filter the columns' `counts` say how many cases are open, so only the
+    assigned ones are counted (`open_cases_by_assignee`); with one, the counts are the
+    filter's, and the strip counts the board without it.
+    """
+    if not state.is_valid:
+        return []
+    chosen = params.get("assignee", "")
+    if chosen:
+        others = params.copy()
+        others.pop("assignee", None)
+        base = list_state(others, request.user)
+        found = open_cases_by_assignee(base.queryset)
+    else:
+        base = state
+        open_total = sum(counts.get(status, 0) for status in OPEN_STATUSES)
+        found = open_cases_by_assignee(state.queryset, open_total=open_total)
+    mine = request.user.pk
+    entries = []
+    for entry in found:
+        value = entry.assignee_id or ASSIGNEE_NONE
+        entries.append(
+            {
+                "name": entry.name,
+                "count": f"{entry.count:,}",
+                "query": base.querystring(assignee=value),
+                "current": chosen == value or (chosen == ASSIGNEE_ME and value == mine),
+            }
+        )
+    return entries
+
+
+def board_context(
+    request: HtmxHttpRequest,
+    params: QueryDict,
+    *,
+    pinned: list[str] | None = None,
+    failed_card: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The board's page and regions. `pinned`: cards just moved (newest first), shown first
+    in their columns and highlighted; `failed_card`: a card whose move was refused, shown with
+    its menu open and the error (`card_errors`) in it."""
+    pinned = pinned or []
+    state = list_state(params, request.user)
     # No filter and no search: every live user, whose counts the database keeps ready.
     counts = (
         selectors.status_counts(state.queryset, all_live=not state.params())
@@ -136,7 +210,11 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
     # limits are part of the board's URL and of what a move comes back to.
     expanded = {f"limit_{s}": n for s, n in limits.items() if n > COLUMN_SIZE}
     board_query = state.querystring(**expanded)
-    cards_of = _cards(selectors.board_columns(state.queryset, limits) if state.is_valid else {})
+    shown = [*pinned, failed_card] if failed_card and failed_card not in pinned else pinned
+    cards_of = _cards(
+        selectors.board_columns(state.queryset, limits, pinned=shown) if state.is_valid else {},
+        frozenset(pinned),
+    )
     columns = []
     for status in Status:
         limit = limits[status.value]
@@ -174,8 +252,16 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
         ],
         "can_move": can_move,
         "can_move_off_flow": can_move_off_flow,
+        # "Assign to me" on unassigned cards (issue 14.1): those who move statuses.
+        "can_claim": can_move and policy.may_claim(request.user),
         "card_csrf_token": get_token(request) if can_move else "",
         "board_errors": [],
+        "card_errors": [],
+        "pinned": " ".join(pinned),
+        "failed_card": failed_card,
+        "workload": workload(request, params, state, counts),
+        # Called by the filter form only: a region alone costs no query for it.
+        "assignee_people": assignable_people,
         **extra,
     }
 
@@ -184,7 +270,7 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
 @login_required
 def board(request: HtmxHttpRequest) -> HttpResponse:
     require(policy.sees_everyone(request.user))
-    context = board_context(request, request.GET)
+    context = board_context(request, request.GET, pinned=pinned_ids(request.GET.get("pinned", "")))
     target = htmx_target(request) or ""
     query = context["board_query"]
     url = f"{request.path}?{query}" if query else request.path
@@ -228,8 +314,8 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         reason=request.POST.get("reason", "").strip(),
         expected_version=parse_version(request.POST.get("version")),
     )
-    errors = [f"{user.display_name}: {error}" for error in errors]
     if not request.htmx:
+        errors = [f"{user.display_name}: {error}" for error in errors]
         if errors:
             for error in errors:
                 messages.error(request, error)
@@ -237,10 +323,64 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
             messages.success(request, f"{user.display_name} moved to {Status(user.status).label}.")
         url = reverse("users:board")
         return redirect(f"{url}?{params.urlencode()}" if params else url)
-    extra: dict[str, Any] = {"board_errors": errors}
-    if not errors:
-        extra["board_message"] = f"{user.display_name} moved to {Status(user.status).label}."
-    response = render(request, f"{TEMPLATE}#board", board_context(request, params, **extra))
+    pinned = pinned_ids(request.POST.get("pinned", ""))
+    if errors:
+        # The card's menu stays open with the error in it (the card shown even if it was past
+        # the cards of its column), what was typed still there.
+        context = board_context(
+            request,
+            params,
+            pinned=pinned,
+            failed_card=user.pk,
+            card_errors=errors,
+            card_status=request.POST.get("status", ""),
+            card_reason=request.POST.get("reason", "").strip(),
+        )
+        # A card the filters no longer show: the error goes above the board instead.
+        if not any(card.pk == user.pk for c in context["columns"] for card in c["cards"]):
+            context["board_errors"] = [f"{user.display_name}: {error}" for error in errors]
+    else:
+        # The moved card stays in sight, first in its new column, until the next reload.
+        message = f"{user.display_name} moved to {Status(user.status).label}."
+        pinned = [user.pk, *(pk for pk in pinned if pk != user.pk)][:PINNED_MAX]
+        context = board_context(request, params, pinned=pinned, board_message=message)
+    response = render(request, f"{TEMPLATE}#board", context)
     if not errors:
         trigger_client_event(response, "user-moved", {"id": user.pk, "status": user.status})
     return response
+
+
+@require_POST
+@login_required
+def board_assign(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """ "Assign to me" on a card (issue 14.1): the case must still be unassigned; a case taken
+    meanwhile is refused in the card, naming who has it. Returns the board like a move."""
+    require(policy.may_claim(request.user))
+    user = get_object_or_404(User, pk=pk)
+    params = _board_params(request)
+    errors: list[str] = []
+    try:
+        claimed = case_claim(user=user, actor=request.user, expected_assignee=None)
+    except ValidationError as exc:
+        errors = list(exc.messages)
+    except PermissionDenied as exc:
+        errors = [str(exc)]
+    if not request.htmx:
+        if errors:
+            for error in errors:
+                messages.error(request, f"{user.display_name}: {error}")
+        else:
+            messages.success(request, f"{user.display_name} assigned to you.")
+        url = reverse("users:board")
+        return redirect(f"{url}?{params.urlencode()}" if params else url)
+    pinned = pinned_ids(request.POST.get("pinned", ""))
+    if errors:
+        context = board_context(
+            request, params, pinned=pinned, failed_card=user.pk, card_errors=errors
+        )
+        if not any(card.pk == user.pk for c in context["columns"] for card in c["cards"]):
+            context["board_errors"] = [f"{user.display_name}: {error}" for error in errors]
+    else:
+        message = f"{claimed.display_name} assigned to you."
+        context = board_context(request, params, pinned=pinned, board_message=message)
+    return render(request, f"{TEMPLATE}#board", context)

@@ -136,7 +136,7 @@ def redirect_or_client_redirect(request: HtmxHttpRequest, url: str) -> HttpRespo
 def load_user(pk: str) -> User:
     """The user with what the detail and edit screens need, in a fixed number of queries."""
     return get_object_or_404(
-        User.objects.select_related("version_authored_by_user").prefetch_related(
+        User.objects.select_related("version_authored_by_user", "assignee").prefetch_related(
             "flag_grants",
             Prefetch("readable_by", queryset=User.objects.only("id", "first_name", "last_name")),
             Prefetch("modifiable_by", queryset=User.objects.only("id", "first_name", "last_name")),
@@ -367,10 +367,11 @@ def nul_problem(params: QueryDict, filterset: UserFilter) -> QueryProblem | None
     )
 
 
-def list_state(params: QueryDict) -> ListState:
+def list_state(params: QueryDict, actor: User | None = None) -> ListState:
     """Read filters, search and sort from the URL and build the (unevaluated) queryset.
 
-    Nothing of a URL holding a NUL character reaches the database (`nul_problem`).
+    `actor` is who `assignee=me` means. Nothing of a URL holding a NUL character reaches the
+    database (`nul_problem`).
     """
     mode = params.get("mode", "simple")
     if mode not in SEARCH_MODES:
@@ -380,6 +381,7 @@ def list_state(params: QueryDict) -> ListState:
         sort = DEFAULT_SORT
     q = params.get("q", "").strip()[:1000]
     filterset = UserFilter(params, queryset=selectors.user_list_queryset(include_deleted=True))
+    filterset.actor = actor
     state = ListState(filterset=filterset, q=q, mode=mode, sort=sort)
     state.problem = nul_problem(params, filterset)
     if state.problem is not None or not filterset.form.is_valid():

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,10 +22,12 @@ from django_htmx.http import trigger_client_event
 
 from users import policy, selectors, services, validators
 from users.contract import FIELD_LABELS
-from users.models import AccessEvent, FeatureFlag, Role, Status, User
+from users.models import AccessEvent, FeatureFlag, Role, Status, User, is_user_id
 from users.selectors.access import PANEL_LIMIT, recent_accesses
+from users.selectors.assignment import assignable_people, recent_assignments
 from users.selectors.security import locked_out_until
 from users.services.access import access_record
+from users.services.assignment import case_assign, case_claim, case_unassign
 from users.services.factors import factor_summary, factors_reset
 from users.services.security import account_unlock
 from users.views.approvals import four_eyes_events, pending_context, proposed_message
@@ -44,7 +46,17 @@ from users.views.reveal import masked_items
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
-REGIONS = ("summary", "pending", "status", "flags", "roles", "signin", "history", "danger")
+REGIONS = (
+    "summary",
+    "pending",
+    "assignment",
+    "status",
+    "flags",
+    "roles",
+    "signin",
+    "history",
+    "danger",
+)
 HISTORY_LIMIT = 100
 
 
@@ -79,6 +91,26 @@ def status_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
         "off_flow_moves": list(options.off_flow),
         "can_move": options.allowed and not user.deleted,
         "can_move_off_flow": options.off_flow_allowed,
+    }
+
+
+def assignment_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
+    """The assignment region (issue 14.1): who works the case, and what the actor may do about
+    it: take it ("Assign to me", or take it over: admins), give it back, or give it to
+    someone (admins)."""
+    actor = request.user
+    assignee = user.assignee
+    live = not user.deleted and user.pk != actor.pk
+    others = policy.may_assign_others(actor)
+    mine = assignee is not None and assignee.pk == actor.pk
+    return {
+        "assignee": assignee,
+        "can_claim": live and policy.may_claim(actor) and not mine and (assignee is None or others),
+        "can_unassign": live and assignee is not None and (mine or others),
+        "can_assign_others": live and others,
+        # Called by the region's select only (admins): no query for anyone else.
+        "assign_people": assignable_people,
+        "assignment_errors": [],
     }
 
 
@@ -131,9 +163,20 @@ def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     for version in versions:
         version.fields = [FIELD_LABELS.get(name, name) for name in version.changes]
     status_changes = selectors.recent_status_changes(user, limit=HISTORY_LIMIT)
+    # Assignment changes (issue 14.1) between the status changes, newest first.
+    timeline = sorted(
+        [{"kind": "status", "at": row.changed_at, "row": row} for row in status_changes]
+        + [
+            {"kind": "assignment", "at": row.at, "row": row}
+            for row in recent_assignments(user, limit=HISTORY_LIMIT)
+        ],
+        key=lambda item: item["at"],
+        reverse=True,
+    )
     return {
         "versions": versions,
         "status_changes": status_changes,
+        "timeline": timeline,
         "history_limit": HISTORY_LIMIT,
         "four_eyes_events": four_eyes_events(user, limit=HISTORY_LIMIT),
     }
@@ -182,6 +225,7 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
         "danger_errors": [],
     }
     context |= pending_context(request.user, user)
+    context |= assignment_context(request, user)
     context |= status_context(request, user)
     context |= signin_context(request, user)
     context |= flags_context(request, user)
@@ -286,6 +330,54 @@ def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         return render_region_or_page(request, user, "status", **extra)
     message = f"Moved to {Status(user.status).label}."
     return region_saved(request, user, "status", message, "status_message")
+
+
+# What the assignment form's `action` asks for.
+ASSIGN_ACTIONS = ("claim", "unassign", "assign")
+
+
+@require_POST
+@login_required
+def user_assign(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """Assign the case (issue 14.1): `action` claim ("Assign to me"), unassign, or assign to
+    the person `assignee` (admins). `expected_assignee` is the assignee the page showed: a case
+    taken meanwhile is refused, naming who has it; that and the policy's refusals (taking
+    over a colleague's case without being an admin, ...) are shown in the region."""
+    require(policy.may_claim(request.user))
+    user = load_user(pk)
+    require(policy.can_view(request.user, user))
+    action = request.POST.get("action", "")
+    expected = request.POST.get("expected_assignee", "").strip() or None
+    errors: list[str] = []
+    assignee: User | None = None
+    if action not in ASSIGN_ACTIONS:
+        errors = ["Choose “Assign to me”, “Unassign” or a person to assign."]
+    elif expected is not None and not is_user_id(expected):
+        errors = ["The page sent no valid assignee: reload it and try again."]
+    elif action == "assign":
+        chosen = request.POST.get("assignee", "").strip()
+        assignee = User.objects.filter(pk=chosen).first() if is_user_id(chosen) else None
+        if assignee is None:
+            errors = ["Choose the person to assign the case to."]
+    if not errors:
+        try:
+            if action == "claim":
+                saved = case_claim(user=user, actor=request.user, expected_assignee=expected)
+            elif action == "unassign":
+                saved = case_unassign(user=user, actor=request.user, expected_assignee=expected)
+            else:
+                saved = case_assign(
+                    user=user, assignee=assignee, actor=request.user, expected_assignee=expected
+                )
+        except ValidationError as exc:
+            errors = error_messages(exc)
+        except PermissionDenied as exc:
+            errors = [str(exc)]
+    user = load_user(pk)
+    if errors:
+        return render_region_or_page(request, user, "assignment", assignment_errors=errors)
+    message = f"Assigned to {saved.assignee.display_name}." if saved.assignee else "Unassigned."
+    return region_saved(request, user, "assignment", message, "assignment_message")
 
 
 @require_POST

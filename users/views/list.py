@@ -28,6 +28,7 @@ from django_htmx.http import push_url
 from users import contract, policy, selectors, services
 from users.models import AccessEvent, FeatureFlag, Status, User, is_user_id
 from users.rendering import FlagBadges, Row, url_for_each
+from users.selectors.assignment import assignable_people
 from users.selectors.change_requests import users_with_open_requests
 from users.services.access import access_record
 from users.views.common import (
@@ -100,6 +101,7 @@ def _rows(users: list[User], selected: set[str]) -> list[Row]:
                 deleted=user.deleted,
                 selected=user.pk in selected,
                 pending=user.pk in pending,
+                assignee=user.assignee.display_name if user.assignee else "",
             )
         )
     return rows
@@ -141,7 +143,7 @@ def _page_rows(
 
 def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> dict[str, Any]:
     actor = request.user
-    state = list_state(params)
+    state = list_state(params, actor)
     page = _page_number(params.get("page"))
     offset = (page - 1) * PAGE_SIZE
     cursor = _cursor(params, state)
@@ -196,6 +198,8 @@ def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> d
         "can_move": policy.may_change_status(actor),
         "can_flag": policy.may_manage_flags(actor),
         "can_create": policy.may_create(actor),
+        # Called by the sidebar only: the results region alone costs no query for it.
+        "assignee_people": assignable_people,
         "bulk_limit": BULK_LIMIT,
         **extra,
     }
@@ -273,12 +277,12 @@ def _bulk_flag(
 MOVED_OUT_NAMED = 10  # names listed one by one; the rest are counted
 
 
-def _moved_out(params: QueryDict, done: list[User], action: str) -> list[str]:
+def _moved_out(params: QueryDict, done: list[User], action: str, actor: User) -> list[str]:
     """What to say about changed rows the list, with its filters, no longer shows.
 
     A row never disappears without a word: "Moved out of this view: <name> is now <status>".
     """
-    state = list_state(params)
+    state = list_state(params, actor)
     if not done or not state.is_valid or state.queryset is None:
         return []
     still = set(
@@ -356,7 +360,7 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         report = {
             "verb": verb,
             "done": done,
-            "moved_out": _moved_out(params, done, action),
+            "moved_out": _moved_out(params, done, action, request.user),
             "failed": failed,
             "missing": missing,
             "not_changed": len(failed) + len(missing),
@@ -540,7 +544,7 @@ def user_export(request: HtmxHttpRequest) -> HttpResponse:
     chunks. Both write the same cells (`_cell`).
     """
     require(policy.may_export(request.user))
-    state = list_state(request.GET)
+    state = list_state(request.GET, request.user)
     if not state.is_valid:
         messages.error(request, "Fix the search or the filters before exporting.")
         return redirect(f"{reverse('users:user-list')}?{state.querystring()}")

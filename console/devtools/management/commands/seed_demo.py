@@ -32,8 +32,9 @@ from stdnum.us import rtn
 from console.devtools.management.commands.seed_users import draw_employment
 from console.devtools.totp import device_code
 from users import services, sla, validators
-from users.models import ChangeRequest, FeatureFlag, Role, Status, User
-from users.services import factors
+from users.models import CaseAssignment, ChangeRequest, FeatureFlag, Role, Status, User
+from users.selectors.assignment import OPEN_STATUSES
+from users.services import assignment, factors
 from users.services.access import access_log_seal
 
 SEED = 20261123
@@ -58,6 +59,11 @@ PENDING_STAFF = (
     ("dana.dossier@demo.example", "Dana", "Dossier", Role.COMPLIANCE, 1),
     ("emil.ops@demo.example", "Emil", "Ops", Role.BACK_OFFICE, 30),
 )
+
+# Case assignment (issue 14.1): a second compliance officer, who shares the open cases with
+# the compliance login; about a third of the open cases stay unassigned.
+SECOND_REVIEWER = ("marc.review@demo.example", "Marc", "Reviewer")
+ASSIGNED_SHARE = {"compliance": 0.4, "second": 0.25}
 
 W, S, F, A, I = (  # noqa: E741 - the five statuses, short for the stories below
     Status.WAITING_FOR_VERIFICATION,
@@ -504,6 +510,7 @@ class Command(BaseCommand):
             created += 1
 
         pending = self.ensure_pending(logins, now)
+        assigned = self.ensure_assignments(logins, now)
 
         demo = User.objects.filter(external_id__startswith="DEMO-")
         by_status = Counter(demo.values_list("status", flat=True))
@@ -513,6 +520,7 @@ class Command(BaseCommand):
             + ", ".join(f"{s} {by_status.get(s, 0)}" for s in Status.values)
         )
         self.stdout.write(f"Changes waiting for approval (four-eyes): {pending}.")
+        self.stdout.write(f"Open cases assigned to reviewers: {assigned}.")
         # What cron's `seal_access_log` does every minute in production: the accesses of
         # earlier runs are sealed at each start.
         while access_log_seal(settle_seconds=0) is not None:
@@ -593,6 +601,57 @@ class Command(BaseCommand):
         return ChangeRequest.objects.filter(
             state=ChangeRequest.State.PENDING, expires_at__gt=now
         ).count()
+
+    def ensure_assignments(self, logins: dict[str, User], now: dt.datetime) -> int:
+        """Open cases shared between the compliance login and a second reviewer, the rest
+        unassigned, once (a run finding any assignment adds none). Returns how many open
+        cases have an assignee."""
+        customers = User.objects.filter(external_id__startswith="DEMO-", deleted=False)
+        open_cases = customers.filter(status__in=OPEN_STATUSES)
+        if not CaseAssignment.objects.filter(user__in=customers).exists():
+            with transaction.atomic():
+                second = self._second_reviewer(now - dt.timedelta(days=400))
+                admin = logins[Role.ADMIN]
+                draw = random.Random(SEED + 14)
+                for user in open_cases.order_by("external_id"):
+                    roll = draw.random()
+                    share = ASSIGNED_SHARE["compliance"]
+                    if roll < share:
+                        person, by = logins[Role.COMPLIANCE], logins[Role.COMPLIANCE]
+                    elif roll < share + ASSIGNED_SHARE["second"]:
+                        person, by = second, admin
+                    else:
+                        continue
+                    # Taken a little after the case entered its status, never in the future.
+                    waited = now - user.status_changed_at
+                    when = user.status_changed_at + min(waited / 3, dt.timedelta(hours=6))
+                    assignment.case_assign(
+                        user=user,
+                        assignee=person,
+                        actor=by,
+                        expected_assignee=None,
+                        clock=at(when),
+                    )
+        return open_cases.filter(assignee__isnull=False).count()
+
+    def _second_reviewer(self, when: dt.datetime) -> User:
+        email, first, last = SECOND_REVIEWER
+        user = User.objects.filter(email__iexact=email).first()
+        if user is not None:
+            return user
+        return services.user_create(
+            data={
+                "email": email,
+                "first_name": first,
+                "last_name": last,
+                "feature_flags": [FeatureFlag.CONSOLE],
+                "language": "en",
+            },
+            actor=None,
+            password=DEMO_PASSWORD,
+            roles=[Role.COMPLIANCE],
+            clock=at(when),
+        )
 
     def _propose_pending(self, back_office: User, admin: User, now: dt.datetime) -> None:
         customers = User.objects.filter(external_id__startswith="DEMO-", deleted=False)

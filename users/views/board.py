@@ -27,6 +27,7 @@ from users import policy, selectors, sla
 from users.models import Status, User
 from users.rendering import Card, FlagBadges, url_for_each
 from users.selectors.change_requests import users_with_open_requests
+from users.views import saved_views
 from users.views.common import (
     HtmxHttpRequest,
     htmx_target,
@@ -197,6 +198,7 @@ def board(request: HtmxHttpRequest) -> HttpResponse:
             # The address bar keeps the longer column, so a move or a reload keeps it too.
             response = render(request, f"{TEMPLATE}#column", {**context, "column": column})
             return vary_on_htmx(push_url(response, url))
+    context["saved_views"] = saved_views.block(request, "board", context["query"])
     return vary_on_htmx(render(request, TEMPLATE, context))
 
 

@@ -420,7 +420,7 @@ def test_rename_and_delete_with_htmx(compliance_client, compliance_user):
     refused = compliance_client.post(rename_url, {"name": "Netherlands"}, **htmx())
     html = refused.content.decode()
     assert "You already have a view named “Netherlands”" in html
-    assert 'id="saved-view-rename-name-error" role="alert"' in html
+    assert '<div role="alert"><ul class="errorlist" id="saved-view-rename-name-error">' in html
     view.refresh_from_db()
     assert view.name == "Belgium"
 

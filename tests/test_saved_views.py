@@ -4,10 +4,13 @@ with htmx)."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -491,3 +494,19 @@ def test_the_sidebar_costs_two_queries_and_one_capped_count_per_view(
     # A search by name may first look up ids (one query), then count: at most two per view.
     assert after[LIST_URL] - before[LIST_URL] <= 2 + 2 * listed
     assert after[BOARD_URL] - before[BOARD_URL] <= 2 + 2 * listed
+
+
+def test_the_demo_data_has_saved_views_once():
+    """`seed_demo`: the demo logins' views, one of compliance's shared with its role; a second
+    run adds none."""
+    for _ in range(2):
+        call_command("seed_demo", count=3, stdout=io.StringIO())
+    compliance = User.objects.get(email="compliance@demo.example")
+    shared = SavedView.objects.get(owner=compliance, name="Waiting for verification in BE")
+    assert (shared.screen, shared.shared_with_role.name) == (LIST, Role.COMPLIANCE)
+    assert shared.query == (
+        "status=WAITING_FOR_VERIFICATION&residency_country=BE&sort=status_changed"
+    )
+    assert SavedView.objects.count() == 6
+    colleague = make_console_user(Role.COMPLIANCE)
+    assert [v.name for v in selectors.shared_views(colleague, LIST)[0]] == [shared.name]

@@ -444,11 +444,12 @@ def test_others_may_not_rename_or_delete(compliance_user, back_office_user):
     private = save(compliance_user, name="Private")
     as_colleague = client_for(colleague)
     for name in ("users:saved-view-rename", "users:saved-view-delete"):
-        # Shared with them: read-only (403); not shared: not there (404).
+        # Shared with them or not: another person's (403); no such view: 404.
         assert as_colleague.post(reverse(name, args=[shared.pk]), {"name": "x"}).status_code == 403
-        assert as_colleague.get(reverse(name, args=[private.pk])).status_code == 404
-        assert client_for(back_office_user).get(reverse(name, args=[shared.pk])).status_code == 404
+        assert as_colleague.get(reverse(name, args=[private.pk])).status_code == 403
+        assert client_for(back_office_user).get(reverse(name, args=[shared.pk])).status_code == 403
         assert as_colleague.get(reverse(name, args=[999999])).status_code == 404
+        assert as_colleague.get(reverse(name, args=[2**64])).status_code == 404
     assert set(SavedView.objects.values_list("name", flat=True)) == {"Shared", "Private"}
 
 

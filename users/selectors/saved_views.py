@@ -15,6 +15,8 @@ from users.selectors.users import capped_count
 
 # How many views of each kind (own, shared with one's roles) the sidebar lists and counts.
 LISTED = 10
+# The largest id a BigAutoField holds; a bigger one in a URL is no view, not a database error.
+PK_MAX = 2**63 - 1
 
 
 def _owner_holds_role() -> Exists:
@@ -70,9 +72,16 @@ def shared_views(actor: User, screen: str, *, limit: int = LISTED) -> tuple[list
     return rows[:limit], len(rows) > limit
 
 
+def view_by_id(pk: int) -> SavedView | None:
+    """The view `pk`, or None (an id too large for the column included)."""
+    if not 0 < pk <= PK_MAX:  # a crafted id no database column holds: no such view
+        return None
+    return SavedView.objects.select_related("shared_with_role").filter(pk=pk).first()
+
+
 def visible_view(actor: User, pk: int) -> SavedView | None:
     """The view `pk` if `actor` owns it or it is shared with them, else None."""
-    view = SavedView.objects.select_related("shared_with_role").filter(pk=pk).first()
+    view = view_by_id(pk)
     if view is None or view.owner_id == actor.pk:
         return view
     return shared_views_queryset(actor).filter(pk=pk).first()

@@ -165,8 +165,9 @@ def _errors(exc: ValidationError | PermissionDenied) -> dict[str, list[str]]:
 
 
 def _own_view(request: HtmxHttpRequest, pk: int) -> SavedView:
-    """The view `pk` if its owner asks; 403 for a shared one, 404 for any other."""
-    view = selectors.visible_view(request.user, pk)
+    """The view `pk` if its owner asks; 403 for anyone else's (an id says nothing of what it
+    filters), 404 when there is none."""
+    view = selectors.view_by_id(pk)
     if view is None:
         raise Http404("No such saved view.")
     policy.check_manage_view(request.user, view)

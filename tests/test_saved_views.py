@@ -511,3 +511,18 @@ def test_the_demo_data_has_saved_views_once():
     assert SavedView.objects.count() == 6
     colleague = make_console_user(Role.COMPLIANCE)
     assert [v.name for v in selectors.shared_views(colleague, LIST)[0]] == [shared.name]
+
+
+def test_renaming_a_view_of_a_role_no_longer_held_says_so(compliance_client, compliance_user):
+    view = save(compliance_user, role=Role.COMPLIANCE)
+    compliance_user.groups.add(Group.objects.get(name=Role.BACK_OFFICE))
+    compliance_user.groups.remove(Group.objects.get(name=Role.COMPLIANCE))
+    client = client_for(User.objects.get(pk=compliance_user.pk))
+    html = client.get(reverse("users:saved-view-rename", args=[view.pk]), **htmx()).content
+    assert "It was shared with Compliance, a role you no longer hold" in html.decode()
+    assert (
+        b"(not shown to them: you no longer hold this role)" not in html
+    )  # the form, not the note
+    client.post(reverse("users:saved-view-rename", args=[view.pk]), {"name": "BE", "share": ""})
+    view.refresh_from_db()
+    assert (view.name, view.shared_with_role) == ("BE", None)

@@ -48,6 +48,7 @@ from users.models import (
     FeatureFlag,
     FeatureFlagGrant,
     Role,
+    SavedView,
     SecurityEvent,
     Status,
     StatusChange,
@@ -99,6 +100,12 @@ def change_request_pk(s: Subjects) -> dict[str, Any]:
     return {"pk": s.change_request_pk}
 
 
+def someone_elses_view(s: Subjects) -> dict[str, Any]:
+    """A saved view of another person (issue 14.7): only its owner renames or deletes it."""
+    view, _ = SavedView.objects.get_or_create(owner=s.user, screen="list", name="Theirs")
+    return {"pk": view.pk}
+
+
 # --- effects of the allowed requests -------------------------------------------------------------
 
 
@@ -148,6 +155,11 @@ def made_back_office(s: Subjects, actor: User, response) -> None:
     assert request.proposed_by_id == actor.pk
     assert request.changes == {"roles": [[], [Role.BACK_OFFICE]]}
     assert User.objects.get(pk=s.user.pk).role_names() == set()
+
+
+def view_saved(s: Subjects, actor: User, response) -> None:
+    view = SavedView.objects.get(owner=actor, name="Belgium")
+    assert (view.screen, view.query) == ("list", "residency_country=BE")
 
 
 def soft_deleted(s: Subjects, actor: User, response) -> None:
@@ -389,6 +401,20 @@ MATRIX: dict[str, Entry] = {
     "users:change-request-withdraw": Entry(
         "POST", frozenset(), kwargs=change_request_pk, get_refused=True
     ),
+    # saved views (issue 14.7): whoever sees the list saves; only the owner renames or deletes
+    "users:saved-views": Entry("GET", ALL_ROLES),
+    "users:saved-view-save": Entry(
+        "POST",
+        ALL_ROLES,
+        status=302,
+        effect=view_saved,
+        data=lambda s: {"screen": "list", "name": "Belgium", "query": "residency_country=BE"},
+        get_refused=True,
+    ),
+    "users:saved-view-rename": Entry(
+        "POST", frozenset(), kwargs=someone_elses_view, data=lambda s: {"name": "Mine"}
+    ),
+    "users:saved-view-delete": Entry("POST", frozenset(), kwargs=someone_elses_view),
     # GET is the confirmation page (works without JavaScript); POST deletes.
     "users:user-delete": Entry(
         "POST", frozenset({BACK_OFFICE, ADMIN}), status=302, effect=soft_deleted, kwargs=user_pk

@@ -13,9 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import VALID_IBANS, behind_the_services, make_user
+from tests.factories import VALID_IBANS, behind_the_services, make_console_user, make_user
 from users import selectors, services
-from users.models import FeatureFlag, Status, User
+from users.models import FeatureFlag, Role, Status, User
+from users.selectors.saved_views import LISTED
+from users.services.saved_views import saved_view_create
+from users.views.saved_views import screen_params
 
 # Session, user + CONSOLE flag, then groups and permissions together (console/auth.py), and
 # the device that passed the second factor (django-otp checks it still exists and is
@@ -24,12 +27,16 @@ AUTH_QUERIES = 4
 # Four-eyes: the Approvals count in an approver's navigation, and which users shown have a
 # change waiting (the marks on rows and cards; on the detail page, its pending changes).
 FOUR_EYES_QUERIES = 2
-# Rows (their assignees joined in), flags of the rows, capped count, the people the assignee
-# filter offers (issue 14.1).
-LIST_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 4
 # Assignment (issue 14.1, 14.5): the people the assignee filter offers, and the board's strip of
 # open cases per assignee (one grouped query).
 ASSIGNMENT_QUERIES = 2
+# Saved views (issue 14.7): the sidebar's own views and those shared with one's roles (one
+# query each), then one capped count per view listed (none here: see
+# test_saved_views_cost_one_capped_count_each).
+SAVED_VIEWS_QUERIES = 2
+# Rows (their assignees joined in), flags of the rows, capped count, the people the assignee
+# filter offers (issue 14.1).
+LIST_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + SAVED_VIEWS_QUERIES + 4
 # Counts (on PostgreSQL the maintained counters, then the few staff to leave out of them), the
 # columns (one UNION ALL; one query each on SQLite, which cannot slice inside a compound
 # statement) and the flags of every card.
@@ -40,6 +47,7 @@ BOARD_MAX = (
     + 1
     + FOUR_EYES_QUERIES
     + ASSIGNMENT_QUERIES
+    + SAVED_VIEWS_QUERIES
 )
 # + 2 for the access log (issue 13.4): its INSERT, and the "Accessed by" panel's rows.
 # + 2 for assignment (issue 14.1): the timeline's assignment rows, the people an admin may
@@ -122,6 +130,31 @@ def test_board_queries_do_not_grow_with_the_cards(admin_client, admin_user):
     assert many <= BOARD_MAX
     filtered = count_queries(admin_client, board + "?residency_country=BE")
     assert filtered <= BOARD_MAX
+
+
+@pytest.mark.parametrize("screen", ["list", "board"])
+def test_saved_views_cost_one_capped_count_each(admin_client, admin_user, screen):
+    """The sidebar lists at most LISTED own and LISTED shared views, each counted once (a
+    capped count), however many views exist."""
+    url = reverse("users:user-list" if screen == "list" else "users:board")
+    add_users(admin_user, 3)
+    without = count_queries(admin_client, url)
+    colleague = make_console_user(Role.ADMIN)
+    params = screen_params()
+    for n in range(LISTED + 5):
+        for owner, role in ((admin_user, None), (colleague, Role.ADMIN)):
+            saved_view_create(
+                owner=owner,
+                name=f"View {n}",
+                screen=screen,
+                query=f"residency_country=BE&status=ACTIVE&language=nl-{n}",
+                shared_with_role=role,
+                known_params=params,
+            )
+    with_views = count_queries(admin_client, url)
+    assert with_views == without + 2 * LISTED
+    # Each count is capped: "1,000+" at most, whatever the view.
+    assert with_views <= (LIST_MAX if screen == "list" else BOARD_MAX) + 2 * LISTED
 
 
 def test_detail_queries_do_not_grow_with_the_history(admin_client, admin_user):

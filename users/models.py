@@ -957,3 +957,46 @@ class AccessSeal(models.Model):
 
     def __str__(self) -> str:
         return f"access rows {self.first_id}..{self.last_id} ({self.row_count})"
+
+
+# --- saved views (issue 14.7) ------------------------------------------------------------------
+
+
+class SavedView(models.Model):
+    """A named filter of the user list or the board: the screen's query string (filters,
+    search, query mode, sort; never a page or a cursor), its owner's alone or shared with one
+    of the owner's roles. Written only by `users.services.saved_views`; who may share with
+    which role is `users.policy`'s question. A role (group) deleted makes its views private
+    again (SET_NULL); a view shared with a role its owner no longer holds is not shown to that
+    role (`users.selectors.saved_views`)."""
+
+    class Screen(models.TextChoices):
+        LIST = "list", "User list"
+        BOARD = "board", "Status board"
+
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="saved_views")
+    name = models.CharField(max_length=80)
+    screen = models.CharField(max_length=8, choices=Screen.choices)
+    query = models.TextField(blank=True, default="")
+    shared_with_role = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "screen", "name"], name="saved_view_unique_name"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(screen__in=["list", "board"]), name="saved_view_screen_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["shared_with_role", "screen", "name"], name="saved_view_shared"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.screen}, {self.owner_id})"

@@ -24,6 +24,8 @@ from users.models import (
     RECOMMENDED_MOVES,
     ChangeRequest,
     FeatureFlag,
+    Role,
+    SavedView,
     Status,
     User,
     is_recommended_move,
@@ -538,3 +540,39 @@ def check_assignment(
     refusal = assignment_refusal(actor, user, current=current, assignee=assignee)
     if refusal is not None:
         raise PermissionDenied(refusal)
+
+
+# --- saved views (issue 14.7) ------------------------------------------------------------------
+
+
+def may_save_views(actor: User) -> bool:
+    """Saved views are views of the list and the board: whoever may open those saves them."""
+    return sees_everyone(actor)
+
+
+def share_roles(actor: User) -> list[str]:
+    """The roles `actor` may share a saved view with: the roles they hold, in the table's
+    order."""
+    held = actor.role_names()
+    return [role for role in Role.values if role in held]
+
+
+def check_share(actor: User, role: str | None) -> None:
+    """A view is shared only with a role its owner holds (or with nobody)."""
+    if role is None or role == "":
+        return
+    _refuse_unless(
+        role in share_roles(actor),
+        f"You may share a view only with a role you hold; you do not hold “{role}”.",
+    )
+
+
+def may_manage_view(actor: User, view: SavedView) -> bool:
+    """Renaming, re-sharing and deleting a saved view are its owner's; others read it."""
+    return view.owner_id == actor.pk
+
+
+def check_manage_view(actor: User, view: SavedView) -> None:
+    _refuse_unless(
+        may_manage_view(actor, view), "Only its owner may rename or delete a saved view."
+    )

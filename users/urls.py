@@ -11,6 +11,7 @@ from users.views import (
     edit,
     invite,
     reveal,
+    saved_views,
     security,
     sessions,
     tokens,
@@ -43,6 +44,11 @@ urlpatterns = [
     path("board/", board.board, name="board"),
     path("board/move/<user_id:pk>/", board.board_move, name="board-move"),
     path("board/assign/<user_id:pk>/", board.board_assign, name="board-assign"),
+    # saved views of the list and the board (users/views/saved_views.py)
+    path("views/", saved_views.saved_views, name="saved-views"),
+    path("views/save/", saved_views.saved_view_save, name="saved-view-save"),
+    path("views/<int:pk>/rename/", saved_views.saved_view_rename, name="saved-view-rename"),
+    path("views/<int:pk>/delete/", saved_views.saved_view_delete, name="saved-view-delete"),
     # detail + edit screens (users/views/detail.py, users/views/edit.py)
     path("users/new/", edit.user_create, name="user-create"),
     path("users/validate/", edit.user_validate_field, name="user-validate-field"),

@@ -153,6 +153,21 @@ def status_board_assignees(page: Page, console: Console) -> None:
     page.mouse.move(0, VIEWPORT["height"] - 1)
 
 
+@shot("saved-views", "compliance")
+def saved_views(page: Page, console: Console) -> Clip:
+    """The list opened from a saved view in its sidebar, the save form open; the top left."""
+    page.goto(console.url("users:user-list"))
+    block = page.locator("#saved-views")
+    block.get_by_role("link", name="Waiting for verification in BE", exact=True).click()
+    block.locator("[aria-current='page']").wait_for()
+    block.get_by_text("Save this view…").click()
+    block.get_by_label("Name").wait_for()
+    page.mouse.move(0, VIEWPORT["height"] - 1)
+    box = block.bounding_box()
+    assert box is not None
+    return {"x": 0, "y": 0, "width": 1100, "height": box["y"] + box["height"] + 16}
+
+
 @shot("user-detail", "compliance", full_page=True)
 def user_detail(page: Page, console: Console) -> None:
     """A user moved off the flow (with its reason), the diff between its first and latest

@@ -22,6 +22,8 @@ from tests.factories import VALID_IBANS, make_console_user, make_user, totp_devi
 from users import services
 from users.models import Role, Status, User
 from users.services import assignment, tokens
+from users.services.saved_views import saved_view_create
+from users.views.saved_views import screen_params
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 ROLES = [Role.ADMIN, Role.BACK_OFFICE, Role.COMPLIANCE]
@@ -414,3 +416,67 @@ def test_admin_confirmations_on_the_detail(page: Page, sign_in, url):
     page.get_by_role("link", name="Reset second factors…").click()
     expect(page.get_by_role("button", name="Yes, reset their factors")).to_be_visible()
     check(page, "the factor reset confirmation")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_saved_views(page: Page, sign_in, url, role, admin_user):
+    """The saved views block (issue 14.7) on the list's sidebar and above the board: own and
+    shared views with their counts, the save form with its error, a rename error, the delete
+    confirmation, and the block's own page (what a request without JavaScript gets)."""
+    me = sign_in(role)
+    make_user(actor=admin_user, first_name="Bea", last_name="Belgian", residency_country="BE")
+    colleague = make_console_user(role)
+    known = screen_params()
+    for screen in ("list", "board"):
+        saved_view_create(
+            owner=me,
+            name="Belgium",
+            screen=screen,
+            query="residency_country=BE",
+            shared_with_role=None,
+            known_params=known,
+        )
+        saved_view_create(
+            owner=me,
+            name="Everyone",
+            screen=screen,
+            query="",
+            shared_with_role=role,
+            known_params=known,
+        )
+        saved_view_create(
+            owner=colleague,
+            name="Waiting",
+            screen=screen,
+            query="status=WAITING_FOR_VERIFICATION",
+            shared_with_role=role,
+            known_params=known,
+        )
+    page.goto(url("users:user-list", residency_country="BE"))
+    block = page.locator("#saved-views")
+    expect(block.get_by_role("link", name="Belgium", exact=True)).to_have_attribute(
+        "aria-current", "page"
+    )
+    check(page, "the list's sidebar with saved views")
+
+    block.get_by_text("Save this view…").click()
+    block.get_by_label("Name").fill("belgium")
+    block.get_by_role("button", name="Save view").click()
+    expect(block.get_by_role("alert")).to_contain_text("You already have a view named")
+    check(page, "the save form refusing a name taken")
+
+    block.get_by_role("link", name="Rename “Everyone”").click()
+    block.get_by_label("New name").fill("")
+    block.get_by_role("button", name="Save", exact=True).click()
+    expect(block.get_by_role("alert")).to_have_text("Give the view a name.")
+    check(page, "a rename error")
+
+    page.goto(url("users:board"))
+    block = page.locator("#saved-views")
+    block.get_by_role("link", name="Delete “Belgium”").click()
+    expect(block.get_by_role("alertdialog")).to_contain_text("Delete “Belgium”?")
+    check(page, "the board's saved views with a delete confirmation")
+
+    page.goto(url("users:saved-views") + "?screen=list")
+    expect(page.get_by_role("heading", name="Saved views", level=1)).to_be_visible()
+    check(page, "the saved views page")

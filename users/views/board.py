@@ -31,6 +31,7 @@ from users.rendering import Card, FlagBadges, url_for_each
 from users.selectors.assignment import OPEN_STATUSES, assignable_people, open_cases_by_assignee
 from users.selectors.change_requests import users_with_open_requests
 from users.services.assignment import case_claim
+from users.views import saved_views
 from users.views.common import (
     HtmxHttpRequest,
     ListState,
@@ -283,6 +284,7 @@ def board(request: HtmxHttpRequest) -> HttpResponse:
             # The address bar keeps the longer column, so a move or a reload keeps it too.
             response = render(request, f"{TEMPLATE}#column", {**context, "column": column})
             return vary_on_htmx(push_url(response, url))
+    context["saved_views"] = saved_views.block(request, "board", context["query"])
     return vary_on_htmx(render(request, TEMPLATE, context))
 
 

@@ -31,6 +31,7 @@ from users.rendering import FlagBadges, Row, url_for_each
 from users.selectors.assignment import assignable_people
 from users.selectors.change_requests import users_with_open_requests
 from users.services.access import access_record
+from users.views import saved_views
 from users.views.common import (
     SORTS,
     HtmxHttpRequest,
@@ -211,6 +212,7 @@ def user_list(request: HtmxHttpRequest) -> HttpResponse:
     require(policy.sees_everyone(request.user))
     context = list_context(request, request.GET)
     if htmx_target(request) != "results":
+        context["saved_views"] = saved_views.block(request, "list", context["query"])
         return vary_on_htmx(render(request, TEMPLATE, context))
     response = render(request, f"{TEMPLATE}#results", context)
     # The filter form sends every field, empty or not; the address bar gets the clean state.

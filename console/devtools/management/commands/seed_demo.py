@@ -32,11 +32,28 @@ from stdnum.us import rtn
 from console.devtools.management.commands.seed_users import draw_employment
 from console.devtools.totp import device_code
 from users import services, sla, validators
-from users.models import CaseAssignment, ChangeRequest, FeatureFlag, Role, Status, User
+from users.models import CaseAssignment, ChangeRequest, FeatureFlag, Role, SavedView, Status, User
 from users.selectors.assignment import OPEN_STATUSES
 from users.services import assignment, factors
 from users.services.access import access_log_seal
+from users.services.saved_views import saved_view_create
+from users.views.saved_views import screen_params
 
+# (owner's role, name, screen, query string, shared with the owner's role)
+DEMO_SAVED_VIEWS = (
+    (
+        Role.COMPLIANCE,
+        "Waiting for verification in BE",
+        "list",
+        "status=WAITING_FOR_VERIFICATION&residency_country=BE&sort=status_changed",
+        True,
+    ),
+    (Role.COMPLIANCE, "Verification failed", "list", "status=VERIFICATION_FAILED", False),
+    (Role.COMPLIANCE, "Netherlands", "board", "residency_country=NL", False),
+    (Role.BACK_OFFICE, "Belgian clients by name", "list", "residency_country=BE&sort=name", False),
+    (Role.BACK_OFFICE, "Robo Advisor clients", "board", "flag=ROBO_ADVISOR", True),
+    (Role.ADMIN, "Deleted users", "list", "deleted=only", False),
+)
 SEED = 20261123
 DEFAULT_COUNT = 200
 DEMO_PASSWORD = "demo-console-2026"
@@ -511,6 +528,7 @@ class Command(BaseCommand):
 
         pending = self.ensure_pending(logins, now)
         assigned = self.ensure_assignments(logins, now)
+        self.ensure_saved_views(logins)
 
         demo = User.objects.filter(external_id__startswith="DEMO-")
         by_status = Counter(demo.values_list("status", flat=True))
@@ -586,6 +604,23 @@ class Command(BaseCommand):
                 factors.totp_ensure(user=user)
             logins[role] = user
         return logins
+
+    def ensure_saved_views(self, logins: dict[str, User]) -> None:
+        """The demo logins' saved views (issue 14.7), each created once: one of compliance's
+        shared with its role, so every compliance login finds it in the sidebar."""
+        known = screen_params()
+        for role, name, screen, query, shared in DEMO_SAVED_VIEWS:
+            owner = logins[role]
+            if SavedView.objects.filter(owner=owner, screen=screen, name=name).exists():
+                continue
+            saved_view_create(
+                owner=owner,
+                name=name,
+                screen=screen,
+                query=query,
+                shared_with_role=role if shared else None,
+                known_params=known,
+            )
 
     def ensure_pending(self, logins: dict[str, User], now: dt.datetime) -> int:
         """A few pending change requests of each kind, proposed by the back-office login,

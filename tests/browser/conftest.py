@@ -136,6 +136,8 @@ def console_roles(transactional_db) -> None:
     import_module("users.migrations.0013_client_file_permission").grant(apps, None)
     import_module("users.migrations.0014_four_eyes").grant(apps, None)
     import_module("users.migrations.0015_access_log").grant(apps, None)
+    # The reason codes moves take (issue 14.3), which the same flush drops.
+    import_module("users.migrations.0017_reason_codes").seed(apps, None)
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ def test_query_fields_are_the_queryable_registry_fields():
     parts = {p.key for f in contract.FIELDS.values() for p in f.parts if p.queryable}
     # ... and what is no contract field: the reason code of the current status (issue 14.3).
     extra = set(query.EXTRA_FIELDS)
-    assert extra == {"status_reason_code"}
+    assert extra == {"status_reason_code", "notes"}
     assert set(query.FIELDS) == queryable | parts | extra
     sortable = {f.name for f in contract.FIELDS.values() if f.queryable and f.sortable}
     extra_sortable = {name for name, spec in query.EXTRA_FIELDS.items() if spec.sortable}

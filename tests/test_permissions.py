@@ -42,6 +42,7 @@ from tests.factories import VALID_IBANS, make_console_user, make_user, sign_in
 from users import services
 from users.models import (
     ApiToken,
+    CaseNote,
     ChangeRequest,
     FeatureFlag,
     FeatureFlagGrant,
@@ -233,6 +234,11 @@ def lists_sessions(s: Subjects, actor: User, response) -> None:
     assert "Sessions of" in response.content.decode()
 
 
+def note_added(s: Subjects, actor: User, response) -> None:
+    note = CaseNote.objects.get(user=s.user)
+    assert (note.author, note.text) == (actor, "Called the client.")
+
+
 def shows_the_file(s: Subjects, actor: User, response) -> None:
     assert f"Record at version {s.user.version}" in response.content.decode()
 
@@ -309,6 +315,15 @@ MATRIX: dict[str, Entry] = {
         effect=moved_to_signature,
         kwargs=user_pk,
         data=lambda s: {"status": Status.WAITING_FOR_SIGNATURE},
+        get_refused=True,
+    ),
+    "users:user-note": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=note_added,
+        kwargs=user_pk,
+        data=lambda s: {"note": "Called the client."},
         get_refused=True,
     ),
     "users:user-flag": Entry(

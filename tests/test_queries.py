@@ -34,6 +34,8 @@ LIST_MAX = (
 # statement) and the flags of every card.
 # The active reason codes the move forms offer (issue 14.3): one query per page that moves.
 REASON_CODE_QUERIES = 1
+# The detail's timeline reads the case notes too (issue 14.2).
+CASE_NOTE_QUERIES = 1
 BOARD_MAX = (
     AUTH_QUERIES
     + (2 if connection.vendor == "postgresql" else 1)
@@ -44,7 +46,7 @@ BOARD_MAX = (
 )
 # + 2 for the access log (issue 13.4): its INSERT, and the "Accessed by" panel's rows.
 DETAIL_MAX = (
-    AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2 + REASON_CODE_QUERIES
+    AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2 + REASON_CODE_QUERIES + CASE_NOTE_QUERIES
 )  # + the four-eyes history
 
 

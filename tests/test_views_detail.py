@@ -155,6 +155,7 @@ def test_recommended_move_returns_status_region_and_refreshes_the_others(
     assert set(triggers(response)) == {
         "refresh-summary",
         "refresh-pending",  # its forms go back to this page
+        "refresh-note",
         "refresh-flags",
         "refresh-roles",  # its form carries the version
         "refresh-signin",

@@ -18,7 +18,15 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from users import contract, policy, services, validators
-from users.models import FeatureFlag, ReasonCode, Role, StatusChange, User, UserVersion
+from users.models import (
+    CaseNote,
+    FeatureFlag,
+    ReasonCode,
+    Role,
+    StatusChange,
+    User,
+    UserVersion,
+)
 from users.selectors.reason_codes import active_reason_codes
 from users.services import reason_codes as reason_code_services
 
@@ -185,6 +193,16 @@ class StatusChangeInline(HistoryInline):
     readonly_fields = fields
 
 
+class CaseNoteInline(HistoryInline):
+    """Case notes (issue 14.2), read-only: notes are added in the console, never edited."""
+
+    model = CaseNote
+    fk_name = "user"
+    fields = ("created_at", "author", "text")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+
+
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
     form = UserAdminForm
@@ -207,7 +225,7 @@ class UserAdmin(admin.ModelAdmin):
         "creation_datetime",
         "deleted",
     )
-    inlines = (StatusChangeInline, UserVersionInline)
+    inlines = (StatusChangeInline, CaseNoteInline, UserVersionInline)
     actions = ("restore_selected",)
     fieldsets = fieldsets()
 

@@ -662,6 +662,34 @@ class StatusChange(models.Model):
         return f"{self.user_id}: {self.from_status or 'start'} -> {self.to_status}"
 
 
+# How long one case note may be (a page of text).
+CASE_NOTE_MAX_LENGTH = 5000
+
+
+class CaseNote(models.Model):
+    """A compliance officer's note on a user's case (issue 14.2): who, when, what. Notes are
+    never changed nor removed (a PostgreSQL trigger refuses it): a correction is a new note.
+    Written by `users.services.notes`, alone or with a status move."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="case_notes")
+    author = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    text = models.TextField()
+
+    class Meta:
+        triggers = append_only("users_casenote")
+        ordering = ["user", "-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="case_note_user_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(text=""), name="case_note_has_text"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.created_at:%Y-%m-%d %H:%M}: {self.text[:40]}"
+
+
 class ChangeRequest(models.Model):
     """A guarded change waiting for a second person (four-eyes): what was proposed on which
     version, by whom, and how it was decided. The user's record is unchanged until approval.

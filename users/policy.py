@@ -172,6 +172,21 @@ def may_use_admin(actor: User) -> bool:
     return actor.is_active and actor.is_staff
 
 
+def may_add_note(actor: User, user: User | None = None) -> bool:
+    """Write a case note on `user` (issue 14.2): who moves statuses (compliance, admins), on a
+    user they may see."""
+    if not may_change_status(actor):
+        return False
+    return user is None or can_view(actor, user)
+
+
+def check_add_note(actor: User, user: User) -> None:
+    """`may_add_note` raising `PermissionDenied` with the reason."""
+    _refuse_unless(
+        may_add_note(actor, user), "Your role may not write case notes (compliance and admins do)."
+    )
+
+
 def may_manage_reason_codes(actor: User) -> bool:
     """Add, rename, reorder and retire the reason codes moves take (issue 14.3): admins."""
     return actor.is_active and _is_admin(actor)

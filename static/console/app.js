@@ -283,6 +283,7 @@
     if (!needsCode) {
       form.elements.namedItem("reason").value = "";
       form.elements.namedItem("reason_code").value = "";
+      form.elements.namedItem("note").value = "";
       form.requestSubmit();
       return;
     }
@@ -306,8 +307,10 @@
     }
     const code = dialog.querySelector("select[name='reason_code']");
     const input = dialog.querySelector("textarea[name='reason']");
+    const note = dialog.querySelector("textarea[name='note']");
     code.value = "";
     input.value = "";
+    if (note) note.value = "";
     dialog.querySelectorAll("[data-reason-error], [data-reason-code-error]").forEach(function (el) {
       el.hidden = true;
     });
@@ -352,6 +355,8 @@
     form.elements.namedItem("status").value = dialog.dataset.status;
     form.elements.namedItem("reason_code").value = code;
     form.elements.namedItem("reason").value = reason;
+    const note = dialogForm.querySelector("textarea[name='note']");
+    form.elements.namedItem("note").value = note ? note.value.trim() : "";
     form.requestSubmit();
   });
 })();

@@ -251,6 +251,12 @@ def test_user_detail(page: Page, sign_in, url, role, admin_user):
         status.get_by_role("button", name="Move off the flow").click()
         expect(status.get_by_role("alert")).to_be_visible()
         check(page, "an off-flow move refused without a reason")
+        note = page.locator("#note")
+        note.get_by_label("Add a note").fill("Passport checked against the scan.")
+        note.get_by_role("button", name="Add note").click()
+        expect(note).to_contain_text("Note added to the case.")
+        expect(page.locator("#history .timeline")).to_contain_text("Passport checked")
+        check(page, "a case note added, in the timeline")
     if role in (Role.ADMIN, Role.BACK_OFFICE):
         page.get_by_role("link", name="Delete user…").click()
         expect(page.locator("#danger")).to_contain_text("Delete this user?")

@@ -40,6 +40,7 @@ from users.models import (
     needs_reason_code,
 )
 from users.selectors.history import version_diff
+from users.services import notes
 from users.services.proposals import propose
 from users.services.security import security_event
 from users.services.sessions import end_sessions
@@ -622,13 +623,18 @@ def user_change_status(
     actor: User | None,
     reason: str = "",
     reason_code: str = "",
+    note: str = "",
     expected_version: int | None = None,
     clock: Clock = timezone.now,
 ) -> User:
     """Move a user to `status`. Into VERIFICATION_FAILED or INACTIVE, and off the recommended
     flow (marked off-flow), only with an active `reason_code`; the code OTHER also with a
-    `reason` in words (`check_status_move`)."""
+    `reason` in words (`check_status_move`). A `note` is added to the case with the move, at
+    its time (`services.notes`); a bad note refuses the move too."""
     current = _locked_for_edit(user, expected_version)
+    note_text = notes.clean_note_text(note, required=False)
+    if note_text and actor is not None:
+        policy.check_add_note(actor, current)
     if status == current.status:
         raise ValidationError(
             {
@@ -641,7 +647,11 @@ def user_change_status(
         {"status": status, "status_reason": reason, "status_reason_code": reason_code},
         user=current,
     )
-    return _apply(current, cleaned, actor=actor, now=clock())
+    now = clock()
+    moved = _apply(current, cleaned, actor=actor, now=now)
+    if note_text:
+        notes.write_note(user=moved, text=note_text, actor=actor, at=now)
+    return moved
 
 
 @transaction.atomic

@@ -237,6 +237,7 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         target=request.POST.get("status", ""),
         reason=request.POST.get("reason", "").strip(),
         reason_code=request.POST.get("reason_code", ""),
+        note=request.POST.get("note", ""),
         expected_version=parse_version(request.POST.get("version")),
     )
     errors = [f"{user.display_name}: {error}" for error in errors]

@@ -160,6 +160,7 @@ def move_user(
     target: str,
     reason: str,
     reason_code: str = "",
+    note: str = "",
     expected_version: int | None,
 ) -> tuple[User, list[str]]:
     """Move `user` to `target` if the policy allows it (403 if not): (the user, error messages).
@@ -175,6 +176,7 @@ def move_user(
             actor=request.user,
             reason=reason,
             reason_code=reason_code,
+            note=note,
             expected_version=expected_version,
         )
     except services.StaleVersion as exc:

@@ -44,7 +44,17 @@ from users.views.common import (
 
 TEMPLATE = "users/user_detail.html"
 # Regions of the page that refresh themselves when another region changed the user.
-REGIONS = ("summary", "pending", "status", "flags", "roles", "signin", "history", "danger")
+REGIONS = (
+    "summary",
+    "pending",
+    "status",
+    "note",
+    "flags",
+    "roles",
+    "signin",
+    "history",
+    "danger",
+)
 HISTORY_LIMIT = 100
 
 
@@ -80,6 +90,7 @@ def status_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
         "off_flow_moves": list(options.off_flow),
         "can_move": can_move,
         "can_move_off_flow": options.off_flow_allowed,
+        "can_add_note": policy.may_add_note(request.user, user) and not user.deleted,
         # The recommended moves that need a reason code (into failed or inactive).
         "coded_moves": [
             move for move in options.recommended if needs_reason_code(user.status, move)
@@ -137,9 +148,12 @@ def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     for version in versions:
         version.fields = [FIELD_LABELS.get(name, name) for name in version.changes]
     status_changes = selectors.recent_status_changes(user, limit=HISTORY_LIMIT)
+    notes = selectors.recent_case_notes(user, limit=HISTORY_LIMIT)
     return {
         "versions": versions,
         "status_changes": status_changes,
+        # Status changes and case notes (issue 14.2), newest first: the latest HISTORY_LIMIT.
+        "timeline": selectors.status_timeline(status_changes, notes)[:HISTORY_LIMIT],
         "history_limit": HISTORY_LIMIT,
         "four_eyes_events": four_eyes_events(user, limit=HISTORY_LIMIT),
     }
@@ -275,6 +289,7 @@ def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         target=request.POST.get("status", ""),
         reason=request.POST.get("reason", ""),
         reason_code=request.POST.get("reason_code", ""),
+        note=request.POST.get("note", ""),
         expected_version=parse_version(request.POST.get("expected_version")),
     )
     user = load_user(pk)
@@ -283,10 +298,25 @@ def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
             "status_errors": errors,
             "status_reason": request.POST.get("reason", ""),
             "status_reason_code": request.POST.get("reason_code", ""),
+            "status_note": request.POST.get("note", ""),
         }
         return render_region_or_page(request, user, "status", **extra)
     message = f"Moved to {Status(user.status).label}."
     return region_saved(request, user, "status", message, "status_message")
+
+
+@require_POST
+@login_required
+def user_note(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """Add a case note (compliance and admins); the timeline shows it with the moves."""
+    user = load_user(pk)
+    require(policy.may_add_note(request.user, user))
+    try:
+        services.case_note_add(user=user, text=request.POST.get("note", ""), actor=request.user)
+    except ValidationError as exc:
+        extra = {"note_errors": error_messages(exc), "note_text": request.POST.get("note", "")}
+        return render_region_or_page(request, user, "note", **extra)
+    return region_saved(request, user, "note", "Note added to the case.", "note_message")
 
 
 @require_POST

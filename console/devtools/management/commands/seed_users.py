@@ -1,7 +1,8 @@
 """Load many realistic users fast: `manage.py seed_users --count 1000000`.
 
 Every user comes with what the services would have written for it: version 1 with the creation
-diff, one version and one status-history row per status move (off-flow moves with a reason), a
+diff, one version and one status-history row per status move (off-flow moves with a reason; a
+reason code where a move needs one, also on the user's row as `status_reason_code`), a
 version for a soft delete, and the feature-flag grants. Values pass the validators (valid IBANs
 with mod-97 check digits and, where the country has one, the national check digits; valid phone
 numbers; BCP 47 languages; ISO countries) and every database constraint.

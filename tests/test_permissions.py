@@ -44,6 +44,7 @@ from users.models import (
     AccessEvent,
     ApiToken,
     CaseAssignment,
+    CaseNote,
     ChangeRequest,
     FeatureFlag,
     FeatureFlagGrant,
@@ -258,6 +259,11 @@ def lists_sessions(s: Subjects, actor: User, response) -> None:
     assert "Sessions of" in response.content.decode()
 
 
+def note_added(s: Subjects, actor: User, response) -> None:
+    note = CaseNote.objects.get(user=s.user)
+    assert (note.author, note.text) == (actor, "Called the client.")
+
+
 def shows_the_file(s: Subjects, actor: User, response) -> None:
     assert f"Record at version {s.user.version}" in response.content.decode()
 
@@ -357,6 +363,14 @@ MATRIX: dict[str, Entry] = {
         effect=assigned_to_actor,
         kwargs=user_pk,
         data=lambda s: {"action": "claim", "expected_assignee": ""},
+    ),
+    "users:user-note": Entry(
+        "POST",
+        frozenset({COMPLIANCE, ADMIN}),
+        status=302,
+        effect=note_added,
+        kwargs=user_pk,
+        data=lambda s: {"note": "Called the client."},
         get_refused=True,
     ),
     "users:user-flag": Entry(

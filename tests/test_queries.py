@@ -13,7 +13,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import VALID_IBANS, behind_the_services, make_console_user, make_user
+from tests.factories import (
+    VALID_IBANS,
+    behind_the_services,
+    make_console_user,
+    make_user,
+    move_to,
+)
 from users import selectors, services
 from users.models import FeatureFlag, Role, Status, User
 from users.selectors.saved_views import LISTED
@@ -34,12 +40,18 @@ ASSIGNMENT_QUERIES = 2
 # query each), then one capped count per view listed (none here: see
 # test_saved_views_cost_one_capped_count_each).
 SAVED_VIEWS_QUERIES = 2
+# The reason codes (issue 14.3): those the bulk move offers, and the filter's choices.
+LIST_REASON_CODE_QUERIES = 2
 # Rows (their assignees joined in), flags of the rows, capped count, the people the assignee
 # filter offers (issue 14.1).
-LIST_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + SAVED_VIEWS_QUERIES + 4
+LIST_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + SAVED_VIEWS_QUERIES + 4 + LIST_REASON_CODE_QUERIES
 # Counts (on PostgreSQL the maintained counters, then the few staff to leave out of them), the
 # columns (one UNION ALL; one query each on SQLite, which cannot slice inside a compound
 # statement) and the flags of every card.
+# The active reason codes the move forms offer (issue 14.3): one query per page that moves.
+REASON_CODE_QUERIES = 1
+# The detail's timeline reads the case notes too (issue 14.2).
+CASE_NOTE_QUERIES = 1
 BOARD_MAX = (
     AUTH_QUERIES
     + (2 if connection.vendor == "postgresql" else 1)
@@ -48,11 +60,14 @@ BOARD_MAX = (
     + FOUR_EYES_QUERIES
     + ASSIGNMENT_QUERIES
     + SAVED_VIEWS_QUERIES
+    + REASON_CODE_QUERIES
 )
 # + 2 for the access log (issue 13.4): its INSERT, and the "Accessed by" panel's rows.
 # + 2 for assignment (issue 14.1): the timeline's assignment rows, the people an admin may
 # assign the case to.
-DETAIL_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2 + 2  # + the four-eyes history
+DETAIL_MAX = (
+    AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2 + 2 + REASON_CODE_QUERIES + CASE_NOTE_QUERIES
+)  # + the four-eyes history
 
 
 def add_users(actor: User, count: int, *, start: int = 0) -> list[User]:
@@ -78,7 +93,7 @@ def add_users(actor: User, count: int, *, start: int = 0) -> list[User]:
             residency_country="BE",
         )
         for status in moves[statuses[index % len(statuses)]]:
-            user = services.user_change_status(user=user, status=status, actor=actor)
+            user = move_to(user, status, actor=actor)
         users.append(user)
     return users
 
@@ -167,7 +182,7 @@ def test_detail_queries_do_not_grow_with_the_history(admin_client, admin_user):
             user=user, data={"first_name": f"Renamed{index}"}, actor=admin_user
         )
     for status in (Status.ACTIVE, Status.INACTIVE, Status.ACTIVE):
-        user = services.user_change_status(user=user, status=status, actor=admin_user)
+        user = move_to(user, status, actor=admin_user)
     services.user_update(
         user=user,
         data={
@@ -206,7 +221,11 @@ def test_status_counters_follow_every_write(admin_user):
     users = add_users(admin_user, 10)
     services.user_delete(user=users[0], actor=admin_user)
     services.user_change_status(
-        user=users[1], status=Status.INACTIVE, actor=admin_user, reason="Closed on request"
+        user=users[1],
+        status=Status.INACTIVE,
+        actor=admin_user,
+        reason="Closed on request",
+        reason_code="CLIENT_REQUEST",
     )
     with behind_the_services():
         User.objects.filter(pk=users[2].pk).update(status=Status.VERIFICATION_FAILED)

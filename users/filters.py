@@ -16,6 +16,7 @@ from users.models import (
     AccessEvent,
     FeatureFlag,
     FeatureFlagGrant,
+    ReasonCode,
     SecurityEvent,
     Status,
     User,
@@ -52,6 +53,14 @@ def country_choices() -> list[tuple[str, str]]:
     )
 
 
+def reason_code_choices() -> list[tuple[str, str]]:
+    """Every reason code, retired ones too: users may still be in a status moved into with one."""
+    return [
+        (code, f"{label} ({code})")
+        for code, label in ReasonCode.objects.values_list("code", "label")
+    ]
+
+
 class UserFilter(django_filters.FilterSet):
     # distinct=False: status is a column of the row, it cannot duplicate it. django-filter's
     # default SELECT DISTINCT over every column turned the top-50 index scan into a sort of
@@ -74,6 +83,12 @@ class UserFilter(django_filters.FilterSet):
         empty_label="Any country",
         label="Residency country",
         widget=FastSelect,
+    )
+    # The code of the move into the user's current status (denormalised on the row).
+    status_reason_code = django_filters.ChoiceFilter(
+        choices=reason_code_choices,
+        empty_label="Any reason code",
+        label="Reason code",
     )
     created = django_filters.DateFromToRangeFilter(
         field_name="creation_datetime",

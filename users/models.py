@@ -105,6 +105,13 @@ RECOMMENDED_MOVES: dict[str, tuple[str, ...]] = {
 INITIAL_STATUSES = (Status.WAITING_FOR_VERIFICATION, Status.WAITING_FOR_SIGNATURE)
 
 
+# Moves into these statuses say why with a reason code (issue 14.3), as off-flow moves do.
+REASON_CODE_STATUSES = (Status.VERIFICATION_FAILED, Status.INACTIVE)
+# The code whose move must also say why in words.
+OTHER_REASON_CODE = "OTHER"
+REASON_CODE_REGEX = r"^[A-Z][A-Z0-9_]{1,31}$"
+
+
 def is_recommended_move(from_status: str | None, to_status: str) -> bool:
     """Whether `from_status` -> `to_status` is on the onboarding diagram; every other move is
     off-flow. `from_status` None is the start (a creation), whose moves are the initial
@@ -112,6 +119,12 @@ def is_recommended_move(from_status: str | None, to_status: str) -> bool:
     if from_status is None:
         return to_status in INITIAL_STATUSES
     return to_status in RECOMMENDED_MOVES.get(from_status, ())
+
+
+def needs_reason_code(from_status: str | None, to_status: str) -> bool:
+    """Whether a move (from None: a creation) must carry a reason code: into
+    VERIFICATION_FAILED or INACTIVE, or off the recommended flow."""
+    return to_status in REASON_CODE_STATUSES or not is_recommended_move(from_status, to_status)
 
 
 class FeatureFlag(models.TextChoices):
@@ -367,6 +380,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     # Denormalised from the status history so that "time in status" needs no join.
     status_changed_at = models.DateTimeField()
+    # The reason code of the move into the current status ("" when it had none), denormalised
+    # from the status history for the list's filter; written with each move, not versioned.
+    status_reason_code = models.CharField(max_length=32, blank=True, default="")
 
     date_of_birth = models.DateField(null=True, blank=True)
     residency_country = models.CharField(max_length=2, blank=True, default="")
@@ -470,6 +486,11 @@ class User(AbstractBaseUser, PermissionsMixin):
                 fields=["assignee", "status", "status_changed_at"],
                 condition=models.Q(assignee__isnull=False, deleted=False),
                 name="user_assignee_idx",
+            ),
+            models.Index(
+                fields=["status_reason_code"],
+                condition=~models.Q(status_reason_code=""),
+                name="user_status_reason_code_idx",
             ),
         ]
         permissions = [
@@ -599,6 +620,28 @@ class UserVersion(models.Model):
         return f"{self.user_id} v{self.version}"
 
 
+class ReasonCode(models.Model):
+    """Why a user was moved (issue 14.3): a code from the list admins maintain. A code in use
+    is never deleted (PROTECT from the status history); it is deactivated instead, and moves
+    then refuse it while the history keeps showing its label."""
+
+    code = models.CharField(primary_key=True, max_length=32)
+    label = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(code__regex=REASON_CODE_REGEX), name="reason_code_format"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class StatusChange(models.Model):
     """A row of the status history: from, to, who, when, why, and whether it left the flow."""
 
@@ -611,6 +654,14 @@ class StatusChange(models.Model):
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reason = models.TextField(blank=True, default="")
+    # Required into VERIFICATION_FAILED / INACTIVE and off the flow (`needs_reason_code`).
+    reason_code = models.ForeignKey(
+        ReasonCode,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="status_changes",
+    )
     off_flow = models.BooleanField(default=False)
     # SHA-256 of the previous history row's hash and this row's content (`users/chain.py`).
     chain_hash = models.CharField(max_length=64, blank=True, default="")
@@ -621,7 +672,9 @@ class StatusChange(models.Model):
         indexes = [models.Index(fields=["user", "-changed_at"], name="status_change_user_idx")]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(off_flow=False) | ~models.Q(reason=""),
+                condition=models.Q(off_flow=False)
+                | ~models.Q(reason="")
+                | models.Q(reason_code__isnull=False),
                 name="status_change_off_flow_has_reason",
             ),
         ]
@@ -655,6 +708,34 @@ class CaseAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.previous_assignee_id or '-'} -> {self.assignee_id or '-'}"
+
+
+# How long one case note may be (a page of text).
+CASE_NOTE_MAX_LENGTH = 5000
+
+
+class CaseNote(models.Model):
+    """A compliance officer's note on a user's case (issue 14.2): who, when, what. Notes are
+    never changed nor removed (a PostgreSQL trigger refuses it): a correction is a new note.
+    Written by `users.services.notes`, alone or with a status move."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="case_notes")
+    author = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    text = models.TextField()
+
+    class Meta:
+        triggers = append_only("users_casenote")
+        ordering = ["user", "-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="case_note_user_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(text=""), name="case_note_has_text"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.created_at:%Y-%m-%d %H:%M}: {self.text[:40]}"
 
 
 class ChangeRequest(models.Model):

@@ -183,6 +183,26 @@ def may_use_admin(actor: User) -> bool:
     return actor.is_active and actor.is_staff
 
 
+def may_add_note(actor: User, user: User | None = None) -> bool:
+    """Write a case note on `user` (issue 14.2): who moves statuses (compliance, admins), on a
+    user they may see."""
+    if not may_change_status(actor):
+        return False
+    return user is None or can_view(actor, user)
+
+
+def check_add_note(actor: User, user: User) -> None:
+    """`may_add_note` raising `PermissionDenied` with the reason."""
+    _refuse_unless(
+        may_add_note(actor, user), "Your role may not write case notes (compliance and admins do)."
+    )
+
+
+def may_manage_reason_codes(actor: User) -> bool:
+    """Add, rename, reorder and retire the reason codes moves take (issue 14.3): admins."""
+    return actor.is_active and _is_admin(actor)
+
+
 def may_view_security_log(actor: User) -> bool:
     """The security log page and its CSV: admins."""
     return actor.is_active and _is_admin(actor)
@@ -322,8 +342,15 @@ def editable_fields(actor: User, user: User) -> frozenset[str]:
 # --- writes: which parts of a change need which permission -------------------------------------
 
 # Parts of a change checked by what they change (a value equal to the stored one needs nothing);
-# `status_reason` rides along with `status`.
-_COMPARED = {"status", "status_reason", "feature_flags", *ACCESS_LIST_FIELDS, "roles"}
+# `status_reason` and `status_reason_code` ride along with `status`.
+_COMPARED = {
+    "status",
+    "status_reason",
+    "status_reason_code",
+    "feature_flags",
+    *ACCESS_LIST_FIELDS,
+    "roles",
+}
 
 
 def _ids(values: Iterable[Any] | None) -> list[Any]:

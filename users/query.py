@@ -12,6 +12,8 @@ One language for the API's `query=` / `orderby=` parameters and the console's ad
 - `field in [v1, v2]` is any of; `field in [a to b]` a range (`[`/`]` inclusive, `{`/`}`
   exclusive, as in Lucene). Dates are `20240101` or `2024-01-01`; a date compared with a
   datetime field means that whole day in the console's time zone.
+- `notes eq '*passport*'` finds users with a case note containing "passport" (any case);
+  `status_reason_code eq 'DOCUMENT_EXPIRED'` those whose current status was reached with it.
 - `and` binds tighter than `or`; parentheses group. Keywords are case-insensitive.
 - `+` outside a quoted value is a space, as in a URL query string; inside quotes a value keeps
   its `+` (the URL decoder has already turned URL pluses into spaces, hence `\\+`).
@@ -33,7 +35,7 @@ from django.utils import timezone
 
 from users import contract
 from users.contract import Kind
-from users.models import FeatureFlagGrant
+from users.models import CaseNote, FeatureFlagGrant
 
 __all__ = [
     "FIELDS",
@@ -157,7 +159,8 @@ _OP_LOOKUP = {"lt": "lt", "le": "lte", "gt": "gt", "ge": "gte"}
 class FieldSpec:
     """How one queryable contract field maps onto the database.
 
-    kind: `text` (wildcards), `choice`, `int`, `date`, `datetime`, `bool`, `flags`.
+    kind: `text` (wildcards), `choice`, `int`, `date`, `datetime`, `bool`, `flags`, `notes`
+    (the text of any of the user's case notes, wildcards, case-insensitive).
     """
 
     column: str
@@ -229,8 +232,16 @@ def _fields() -> dict[str, FieldSpec]:
     return fields
 
 
-# The queryable fields, from the contract's registry.
-FIELDS: dict[str, FieldSpec] = _fields()
+# The queryable fields, from the contract's registry, and the reason code of the move into the
+# current status (issue 14.3; denormalised on the row, not a contract field): upper case, as
+# the codes are.
+# `notes`: any case note of the user (issue 14.2), as text with wildcards whatever the case:
+# `notes eq '*passport*'`.
+EXTRA_FIELDS: dict[str, FieldSpec] = {
+    "status_reason_code": FieldSpec("status_reason_code", "text", normalise=str.upper, ci=False),
+    "notes": FieldSpec("text", "notes", exact="iexact", sortable=False),
+}
+FIELDS: dict[str, FieldSpec] = {**_fields(), **EXTRA_FIELDS}
 SORTABLE_FIELDS = tuple(name for name, spec in FIELDS.items() if spec.sortable)
 _KEYWORDS = {"and", "or", "in", "to", "orderby", *OPERATORS}
 
@@ -356,6 +367,16 @@ def _flags_q(spec: FieldSpec, token: Token, name: str) -> Q:
     return Q(Exists(FeatureFlagGrant.objects.filter(user=OuterRef("pk"), flag=flag)))
 
 
+def _notes_q(spec: FieldSpec, token: Token) -> Q:
+    """Users with a case note whose text matches (`notes eq null` / `''`: users without one).
+    A correlated EXISTS, as for the flags: one row per user however many notes match."""
+    if _is_null(token) or token.text == "":
+        return ~Q(Exists(CaseNote.objects.filter(user=OuterRef("pk"))))
+    text_spec = FieldSpec(spec.column, "text", exact=spec.exact)
+    matching = CaseNote.objects.filter(_text_q(text_spec, token), user=OuterRef("pk"))
+    return Q(Exists(matching))
+
+
 def _compare(name: str, spec: FieldSpec, op: str, op_token: Token, token: Token) -> Q:
     """`name op value` as a Q."""
     if op in ORDERED_OPERATORS and spec.kind not in ("int", "date", "datetime"):
@@ -363,6 +384,8 @@ def _compare(name: str, spec: FieldSpec, op: str, op_token: Token, token: Token)
             f"{op} compares numbers and dates; {name} only takes eq and in.", op_token.position
         )
     column = spec.column
+    if spec.kind == "notes":
+        return _notes_q(spec, token)
     if _is_null(token) or (token.kind == STRING and token.text == "" and spec.kind != "text"):
         if op != "eq":
             raise QueryError(f"{op} needs a value, not null.", token.position)
@@ -650,5 +673,6 @@ def referenced_fields(q: Q) -> set[str]:
         elif isinstance(child, tuple):
             names.add(child[0].split("__", 1)[0])
         elif isinstance(child, Exists):
-            names.add("feature_flags")
+            model = child.query.model
+            names.add("notes" if model is CaseNote else "feature_flags")
     return names

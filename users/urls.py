@@ -56,6 +56,7 @@ urlpatterns = [
     path("users/<user_id:pk>/edit/", edit.user_edit, name="user-edit"),
     path("users/<user_id:pk>/status/", detail.user_status, name="user-status"),
     path("users/<user_id:pk>/assign/", detail.user_assign, name="user-assign"),
+    path("users/<user_id:pk>/notes/", detail.user_note, name="user-note"),
     path("users/<user_id:pk>/flags/", detail.user_flag, name="user-flag"),
     path("users/<user_id:pk>/roles/", detail.user_roles, name="user-roles"),
     path("users/<user_id:pk>/diff/", detail.user_diff, name="user-diff"),

@@ -56,8 +56,9 @@ api = ConsoleApi(
         "with that user's roles.\n\n"
         "Query language (`query=`): `email eq 'jane*'`, `last_name eq '*doe*'`, "
         "`phone eq '\\+32470*'`, `creation_datetime in ['20240101' to '20250101']`, "
-        "`status in ['ACTIVE','INACTIVE']`, `deleted eq true`, combined with `and` / `or` and "
-        "parentheses. `orderby=last_name desc, first_name`."
+        "`status in ['ACTIVE','INACTIVE']`, `deleted eq true`, `notes eq '*passport*'` (any "
+        "case note), `status_reason_code eq 'DOCUMENT_EXPIRED'` (the current status's reason "
+        "code), combined with `and` / `or` and parentheses. `orderby=last_name desc, first_name`."
     ),
     urls_namespace="api",
     auth=[BearerToken(), ApiKey()],

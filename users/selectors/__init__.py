@@ -3,7 +3,8 @@
 - `users`: the list's queryset, the search box, capped counts, offset and keyset pages, and
   the users an actor may see;
 - `board`: counts per status and the board's columns;
-- `history`: versions, status rows and the diff between two versions;
+- `history`: versions, status rows, case notes, the status timeline and the diff between two
+  versions;
 - `export`: the CSV's rows, in keyset chunks or as one COPY on PostgreSQL.
 """
 
@@ -17,8 +18,11 @@ from users.selectors.export import (
     iter_export_records,
 )
 from users.selectors.history import (
+    TimelineEntry,
+    recent_case_notes,
     recent_status_changes,
     recent_versions,
+    status_timeline,
     version_diff,
     versions_since,
 )
@@ -47,6 +51,7 @@ __all__ = [
     "LIST_FIELDS",
     "CardRow",
     "SearchTerm",
+    "TimelineEntry",
     "board_columns",
     "capped_count",
     "classify_search",
@@ -58,10 +63,12 @@ __all__ = [
     "iter_export_records",
     "keyset_page",
     "page_of_users",
+    "recent_case_notes",
     "recent_status_changes",
     "recent_versions",
     "search_users",
     "status_counts",
+    "status_timeline",
     "user_list_queryset",
     "version_diff",
     "versions_since",

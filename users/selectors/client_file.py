@@ -1,7 +1,7 @@
 """One user's file as it stood at a chosen moment (issue 13.5): every field rebuilt from the
-versions, the status timeline, every version with its author, checker and diff, the four-eyes
-requests as they stood then, who accessed the user's data, and a SHA-256 manifest of the
-contents with the chain hashes (`users/chain.py`) it was built from.
+versions, the status timeline, the case notes, every version with its author, checker and
+diff, the four-eyes requests as they stood then, who accessed the user's data, and a SHA-256
+manifest of the contents with the chain hashes (`users/chain.py`) it was built from.
 
 The console's page and JSON download and `manage.py export_client_file` all build it here.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from django.utils import timezone
 
 from users import chain, contract
-from users.models import AccessEvent, ChangeRequest, StatusChange, User, UserVersion
+from users.models import AccessEvent, CaseNote, ChangeRequest, StatusChange, User, UserVersion
 
 FORMAT = "client-file/1"
 
@@ -64,7 +64,7 @@ def client_file(
         raise NotYet(f"The user did not exist yet on {as_of.isoformat()}.")
     status_changes = list(
         StatusChange.objects.filter(user=user, changed_at__lt=until)
-        .select_related("changed_by")
+        .select_related("changed_by", "reason_code")
         .order_by("version", "id")
     )
     record = contract.empty_record()
@@ -91,6 +91,8 @@ def client_file(
                 "from": row.from_status or None,
                 "to": row.to_status,
                 "by": _person(row.changed_by),
+                "reason_code": row.reason_code_id,
+                "reason_code_label": row.reason_code.label if row.reason_code else None,
                 "reason": row.reason,
                 "off_flow": row.off_flow,
             }
@@ -108,6 +110,13 @@ def client_file(
             for row in versions
         ],
     }
+    # Case notes written up to that day (issue 14.2), oldest first.
+    contents["case_notes"] = [
+        {"at": _instant(row.created_at), "by": _person(row.author), "text": row.text}
+        for row in CaseNote.objects.filter(user=user, created_at__lt=until)
+        .select_related("author")
+        .order_by("created_at", "id")
+    ]
     contents["change_requests"] = [_request_as_of(row, until) for row in _requests(user, until)]
     contents["access_log"] = [_access(row) for row in _accesses(user, until)]
     manifest = {

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from users.contract import TRACKED_FIELDS
-from users.models import StatusChange, User, UserVersion
+from users.models import CaseAssignment, CaseNote, StatusChange, User, UserVersion
 
 
 def version_diff(user: User, *, from_version: int, to_version: int) -> dict[str, list[Any]]:
@@ -61,9 +64,41 @@ def recent_status_changes(user: User, *, limit: int) -> list[StatusChange]:
     """The user's latest `limit` status rows, newest first, with their authors."""
     return list(
         StatusChange.objects.filter(user=user)
-        .select_related("changed_by")
+        .select_related("changed_by", "reason_code")
         .order_by("-changed_at", "-id")[:limit]
     )
+
+
+def recent_case_notes(user: User, *, limit: int) -> list[CaseNote]:
+    """The user's latest `limit` case notes, newest first, with their authors."""
+    return list(
+        CaseNote.objects.filter(user=user)
+        .select_related("author")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of the detail's status timeline: a status change or a case note."""
+
+    kind: str  # "status" or "note"
+    at: dt.datetime
+    row: StatusChange | CaseNote
+
+
+def status_timeline(
+    status_changes: list[StatusChange],
+    notes: list[CaseNote],
+    assignments: Sequence[CaseAssignment] = (),
+) -> list[TimelineEntry]:
+    """Status changes, case notes and assignment changes in one list, newest first; a note
+    written with a move (same instant) reads after it, so it is listed above it."""
+    entries = [TimelineEntry("status", row.changed_at, row) for row in status_changes]
+    entries += [TimelineEntry("note", row.created_at, row) for row in notes]
+    entries += [TimelineEntry("assignment", row.at, row) for row in assignments]
+    entries.sort(key=lambda e: (e.at, e.kind == "note", e.row.pk), reverse=True)
+    return entries
 
 
 def versions_since(user: User, version: int) -> list[UserVersion]:

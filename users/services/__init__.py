@@ -6,7 +6,9 @@
 - `tokens`: API tokens issued, revoked and authenticated;
 - `idempotency`: the API's idempotency keys;
 - `proposals` and `change_requests`: four-eyes approval of guarded changes (filed by the
-  writes above, decided by a second person).
+  writes above, decided by a second person);
+- `notes`: case notes (append-only), alone or with a status move;
+- `reason_codes`: the list of reason codes status moves take, maintained by admins.
 """
 
 from users.services.change_requests import (
@@ -15,6 +17,7 @@ from users.services.change_requests import (
     change_request_withdraw,
     change_requests_expire,
 )
+from users.services.notes import case_note_add
 from users.services.users import (
     StaleVersion,
     check_status_move,
@@ -35,6 +38,7 @@ from users.services.users import (
 
 __all__ = [
     "StaleVersion",
+    "case_note_add",
     "change_request_approve",
     "change_request_reject",
     "change_request_withdraw",

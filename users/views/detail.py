@@ -22,9 +22,18 @@ from django_htmx.http import trigger_client_event
 
 from users import policy, selectors, services, validators
 from users.contract import FIELD_LABELS
-from users.models import AccessEvent, FeatureFlag, Role, Status, User, is_user_id
+from users.models import (
+    AccessEvent,
+    FeatureFlag,
+    Role,
+    Status,
+    User,
+    is_user_id,
+    needs_reason_code,
+)
 from users.selectors.access import PANEL_LIMIT, recent_accesses
 from users.selectors.assignment import assignable_people, recent_assignments
+from users.selectors.reason_codes import active_reason_codes
 from users.selectors.security import locked_out_until
 from users.services.access import access_record
 from users.services.assignment import case_assign, case_claim, case_unassign
@@ -51,6 +60,7 @@ REGIONS = (
     "pending",
     "assignment",
     "status",
+    "note",
     "flags",
     "roles",
     "signin",
@@ -86,11 +96,18 @@ def bank_details(user: User) -> dict[str, Any] | None:
 
 def status_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     options = policy.move_options(request.user, user.status)
+    can_move = options.allowed and not user.deleted
     return {
         "recommended_moves": list(options.recommended),
         "off_flow_moves": list(options.off_flow),
-        "can_move": options.allowed and not user.deleted,
+        "can_move": can_move,
         "can_move_off_flow": options.off_flow_allowed,
+        "can_add_note": policy.may_add_note(request.user, user) and not user.deleted,
+        # The recommended moves that need a reason code (into failed or inactive).
+        "coded_moves": [
+            move for move in options.recommended if needs_reason_code(user.status, move)
+        ],
+        "reason_codes": active_reason_codes() if can_move else [],
     }
 
 
@@ -163,20 +180,14 @@ def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     for version in versions:
         version.fields = [FIELD_LABELS.get(name, name) for name in version.changes]
     status_changes = selectors.recent_status_changes(user, limit=HISTORY_LIMIT)
-    # Assignment changes (issue 14.1) between the status changes, newest first.
-    timeline = sorted(
-        [{"kind": "status", "at": row.changed_at, "row": row} for row in status_changes]
-        + [
-            {"kind": "assignment", "at": row.at, "row": row}
-            for row in recent_assignments(user, limit=HISTORY_LIMIT)
-        ],
-        key=lambda item: item["at"],
-        reverse=True,
-    )
+    notes = selectors.recent_case_notes(user, limit=HISTORY_LIMIT)
+    assignments = recent_assignments(user, limit=HISTORY_LIMIT)
     return {
         "versions": versions,
         "status_changes": status_changes,
-        "timeline": timeline,
+        # Status changes, case notes (issue 14.2) and assignment changes (issue 14.1), newest
+        # first: the latest HISTORY_LIMIT.
+        "timeline": selectors.status_timeline(status_changes, notes, assignments)[:HISTORY_LIMIT],
         "history_limit": HISTORY_LIMIT,
         "four_eyes_events": four_eyes_events(user, limit=HISTORY_LIMIT),
     }
@@ -322,11 +333,18 @@ def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         load_user(pk),
         target=request.POST.get("status", ""),
         reason=request.POST.get("reason", ""),
+        reason_code=request.POST.get("reason_code", ""),
+        note=request.POST.get("note", ""),
         expected_version=parse_version(request.POST.get("expected_version")),
     )
     user = load_user(pk)
     if errors:
-        extra = {"status_errors": errors, "status_reason": request.POST.get("reason", "")}
+        extra = {
+            "status_errors": errors,
+            "status_reason": request.POST.get("reason", ""),
+            "status_reason_code": request.POST.get("reason_code", ""),
+            "status_note": request.POST.get("note", ""),
+        }
         return render_region_or_page(request, user, "status", **extra)
     message = f"Moved to {Status(user.status).label}."
     return region_saved(request, user, "status", message, "status_message")
@@ -378,6 +396,20 @@ def user_assign(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         return render_region_or_page(request, user, "assignment", assignment_errors=errors)
     message = f"Assigned to {saved.assignee.display_name}." if saved.assignee else "Unassigned."
     return region_saved(request, user, "assignment", message, "assignment_message")
+
+
+@require_POST
+@login_required
+def user_note(request: HtmxHttpRequest, pk: str) -> HttpResponse:
+    """Add a case note (compliance and admins); the timeline shows it with the moves."""
+    user = load_user(pk)
+    require(policy.may_add_note(request.user, user))
+    try:
+        services.case_note_add(user=user, text=request.POST.get("note", ""), actor=request.user)
+    except ValidationError as exc:
+        extra = {"note_errors": error_messages(exc), "note_text": request.POST.get("note", "")}
+        return render_region_or_page(request, user, "note", **extra)
+    return region_saved(request, user, "note", "Note added to the case.", "note_message")
 
 
 @require_POST

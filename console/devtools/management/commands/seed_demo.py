@@ -264,6 +264,39 @@ STORIES: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
 )
+# The reason code (issue 14.3) of each story's move that needs one (`needs_reason_code`).
+REASON_CODES = {
+    "Proof of address is older than three months": "ADDRESS_NOT_VERIFIED",
+    "Name on the ID card does not match the account holder": "NAME_MISMATCH",
+    "Private-banking client: KYC file taken over from the bank, contract signed": "OTHER",
+    "Selfie check failed": "LIVENESS_FAILED",
+    "Customer asked to close the account": "CLIENT_REQUEST",
+    "Sanctions screening hit, confirmed": "SANCTIONS_HIT",
+    "Relationship ended": "SANCTIONS_HIT",
+    "Dormant for 24 months": "INACTIVITY",
+    "Reactivation requested; KYC older than five years must be redone": "DOCUMENT_EXPIRED",
+    "New general terms must be signed before further investments": "OTHER",
+}
+
+
+# Case notes (issue 14.2) compliance wrote with such a move, by reason code ...
+MOVE_NOTES = {
+    "ADDRESS_NOT_VERIFIED": "Utility bill dated March; asked the client for one under 3 months.",
+    "NAME_MISMATCH": "Passport reads the maiden name; asked for the marriage certificate.",
+    "LIVENESS_FAILED": "Selfie video too dark, face half hidden. Client invited to retry.",
+    "SANCTIONS_HIT": "Screening hit on name and year of birth; escalated to the MLRO.",
+    "CLIENT_REQUEST": "Client's e-mail of today asks to close the account; payout confirmed.",
+    "INACTIVITY": "No login nor position for 24 months; dormancy letter sent.",
+    "DOCUMENT_EXPIRED": "Passport on file expired; a new one is needed before reactivation.",
+    "OTHER": "Checked with the branch; see the file for the signed documents.",
+}
+# ... and on the cases still waiting, between the moves.
+WAITING_NOTES = (
+    "Passport scan is blurred on the second page; asked the client for a new one.",
+    "Called the client: the proof of address follows by post this week.",
+    "Employer letter received; source of wealth consistent with the declared salary.",
+    "PEP check clear; the namesake on the list is born 20 years earlier.",
+)
 
 
 @dataclass
@@ -448,7 +481,12 @@ class Planner:
         # admin grants once the user is first active, and a few corrections by the back office.
         events: list[tuple[str, str, dict[str, Any]]] = []
         for status, reason in story[1:]:
-            events.append(("status", "compliance", {"status": status, "reason": reason}))
+            move = {"status": status, "reason": reason}
+            if reason in REASON_CODES:
+                move["reason_code"] = REASON_CODES[reason]
+                if rng.random() < 0.7:
+                    move["note"] = MOVE_NOTES[move["reason_code"]]
+            events.append(("status", "compliance", move))
             if status == A and not any(kind == "flags" for kind, _, _ in events):
                 flags = [
                     flag
@@ -468,6 +506,9 @@ class Planner:
             events.append(
                 ("update", "back_office", {"counter_account": self.counter_account(country)})
             )
+
+        if story[-1][0] in (W, F) and rng.random() < 0.4:
+            events.append(("note", "compliance", {"text": rng.choice(WAITING_NOTES)}))
 
         moments = self.times(len(events) + 1)
         if story[-1][0] in sla.targets():
@@ -737,6 +778,8 @@ class Command(BaseCommand):
                 user = services.user_change_status(
                     user=user, actor=actor, clock=clock, **step.payload
                 )
+            elif step.kind == "note":
+                services.case_note_add(user=user, actor=actor, clock=clock, **step.payload)
             elif step.kind == "flags":
                 user = services.user_set_flags(user=user, actor=actor, clock=clock, **step.payload)
             elif step.kind == "update":

@@ -148,6 +148,12 @@ def may_view_access_log(actor: User) -> bool:
     return actor.is_active and _has(actor, "view_access_log")
 
 
+def may_view_dashboard(actor: User) -> bool:
+    """The onboarding dashboard (issue 14.6): compliance and admins, who run the onboarding
+    (permission view_dashboard, migration 0019)."""
+    return actor.is_active and _has(actor, "view_dashboard")
+
+
 def may_manage_flags(actor: User) -> bool:
     return _has(actor, "manage_feature_flags")
 

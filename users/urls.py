@@ -7,6 +7,7 @@ from users.views import (
     board,
     client_file,
     common,
+    dashboard,
     detail,
     edit,
     invite,
@@ -56,6 +57,8 @@ urlpatterns = [
     path("users/<user_id:pk>/file/", client_file.user_file, name="user-file"),
     path("users/<user_id:pk>/unlock/", detail.user_unlock, name="user-unlock"),
     path("users/<user_id:pk>/factors/reset/", detail.user_factors_reset, name="user-factors-reset"),
+    # the onboarding dashboard (users/views/dashboard.py)
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
     # four-eyes approval (users/views/approvals.py)
     path("approvals/", approvals.approvals, name="approvals"),
     path(

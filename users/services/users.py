@@ -37,6 +37,7 @@ from users.models import (
     is_recommended_move,
 )
 from users.selectors.history import version_diff
+from users.services import move_stats
 from users.services.proposals import propose
 from users.services.security import security_event
 from users.services.sessions import end_sessions
@@ -305,6 +306,7 @@ def _commit_version(
         off_flow = check_status_move(
             from_status=from_status, to_status=to_status, reason=status_reason
         )
+        entered = None if create else user.status_changed_at
         user.status_changed_at = now
         status_change = StatusChange(
             user=user,
@@ -366,6 +368,18 @@ def _commit_version(
     )
     if status_change is not None:
         status_change.save()
+        move_stats.record_move(
+            user=user,
+            move=move_stats.Move(
+                at=now,
+                from_status=status_change.from_status,
+                to_status=status_change.to_status,
+                since=entered,
+                changed_by=author_id or "",
+            ),
+            # A new user's roles are in its first version; no query needed.
+            staff=bool(changes.get("roles", (None, None))[1]) if create else None,
+        )
     return user
 
 

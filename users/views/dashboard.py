@@ -1,0 +1,256 @@
+"""The onboarding dashboard (`/dashboard/`, issue 14.6; compliance and admins).
+
+The period comes from the URL (`?days=30`, or `?start=YYYY-MM-DD&end=YYYY-MM-DD`); the figures
+from `selectors.dashboard`, which reads the maintained summary, never the history. Each chart is
+an SVG drawn by the template from the geometry worked out here (no script, no inline style:
+the CSP), with its numbers in a table beside it; every bar and number links to the users behind
+it on the list or the board.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from users import policy, sla
+from users.forms import DashboardPeriodForm
+from users.models import MOVE_BUCKETS, Status
+from users.selectors.dashboard import (
+    MAX_PERIOD_DAYS,
+    Dashboard,
+    Period,
+    duration_label,
+)
+from users.selectors.dashboard import (
+    dashboard as read_dashboard,
+)
+from users.views.common import HtmxHttpRequest, require
+
+TEMPLATE = "users/dashboard.html"
+DEFAULT_DAYS = 30
+
+# Horizontal bar charts: the label column, the bars, the value after them (SVG user units).
+LABEL_WIDTH = 190
+BAR_AREA = 270
+CHART_WIDTH = LABEL_WIDTH + BAR_AREA + 70
+ROW_HEIGHT = 26
+BAR_HEIGHT = 16
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: str  # as shown
+    href: str
+    y: int
+    width: int
+    css: str = ""
+    x: int = LABEL_WIDTH
+
+    @property
+    def text_y(self) -> int:
+        return self.y + BAR_HEIGHT - 4
+
+    @property
+    def value_x(self) -> int:
+        return self.x + self.width + 6
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One SVG chart: its accessible title, size, and bars."""
+
+    id: str
+    title: str
+    bars: list[Bar]
+    width: int
+    height: int
+    axis_y: int = 0
+
+
+def list_url(**params: str | list[str]) -> str:
+    return f"{reverse('users:user-list')}?{urlencode(params, doseq=True)}"
+
+
+def board_url(**params: str | list[str]) -> str:
+    return f"{reverse('users:board')}?{urlencode(params, doseq=True)}"
+
+
+def _scale(value: float, top: float) -> int:
+    return 0 if not top or not value else max(2, round(BAR_AREA * value / top))
+
+
+def _hbars(
+    chart_id: str,
+    title: str,
+    rows: list[tuple[str, float, str, str, str]],
+    *,
+    top: float | None = None,
+) -> Chart:
+    """A horizontal bar chart; rows are (label, value, shown value, link, css class); the
+    longest bar is `top` (the largest value by default)."""
+    if top is None:
+        top = max((value for _, value, _, _, _ in rows), default=0)
+    bars = [
+        Bar(label, shown, href, 4 + i * ROW_HEIGHT, _scale(value, top), css)
+        for i, (label, value, shown, href, css) in enumerate(rows)
+    ]
+    return Chart(chart_id, title, bars, CHART_WIDTH, max(32, 8 + len(rows) * ROW_HEIGHT))
+
+
+def _funnel_chart(board: Dashboard) -> Chart:
+    rows = []
+    for step in board.funnel:
+        href = list_url(status=step.status)
+        rows.append((f"{step.label}: now", step.now, f"{step.now:,}", href, "bar-now"))
+        rows.append(("entered", step.entered, f"{step.entered:,}", href, "bar-entered"))
+    return _hbars("chart-funnel", "Users per status now, and moves into each status", rows)
+
+
+def _conversion_chart(board: Dashboard) -> Chart:
+    rows = [
+        (
+            f"{c.from_label} → {c.to_label}",
+            c.count,
+            f"{c.count:,}",
+            list_url(status=c.to_status),
+            "bar-conversion",
+        )
+        for c in board.conversions
+    ]
+    return _hbars("chart-conversions", "Moves between statuses in the period", rows)
+
+
+def _time_chart(board: Dashboard) -> Chart:
+    """Median and p90 per status on the buckets' scale (roughly logarithmic: bucket i ends at
+    i + 1 of MOVE_BUCKETS), so an hour and a month both show."""
+    rows = []
+    for time in board.time_in_status:
+        if time.median is None or time.p90 is None:
+            continue
+        href = list_url(status=time.status)
+        for name, bucket, css in (
+            ("median", time.median, "bar-median"),
+            ("p90", time.p90, "bar-p90"),
+        ):
+            rows.append((f"{time.label}: {name}", bucket + 1, duration_label(bucket), href, css))
+    return _hbars(
+        "chart-time",
+        "Time in a status before moving on: median and p90 (approximate)",
+        rows,
+        top=MOVE_BUCKETS,
+    )
+
+
+# Weekly columns.
+WEEK_CHART_HEIGHT = 160
+WEEK_AREA_WIDTH = 520
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    href: str
+    x: int
+    width: int
+    risk_y: int
+    risk_height: int
+    late_y: int
+    late_height: int
+    at_risk: int
+    breached: int
+
+
+def _week_chart(board: Dashboard) -> tuple[Chart, list[Column]]:
+    weeks = board.sla_weeks
+    top = max((w.at_risk + w.breached for w in weeks), default=0)
+    step = max(6, WEEK_AREA_WIDTH // max(1, len(weeks)))
+    href = board_url(status=[s for s in Status.values if s in sla.targets()])
+    columns = []
+    for i, week in enumerate(weeks):
+        late = round(WEEK_CHART_HEIGHT * week.breached / top) if top else 0
+        risk = round(WEEK_CHART_HEIGHT * week.at_risk / top) if top else 0
+        columns.append(
+            Column(
+                label=f"Week of {week.week:%Y-%m-%d}: {week.breached} breached, "
+                f"{week.at_risk} at risk",
+                href=href,
+                x=10 + i * step,
+                width=max(4, step - 4),
+                late_y=WEEK_CHART_HEIGHT + 4 - late,
+                late_height=late,
+                risk_y=WEEK_CHART_HEIGHT + 4 - late - risk,
+                risk_height=risk,
+                at_risk=week.at_risk,
+                breached=week.breached,
+            )
+        )
+    chart = Chart(
+        "chart-sla",
+        "SLA per week: moves out of a status past 75 % of its target (at risk) or past it "
+        "(breached)",
+        [],
+        20 + len(weeks) * step,
+        WEEK_CHART_HEIGHT + 8,
+        axis_y=WEEK_CHART_HEIGHT + 4,
+    )
+    return chart, columns
+
+
+def _reviewer_chart(board: Dashboard) -> Chart:
+    rows = [
+        (
+            r.name,
+            r.moves,
+            f"{r.moves:,}",
+            reverse("users:user-detail", args=[r.user_id]) if r.user_id else list_url(),
+            "bar-reviewer",
+        )
+        for r in board.reviewers
+    ]
+    return _hbars("chart-reviewers", "Status moves per person in the period", rows)
+
+
+def _period(form: DashboardPeriodForm) -> Period:
+    data = form.cleaned_data
+    if data.get("start"):
+        return Period(data["start"], data["end"])
+    return Period.last(data.get("days") or DEFAULT_DAYS)
+
+
+@never_cache
+@require_GET
+@login_required
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    """The dashboard for the period in the URL (the last 30 days by default); a period that
+    cannot be read is refused with its reason (400) and nothing is counted."""
+    require(policy.may_view_dashboard(request.user))
+    form = DashboardPeriodForm(request.GET, max_days=MAX_PERIOD_DAYS)
+    if not form.is_valid():
+        return render(request, TEMPLATE, {"form": form, "board": None}, status=400)
+    board = read_dashboard(_period(form))
+    week_chart, week_columns = _week_chart(board)
+    context = {
+        "form": form,
+        "board": board,
+        "today": timezone.localdate(),
+        "chosen_days": None if form.cleaned_data.get("start") else board.period.days,
+        "period_choices": DashboardPeriodForm.DAYS,
+        "funnel_chart": _funnel_chart(board),
+        "conversion_chart": _conversion_chart(board),
+        "time_chart": _time_chart(board),
+        "week_chart": week_chart,
+        "week_columns": week_columns,
+        "reviewer_chart": _reviewer_chart(board),
+        "sla_targets": sla.targets(),
+        "list_url": reverse("users:user-list"),
+    }
+    return render(request, TEMPLATE, context)

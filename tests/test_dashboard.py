@@ -265,7 +265,8 @@ def test_the_page_shows_the_charts_with_their_numbers_and_links(compliance_clien
     assert response.context["board"].period == NOVEMBER
     for heading in ("Funnel", "Conversions", "Time in status", "SLA", "Moves per reviewer"):
         assert f">{heading}</h2>" in html
-    assert html.count('role="img"') == 5
+    assert html.count('role="group" aria-labelledby="chart-') == 5
+    assert 'aria-label="Waiting for signature: now: 1"' in html
     assert 'href="/users/?status=WAITING_FOR_SIGNATURE"' in html
     assert "/board/?status=WAITING_FOR_VERIFICATION" in html
     assert "≤ 2 d" in html
@@ -299,3 +300,16 @@ def test_a_bad_period_is_refused_with_its_reason(compliance_client, params, mess
     assert response.status_code == 400
     assert message in response.content.decode()
     assert response.context["board"] is None
+
+
+def test_the_rebuild_command_recomputes_the_summary(moves):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    kept = rows()
+    StatusMoveDaily.objects.update(count=0)  # a summary gone wrong
+    out = StringIO()
+    call_command("rebuild_move_stats", stdout=out)
+    assert out.getvalue() == "Counted 8 status moves into the dashboard's summary.\n"
+    assert rows() == kept

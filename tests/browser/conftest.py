@@ -136,6 +136,7 @@ def console_roles(transactional_db) -> None:
     import_module("users.migrations.0013_client_file_permission").grant(apps, None)
     import_module("users.migrations.0014_four_eyes").grant(apps, None)
     import_module("users.migrations.0015_access_log").grant(apps, None)
+    import_module("users.migrations.0019_dashboard").grant(apps, None)
 
 
 @pytest.fixture

@@ -38,8 +38,8 @@ TEMPLATE = "users/dashboard.html"
 DEFAULT_DAYS = 30
 
 # Horizontal bar charts: the label column, the bars, the value after them (SVG user units).
-LABEL_WIDTH = 190
-BAR_AREA = 270
+LABEL_WIDTH = 290
+BAR_AREA = 250
 CHART_WIDTH = LABEL_WIDTH + BAR_AREA + 70
 ROW_HEIGHT = 26
 BAR_HEIGHT = 16
@@ -54,6 +54,11 @@ class Bar:
     width: int
     css: str = ""
     x: int = LABEL_WIDTH
+    name: str = ""  # the link's accessible name, when the drawn label is not enough
+
+    @property
+    def accessible_name(self) -> str:
+        return f"{self.name or self.label}: {self.value}"
 
     @property
     def text_y(self) -> int:
@@ -91,17 +96,25 @@ def _scale(value: float, top: float) -> int:
 def _hbars(
     chart_id: str,
     title: str,
-    rows: list[tuple[str, float, str, str, str]],
+    rows: list[tuple],
     *,
     top: float | None = None,
 ) -> Chart:
-    """A horizontal bar chart; rows are (label, value, shown value, link, css class); the
-    longest bar is `top` (the largest value by default)."""
+    """A horizontal bar chart; rows are (label, value, shown value, link, css class[, accessible
+    name]); the longest bar is `top` (the largest value by default)."""
     if top is None:
-        top = max((value for _, value, _, _, _ in rows), default=0)
+        top = max((row[1] for row in rows), default=0)
     bars = [
-        Bar(label, shown, href, 4 + i * ROW_HEIGHT, _scale(value, top), css)
-        for i, (label, value, shown, href, css) in enumerate(rows)
+        Bar(
+            label,
+            shown,
+            href,
+            4 + i * ROW_HEIGHT,
+            _scale(value, top),
+            css,
+            name=name[0] if name else "",
+        )
+        for i, (label, value, shown, href, css, *name) in enumerate(rows)
     ]
     return Chart(chart_id, title, bars, CHART_WIDTH, max(32, 8 + len(rows) * ROW_HEIGHT))
 
@@ -111,7 +124,16 @@ def _funnel_chart(board: Dashboard) -> Chart:
     for step in board.funnel:
         href = list_url(status=step.status)
         rows.append((f"{step.label}: now", step.now, f"{step.now:,}", href, "bar-now"))
-        rows.append(("entered", step.entered, f"{step.entered:,}", href, "bar-entered"))
+        rows.append(
+            (
+                "entered",
+                step.entered,
+                f"{step.entered:,}",
+                href,
+                "bar-entered",
+                f"{step.label}: entered in the period",
+            )
+        )
     return _hbars("chart-funnel", "Users per status now, and moves into each status", rows)
 
 
@@ -167,14 +189,20 @@ class Column:
     late_height: int
     at_risk: int
     breached: int
+    tick: str = ""  # the week's date under the axis (every few weeks)
+
+    @property
+    def tick_x(self) -> int:
+        return self.x + self.width // 2
 
 
 def _week_chart(board: Dashboard) -> tuple[Chart, list[Column]]:
     weeks = board.sla_weeks
     top = max((w.at_risk + w.breached for w in weeks), default=0)
-    step = max(6, WEEK_AREA_WIDTH // max(1, len(weeks)))
+    step = min(60, max(6, WEEK_AREA_WIDTH // max(1, len(weeks))))
     href = board_url(status=[s for s in Status.values if s in sla.targets()])
     columns = []
+    every = max(1, -(-len(weeks) // 8))  # at most eight dates under the axis
     for i, week in enumerate(weeks):
         late = round(WEEK_CHART_HEIGHT * week.breached / top) if top else 0
         risk = round(WEEK_CHART_HEIGHT * week.at_risk / top) if top else 0
@@ -191,6 +219,7 @@ def _week_chart(board: Dashboard) -> tuple[Chart, list[Column]]:
                 risk_height=risk,
                 at_risk=week.at_risk,
                 breached=week.breached,
+                tick=f"{week.week:%d %b}" if i % every == 0 else "",
             )
         )
     chart = Chart(
@@ -199,7 +228,7 @@ def _week_chart(board: Dashboard) -> tuple[Chart, list[Column]]:
         "(breached)",
         [],
         20 + len(weeks) * step,
-        WEEK_CHART_HEIGHT + 8,
+        WEEK_CHART_HEIGHT + 24,
         axis_y=WEEK_CHART_HEIGHT + 4,
     )
     return chart, columns
@@ -251,6 +280,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "week_columns": week_columns,
         "reviewer_chart": _reviewer_chart(board),
         "sla_targets": sla.targets(),
+        "sla_board_url": board_url(status=[s for s in Status.values if s in sla.targets()]),
         "list_url": reverse("users:user-list"),
     }
     return render(request, TEMPLATE, context)

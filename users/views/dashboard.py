@@ -45,28 +45,37 @@ ROW_HEIGHT = 26
 BAR_HEIGHT = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Bar:
+    """One bar, its label and value, every attribute already text: a dashboard draws a hundred
+    of them, and the template engine localising each number cost more than the queries."""
+
     label: str
     value: str  # as shown
     href: str
-    y: int
-    width: int
-    css: str = ""
-    x: int = LABEL_WIDTH
-    name: str = ""  # the link's accessible name, when the drawn label is not enough
+    name: str  # the link's accessible name
+    css: str
+    y: str
+    width: str
+    label_x: str
+    text_y: str
+    value_x: str
+    x: str = str(LABEL_WIDTH)
 
-    @property
-    def accessible_name(self) -> str:
-        return f"{self.name or self.label}: {self.value}"
 
-    @property
-    def text_y(self) -> int:
-        return self.y + BAR_HEIGHT - 4
-
-    @property
-    def value_x(self) -> int:
-        return self.x + self.width + 6
+def _bar(label: str, value: str, href: str, *, y: int, width: int, css: str, name: str) -> Bar:
+    return Bar(
+        label=label,
+        value=value,
+        href=href,
+        name=f"{name or label}: {value}",
+        css=css,
+        y=str(y),
+        width=str(width),
+        label_x=str(LABEL_WIDTH - 8),
+        text_y=str(y + BAR_HEIGHT - 4),
+        value_x=str(LABEL_WIDTH + width + 6),
+    )
 
 
 @dataclass(frozen=True)
@@ -105,13 +114,13 @@ def _hbars(
     if top is None:
         top = max((row[1] for row in rows), default=0)
     bars = [
-        Bar(
+        _bar(
             label,
             shown,
             href,
-            4 + i * ROW_HEIGHT,
-            _scale(value, top),
-            css,
+            y=4 + i * ROW_HEIGHT,
+            width=_scale(value, top),
+            css=css,
             name=name[0] if name else "",
         )
         for i, (label, value, shown, href, css, *name) in enumerate(rows)
@@ -177,23 +186,22 @@ WEEK_CHART_HEIGHT = 160
 WEEK_AREA_WIDTH = 520
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Column:
+    """One week's column (attributes as text, as for `Bar`)."""
+
     label: str
     href: str
-    x: int
-    width: int
-    risk_y: int
-    risk_height: int
-    late_y: int
-    late_height: int
-    at_risk: int
-    breached: int
-    tick: str = ""  # the week's date under the axis (every few weeks)
-
-    @property
-    def tick_x(self) -> int:
-        return self.x + self.width // 2
+    x: str
+    width: str
+    risk_y: str
+    risk_height: str
+    late_y: str
+    late_height: str
+    tick: str  # the week's date under the axis (every few weeks), or ""
+    tick_x: str
+    tick_y: str = str(WEEK_CHART_HEIGHT + 20)
+    hit_height: str = str(WEEK_CHART_HEIGHT)  # the whole column's height: a target to click
 
 
 def _week_chart(board: Dashboard) -> tuple[Chart, list[Column]]:
@@ -206,20 +214,20 @@ def _week_chart(board: Dashboard) -> tuple[Chart, list[Column]]:
     for i, week in enumerate(weeks):
         late = round(WEEK_CHART_HEIGHT * week.breached / top) if top else 0
         risk = round(WEEK_CHART_HEIGHT * week.at_risk / top) if top else 0
+        x, width = 10 + i * step, max(4, step - 4)
         columns.append(
             Column(
                 label=f"Week of {week.week:%Y-%m-%d}: {week.breached} breached, "
                 f"{week.at_risk} at risk",
                 href=href,
-                x=10 + i * step,
-                width=max(4, step - 4),
-                late_y=WEEK_CHART_HEIGHT + 4 - late,
-                late_height=late,
-                risk_y=WEEK_CHART_HEIGHT + 4 - late - risk,
-                risk_height=risk,
-                at_risk=week.at_risk,
-                breached=week.breached,
+                x=str(x),
+                width=str(width),
+                late_y=str(WEEK_CHART_HEIGHT + 4 - late),
+                late_height=str(late),
+                risk_y=str(WEEK_CHART_HEIGHT + 4 - late - risk),
+                risk_height=str(risk),
                 tick=f"{week.week:%d %b}" if i % every == 0 else "",
+                tick_x=str(x + width // 2),
             )
         )
     chart = Chart(

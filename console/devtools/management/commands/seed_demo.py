@@ -258,17 +258,6 @@ def at(when: dt.datetime) -> Callable[[], dt.datetime]:
     return lambda: when
 
 
-def _business_after(start: dt.datetime, *, hours: float) -> dt.datetime:
-    """The instant `hours` business hours after `start` (weekends skipped)."""
-    due = start + dt.timedelta(hours=hours)
-    for _ in range(10):
-        missing = hours * 3600 - sla.business_seconds(start, due)
-        if missing <= 1:
-            break
-        due += dt.timedelta(seconds=missing)
-    return due
-
-
 def ascii_slug(text: str) -> str:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return "".join(ch for ch in text.lower() if ch.isalnum())
@@ -395,33 +384,38 @@ class Planner:
     ) -> list[dt.datetime]:
         """Past reviews at a desk's pace: a move out of a status with an SLA target came within
         it about 4 times in 5 (1 in 8 at risk, 1 in 12 breached), so the dashboard's SLA chart
-        shows a realistic share. The wait is compressed (what happened meanwhile with it) and
-        everything after moves earlier by as much; nothing moves later."""
+        shows a realistic share. Each move keeps its moment; the wait before it is shortened
+        by bringing the entry into the status (and all before it) later, latest move first,
+        so every wait is measured in business hours where it finally lies. Nothing moves
+        earlier, and the last move stays where `recent_wait` put it."""
         targets = sla.targets()
-        status, entered = first_status, 0
-        moments = list(moments)
+        statuses = [first_status]
+        moves = [0]  # the index of each status's entry in `moments`
         for i, (kind, _, payload) in enumerate(events):
-            if kind != "status":
+            if kind == "status":
+                statuses.append(payload["status"])
+                moves.append(i + 1)
+        moments = list(moments)
+        for k in range(len(moves) - 1, 0, -1):
+            left, entered, index = statuses[k - 1], moves[k - 1], moves[k]
+            if left not in targets:
                 continue
-            index = i + 1
-            if status in targets:
-                share = self.pace.random()
-                if share < 0.8:
-                    fraction = self.pace.uniform(0.05, 0.7)
-                elif share < 0.92:
-                    fraction = self.pace.uniform(0.77, 0.97)
-                else:
-                    fraction = self.pace.uniform(1.05, 2.5)
-                start = moments[entered]
-                due = _business_after(start, hours=fraction * targets[status])
-                if due < moments[index]:
-                    ratio = (due - start) / (moments[index] - start)
-                    shift = due - moments[index]
-                    for k in range(entered + 1, index + 1):
-                        moments[k] = start + (moments[k] - start) * ratio
-                    for k in range(index + 1, len(moments)):
-                        moments[k] += shift
-            status, entered = payload["status"], index
+            share = self.pace.random()
+            if share < 0.8:
+                fraction = self.pace.uniform(0.05, 0.7)
+            elif share < 0.92:
+                fraction = self.pace.uniform(0.77, 0.97)
+            else:
+                fraction = self.pace.uniform(1.05, 2.5)
+            start = sla.back(moments[index], hours=fraction * targets[left])
+            if start <= moments[entered]:
+                continue  # it was quicker than that already
+            ratio = (moments[index] - start) / (moments[index] - moments[entered])
+            shift = start - moments[entered]
+            for j in range(entered + 1, index):
+                moments[j] = moments[index] - (moments[index] - moments[j]) * ratio
+            for j in range(entered + 1):
+                moments[j] += shift
         return moments
 
     def user(self, n: int) -> list[Step]:
@@ -492,9 +486,10 @@ class Planner:
                 ("update", "back_office", {"counter_account": self.counter_account(country)})
             )
 
-        moments = self.kept_pace(self.times(len(events) + 1), story[0][0], events)
+        moments = self.times(len(events) + 1)
         if story[-1][0] in sla.targets():
             moments = self.recent_wait(moments, events, target=sla.targets()[story[-1][0]])
+        moments = self.kept_pace(moments, story[0][0], events)
         steps = [Step(moments[0], "create", "back_office", {"data": data})]
         for when, (kind, actor, payload) in zip(moments[1:], events, strict=True):
             steps.append(Step(when, kind, actor, payload))

@@ -198,6 +198,8 @@ class Column:
     risk_height: str
     late_y: str
     late_height: str
+    moves_y: str
+    moves_height: str
     tick: str  # the week's date under the axis (every few weeks), or ""
     tick_x: str
     tick_y: str = str(WEEK_CHART_HEIGHT + 20)
@@ -206,7 +208,7 @@ class Column:
 
 def _week_chart(board: Dashboard) -> tuple[Chart, list[Column]]:
     weeks = board.sla_weeks
-    top = max((w.at_risk + w.breached for w in weeks), default=0)
+    top = max((w.moves for w in weeks), default=0)
     step = min(60, max(6, WEEK_AREA_WIDTH // max(1, len(weeks))))
     href = board_url(status=[s for s in Status.values if s in sla.targets()])
     columns = []
@@ -214,11 +216,12 @@ def _week_chart(board: Dashboard) -> tuple[Chart, list[Column]]:
     for i, week in enumerate(weeks):
         late = round(WEEK_CHART_HEIGHT * week.breached / top) if top else 0
         risk = round(WEEK_CHART_HEIGHT * week.at_risk / top) if top else 0
+        moves = round(WEEK_CHART_HEIGHT * week.moves / top) if top else 0
         x, width = 10 + i * step, max(4, step - 4)
         columns.append(
             Column(
-                label=f"Week of {week.week:%Y-%m-%d}: {week.breached} breached, "
-                f"{week.at_risk} at risk",
+                label=f"Week of {week.week:%Y-%m-%d}: {week.moves} moves out, "
+                f"{week.at_risk} at risk, {week.breached} breached",
                 href=href,
                 x=str(x),
                 width=str(width),
@@ -226,14 +229,16 @@ def _week_chart(board: Dashboard) -> tuple[Chart, list[Column]]:
                 late_height=str(late),
                 risk_y=str(WEEK_CHART_HEIGHT + 4 - late - risk),
                 risk_height=str(risk),
+                moves_y=str(WEEK_CHART_HEIGHT + 4 - moves),
+                moves_height=str(moves),
                 tick=f"{week.week:%d %b}" if i % every == 0 else "",
                 tick_x=str(x + width // 2),
             )
         )
     chart = Chart(
         "chart-sla",
-        "SLA per week: moves out of a status past 75 % of its target (at risk) or past it "
-        "(breached)",
+        "SLA per week: moves out of a status with a target, and how many left it past 75 % of "
+        "the target (at risk) or past it (breached)",
         [],
         20 + len(weeks) * step,
         WEEK_CHART_HEIGHT + 24,

@@ -187,6 +187,7 @@ ROLE_PERMISSIONS = {
         "export_client_file",  # a user's file as of a date (issue 13.5)
         "approve_change",  # a checker of counter accounts (four-eyes, migration 0014)
         "view_access_log",  # who opened, exported and read users (issue 13.4)
+        "view_dashboard",  # the onboarding dashboard (issue 14.6, migration 0019)
     },
     Role.ADMIN: {
         "view_user",
@@ -204,6 +205,7 @@ ROLE_PERMISSIONS = {
         "export_client_file",
         "approve_change",  # four-eyes (migration 0014)
         "view_access_log",
+        "view_dashboard",
     },
 }
 

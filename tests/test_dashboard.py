@@ -270,6 +270,7 @@ def test_the_page_shows_the_charts_with_their_numbers_and_links(compliance_clien
     assert 'href="/users/?status=WAITING_FOR_SIGNATURE"' in html
     assert "/board/?status=WAITING_FOR_VERIFICATION" in html
     assert "≤ 2 d" in html
+    assert "48 business hours in “waiting for verification”" in html
     assert "style=" not in html
     assert "<script>" not in html
 

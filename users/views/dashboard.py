@@ -292,7 +292,9 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "week_chart": week_chart,
         "week_columns": week_columns,
         "reviewer_chart": _reviewer_chart(board),
-        "sla_targets": sla.targets(),
+        "sla_targets": [
+            (Status(status).label.lower(), hours) for status, hours in sla.targets().items()
+        ],
         "sla_board_url": board_url(status=[s for s in Status.values if s in sla.targets()]),
         "list_url": reverse("users:user-list"),
     }

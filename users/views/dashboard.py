@@ -53,7 +53,7 @@ class Bar:
     label: str
     value: str  # as shown
     href: str
-    name: str  # the link's accessible name
+    name: str  # the link's accessible name: context, then the label and value drawn
     css: str
     y: str
     width: str
@@ -68,7 +68,8 @@ def _bar(label: str, value: str, href: str, *, y: int, width: int, css: str, nam
         label=label,
         value=value,
         href=href,
-        name=f"{name or label}: {value}",
+        # The visible text stays in the name, in order (WCAG 2.5.3), after any context.
+        name=f"{name}{label}: {value}",
         css=css,
         y=str(y),
         width=str(width),
@@ -140,7 +141,7 @@ def _funnel_chart(board: Dashboard) -> Chart:
                 f"{step.entered:,}",
                 href,
                 "bar-entered",
-                f"{step.label}: entered in the period",
+                f"{step.label}, ",
             )
         )
     return _hbars("chart-funnel", "Users per status now, and moves into each status", rows)

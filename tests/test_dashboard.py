@@ -314,3 +314,64 @@ def test_the_rebuild_command_recomputes_the_summary(moves):
     call_command("rebuild_move_stats", stdout=out)
     assert out.getvalue() == "Counted 8 status moves into the dashboard's summary.\n"
     assert rows() == kept
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_moves_at_once_both_count():
+    """Two transactions add to the same summary row at once: the second waits on the first's
+    row and then adds to it (ON CONFLICT DO UPDATE); neither count is lost."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    one = move_stats.Move(
+        at=MONDAY + hours(2),
+        from_status=S.WAITING_FOR_VERIFICATION,
+        to_status=S.WAITING_FOR_SIGNATURE,
+        since=MONDAY,
+    )
+    first_written, commit_first = threading.Event(), threading.Event()
+    errors: list[Exception] = []
+
+    def first():
+        try:
+            with transaction.atomic():
+                move_stats.add_moves([one])
+                first_written.set()
+                assert commit_first.wait(timeout=20)
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            with transaction.atomic():
+                move_stats.add_moves([one])
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_written.wait(timeout=20)
+    threads[1].start()
+    # The second transaction is waiting on the first one's row lock before the first commits.
+    deadline = time.monotonic() + 20
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+    commit_first.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    row = StatusMoveDaily.objects.get()
+    assert (row.count, row.h1) == (2, 2)  # two hours in verification: bucket (1, 2]

@@ -14,7 +14,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from users import services
-from users.models import FeatureFlag, User
+from users.models import FeatureFlag, Status, User, needs_reason_code
 from users.services import sessions
 from users.views.common import FACTOR_VERIFIED_AT
 
@@ -53,6 +53,14 @@ def make_user(*, actor: User | None = None, **data: Any) -> User:
     }
     defaults.update(data)
     return services.user_create(data=defaults, actor=actor)
+
+
+def move_to(user: User, status: str, *, actor: User | None = None, **kwargs: Any) -> User:
+    """`user` moved to `status`, with a reason code when the move needs one (issue 14.3)."""
+    if needs_reason_code(user.status, status):
+        kwargs.setdefault("reason_code", "OTHER" if status == Status.ACTIVE else "CLIENT_REQUEST")
+        kwargs.setdefault("reason", "Test setup")
+    return services.user_change_status(user=user, status=status, actor=actor, **kwargs)
 
 
 def make_console_user(role: str, *, password: str = "correct-horse-battery", **data: Any) -> User:

@@ -270,23 +270,25 @@ def test_invalid_values_are_form_errors(admin_client, admin_user):
     assert User.objects.get(pk=user.pk).version == 1
 
 
-def test_off_flow_status_needs_a_reason_in_the_admin(admin_client, admin_user):
+def test_off_flow_status_needs_a_reason_code_in_the_admin(admin_client, admin_user):
     user = make_user(actor=admin_user)
     data = form_data(admin_client, change_url(user))
     data["status"] = ["ACTIVE"]
+    data["status_reason"] = ["Signed at the branch"]
     response = admin_client.post(change_url(user), data)
     assert response.status_code == 200
-    assert "off the recommended flow: give a reason." in response.content.decode()
+    assert "off the recommended flow: choose a reason code." in response.content.decode()
     assert User.objects.get(pk=user.pk).status == "WAITING_FOR_VERIFICATION"
 
-    data["status_reason"] = ["Signed at the branch"]
+    data["status_reason_code"] = ["SIGNED_ON_PAPER"]
     response = admin_client.post(change_url(user), data)
     assert response.status_code == 302
     change = StatusChange.objects.filter(user=user).latest("version")
-    assert (change.to_status, change.off_flow, change.reason) == (
+    assert (change.to_status, change.off_flow, change.reason, change.reason_code_id) == (
         "ACTIVE",
         True,
         "Signed at the branch",
+        "SIGNED_ON_PAPER",
     )
     assert change.changed_by == admin_user
 

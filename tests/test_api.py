@@ -483,17 +483,24 @@ def test_seed_001_update_status(compliance_api, back_office_api, user):
     assert change.from_status == Status.WAITING_FOR_VERIFICATION
 
 
-def test_off_flow_status_needs_a_reason(compliance_api, user):
+def test_off_flow_status_needs_a_reason_code(compliance_api, user):
     path = f"/api/users/{user.pk}"
-    response = compliance_api.patch(path, {"status": "ACTIVE"})
-    assert response.status_code == 422
-    assert locs(response) == [["body", "status_reason"]]
-    assert error_for(response, ["body", "status_reason"])["type"] == "reason_required"
     response = compliance_api.patch(path, {"status": "ACTIVE", "status_reason": "Signed on paper"})
+    assert response.status_code == 422
+    assert locs(response) == [["body", "status_reason_code"]]
+    assert error_for(response, ["body", "status_reason_code"])["type"] == "reason_code_required"
+    response = compliance_api.patch(
+        path,
+        {
+            "status": "ACTIVE",
+            "status_reason": "Signed on paper",
+            "status_reason_code": "SIGNED_ON_PAPER",
+        },
+    )
     assert response.status_code == 200
     change = StatusChange.objects.get(user=user, to_status=Status.ACTIVE)
     assert change.off_flow is True
-    assert change.reason == "Signed on paper"
+    assert (change.reason, change.reason_code_id) == ("Signed on paper", "SIGNED_ON_PAPER")
 
 
 def test_seed_001_delete_user(back_office_api, admin_api, user):

@@ -39,6 +39,7 @@ def _with_reason(names):
         yield name
         if name == "status":
             yield "status_reason"
+            yield "status_reason_code"
 
 
 def test_api_refuses_a_key_the_registry_does_not_have():
@@ -62,9 +63,13 @@ def test_text_longer_than_the_column_is_refused_with_the_column_length():
 def test_query_fields_are_the_queryable_registry_fields():
     queryable = {f.name for f in contract.FIELDS.values() if f.queryable}
     parts = {p.key for f in contract.FIELDS.values() for p in f.parts if p.queryable}
-    assert set(query.FIELDS) == queryable | parts
+    # ... and what is no contract field: the reason code of the current status (issue 14.3).
+    extra = set(query.EXTRA_FIELDS)
+    assert extra == {"status_reason_code"}
+    assert set(query.FIELDS) == queryable | parts | extra
     sortable = {f.name for f in contract.FIELDS.values() if f.queryable and f.sortable}
-    assert set(query.SORTABLE_FIELDS) == sortable | parts
+    extra_sortable = {name for name, spec in query.EXTRA_FIELDS.items() if spec.sortable}
+    assert set(query.SORTABLE_FIELDS) == sortable | parts | extra_sortable
 
 
 def test_export_columns_are_columns_of_exported_fields():
@@ -99,6 +104,7 @@ def test_the_form_and_the_admin_edit_every_input_field():
         ("address.city", "address_city", "address"),
         ("tax_residency", "tax_country_code", "tax_residency"),
         ("status_reason", "status", "status_reason"),
+        ("status_reason_code", "status", "status_reason_code"),
         ("email", "email", "email"),
         ("nope", None, None),
     ],

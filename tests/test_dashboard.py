@@ -43,9 +43,14 @@ def create(actor, when: dt.datetime, **data):
     )
 
 
-def move(user, status, actor, when, reason=""):
+def move(user, status, actor, when, reason="", reason_code=""):
     return services.user_change_status(
-        user=user, status=status, actor=actor, reason=reason, clock=at(when)
+        user=user,
+        status=status,
+        actor=actor,
+        reason=reason,
+        reason_code=reason_code,
+        clock=at(when),
     )
 
 
@@ -74,7 +79,9 @@ def moves(compliance_user, admin_user):
     dan = create(compliance_user, MONDAY, last_name="dan")
     ann = move(ann, S.WAITING_FOR_SIGNATURE, compliance_user, MONDAY + hours(10))
     ann = move(ann, S.ACTIVE, admin_user, MONDAY + hours(13))
-    bob = move(bob, S.VERIFICATION_FAILED, compliance_user, MONDAY + hours(40))
+    bob = move(
+        bob, S.VERIFICATION_FAILED, compliance_user, MONDAY + hours(40), reason_code="NAME_MISMATCH"
+    )
     cas = move(cas, S.WAITING_FOR_SIGNATURE, compliance_user, MONDAY + hours(24 * 5))
     return {"ann": ann, "bob": bob, "cas": cas, "dan": dan}
 
@@ -94,7 +101,15 @@ def test_each_move_adds_to_its_day_row_with_its_duration_and_sla_mark(moves, com
     assert ann[:3] == (1, 0, 0)
     assert ann[3 + move_stats.bucket_of(10 * 3600)] == 1 == ann[3 + 4]
     # bob: 40 business hours of 48 -> at risk; cas: 96 of 48 -> breached (Saturday's row).
-    bob = summary[(dt.date(2026, 11, 4), S.WAITING_FOR_VERIFICATION, S.VERIFICATION_FAILED, by, "")]
+    bob = summary[
+        (
+            dt.date(2026, 11, 4),
+            S.WAITING_FOR_VERIFICATION,
+            S.VERIFICATION_FAILED,
+            by,
+            "NAME_MISMATCH",
+        )
+    ]
     assert bob[:3] == (1, 1, 0)
     assert bob[3 + buckets.index("h7")] == 1  # 40 h: (36, 48]
     cas = summary[

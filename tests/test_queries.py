@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import VALID_IBANS, behind_the_services, make_user
+from tests.factories import VALID_IBANS, behind_the_services, make_user, move_to
 from users import selectors, services
 from users.models import FeatureFlag, Status, User
 
@@ -24,19 +24,28 @@ AUTH_QUERIES = 4
 # Four-eyes: the Approvals count in an approver's navigation, and which users shown have a
 # change waiting (the marks on rows and cards; on the detail page, its pending changes).
 FOUR_EYES_QUERIES = 2
-LIST_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 4  # rows, flags of the rows, capped count, spare
+# The reason codes (issue 14.3): those the bulk move offers, and the filter's choices.
+LIST_REASON_CODE_QUERIES = 2
+LIST_MAX = (
+    AUTH_QUERIES + FOUR_EYES_QUERIES + 4 + LIST_REASON_CODE_QUERIES
+)  # rows, flags of the rows, capped count, spare
 # Counts (on PostgreSQL the maintained counters, then the few staff to leave out of them), the
 # columns (one UNION ALL; one query each on SQLite, which cannot slice inside a compound
 # statement) and the flags of every card.
+# The active reason codes the move forms offer (issue 14.3): one query per page that moves.
+REASON_CODE_QUERIES = 1
 BOARD_MAX = (
     AUTH_QUERIES
     + (2 if connection.vendor == "postgresql" else 1)
     + (1 if connection.features.supports_slicing_ordering_in_compound else len(Status))
     + 1
     + FOUR_EYES_QUERIES
+    + REASON_CODE_QUERIES
 )
 # + 2 for the access log (issue 13.4): its INSERT, and the "Accessed by" panel's rows.
-DETAIL_MAX = AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2  # + the four-eyes history
+DETAIL_MAX = (
+    AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2 + REASON_CODE_QUERIES
+)  # + the four-eyes history
 
 # The dashboard (issue 14.6): the approvals count in the navigation; the users per status now
 # (as the board: the counters, then the staff); then from the summary table the moves per
@@ -68,7 +77,7 @@ def add_users(actor: User, count: int, *, start: int = 0) -> list[User]:
             residency_country="BE",
         )
         for status in moves[statuses[index % len(statuses)]]:
-            user = services.user_change_status(user=user, status=status, actor=actor)
+            user = move_to(user, status, actor=actor)
         users.append(user)
     return users
 
@@ -132,7 +141,7 @@ def test_detail_queries_do_not_grow_with_the_history(admin_client, admin_user):
             user=user, data={"first_name": f"Renamed{index}"}, actor=admin_user
         )
     for status in (Status.ACTIVE, Status.INACTIVE, Status.ACTIVE):
-        user = services.user_change_status(user=user, status=status, actor=admin_user)
+        user = move_to(user, status, actor=admin_user)
     services.user_update(
         user=user,
         data={
@@ -171,7 +180,11 @@ def test_status_counters_follow_every_write(admin_user):
     users = add_users(admin_user, 10)
     services.user_delete(user=users[0], actor=admin_user)
     services.user_change_status(
-        user=users[1], status=Status.INACTIVE, actor=admin_user, reason="Closed on request"
+        user=users[1],
+        status=Status.INACTIVE,
+        actor=admin_user,
+        reason="Closed on request",
+        reason_code="CLIENT_REQUEST",
     )
     with behind_the_services():
         User.objects.filter(pk=users[2].pk).update(status=Status.VERIFICATION_FAILED)
@@ -352,7 +365,13 @@ def test_dashboard_queries_do_not_grow_with_the_moves(admin_client, admin_user):
     other = make_console_user(Role.COMPLIANCE)
     for user in add_users(other, 20, start=5):
         if user.status == Status.WAITING_FOR_VERIFICATION:
-            services.user_change_status(user=user, status=Status.VERIFICATION_FAILED, actor=other)
+            services.user_change_status(
+                user=user,
+                status=Status.VERIFICATION_FAILED,
+                actor=other,
+                reason_code="OTHER",
+                reason="checked",
+            )
     many = count_queries(admin_client, dashboard)
     assert few == many
     assert many <= DASHBOARD_MAX

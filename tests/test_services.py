@@ -165,22 +165,29 @@ def test_create_off_flow_start_needs_a_reason(admin_user):
         services.user_create, data={"email": "x@example.com", "status": "ACTIVE"}, actor=None
     )
     assert errors_of(exc) == {
-        "status_reason": [
+        "status_reason_code": [
             (
-                "reason_required",
-                "A move from the start to Active is off the recommended flow: give a reason.",
+                "reason_code_required",
+                "A move from the start to Active is off the recommended flow: choose a reason "
+                "code.",
             )
         ]
     }
     assert not User.objects.filter(email="x@example.com").exists()
 
     user = services.user_create(
-        data={"status": "ACTIVE", "status_reason": "Migrated from the old platform"},
+        data={
+            "status": "ACTIVE",
+            "status_reason_code": "MIGRATED",
+            "status_reason": "Migrated from the old platform",
+        },
         actor=admin_user,
     )
     change = StatusChange.objects.get(user=user)
     assert change.off_flow
     assert change.reason == "Migrated from the old platform"
+    assert change.reason_code_id == "MIGRATED"
+    assert user.status_reason_code == "MIGRATED"
 
 
 def test_create_with_password_roles_and_superuser():
@@ -594,12 +601,15 @@ def user_in(status: str, actor: User) -> User:
     user = make_user(actor=actor)
     if status != Status.WAITING_FOR_VERIFICATION:
         user = services.user_change_status(
-            user=user, status=status, actor=actor, reason="test setup"
+            user=user, status=status, actor=actor, reason="test setup", reason_code="OTHER"
         )
     return user
 
 
-@pytest.mark.parametrize(("from_status", "to_status"), RECOMMENDED)
+@pytest.mark.parametrize(
+    ("from_status", "to_status"),
+    [(a, b) for a, b in RECOMMENDED if b not in (Status.VERIFICATION_FAILED, Status.INACTIVE)],
+)
 def test_recommended_move_recorded_without_reason(compliance_user, from_status, to_status):
     user = user_in(from_status, compliance_user)
     version = user.version
@@ -628,25 +638,36 @@ def test_off_flow_move_needs_a_reason(compliance_user, from_status, to_status):
     user = user_in(from_status, compliance_user)
     unchanged = Unchanged(user)
 
-    exc = refused(services.user_change_status, user=user, status=to_status, actor=compliance_user)
+    exc = refused(
+        services.user_change_status,
+        user=user,
+        status=to_status,
+        actor=compliance_user,
+        reason="A reason in words alone is not enough",
+    )
     assert errors_of(exc) == {
-        "status_reason": [
+        "status_reason_code": [
             (
-                "reason_required",
+                "reason_code_required",
                 f"A move from {Status(from_status).label} to {Status(to_status).label} is off "
-                "the recommended flow: give a reason.",
+                "the recommended flow: choose a reason code.",
             )
         ]
     }
     unchanged.check()
 
     user = services.user_change_status(
-        user=user, status=to_status, actor=compliance_user, reason="  Documents re-checked  "
+        user=user,
+        status=to_status,
+        actor=compliance_user,
+        reason="  Documents re-checked  ",
+        reason_code="manual_override",
     )
     change = StatusChange.objects.filter(user=user).latest("changed_at", "id")
     assert (change.from_status, change.to_status) == (from_status, to_status)
     assert change.off_flow
     assert change.reason == "Documents re-checked"
+    assert change.reason_code_id == "MANUAL_OVERRIDE"
     assert change.changed_by == compliance_user
     assert User.objects.get(pk=user.pk).status == to_status
 
@@ -655,7 +676,12 @@ def test_status_through_user_update_with_reason(admin_user):
     user = make_user()
     user = services.user_update(
         user=user,
-        data={"status": "ACTIVE", "status_reason": "Signed on paper", "first_name": "Ann"},
+        data={
+            "status": "ACTIVE",
+            "status_reason": "Signed on paper",
+            "status_reason_code": "SIGNED_ON_PAPER",
+            "first_name": "Ann",
+        },
         actor=admin_user,
     )
     assert user.status == "ACTIVE"
@@ -677,7 +703,7 @@ def test_status_through_user_update_off_flow_without_reason_changes_nothing(admi
         data={"status": "ACTIVE", "first_name": "Ann"},
         actor=admin_user,
     )
-    assert errors_of(exc)["status_reason"][0][0] == "reason_required"
+    assert errors_of(exc)["status_reason_code"][0][0] == "reason_code_required"
     unchanged.check()
 
 
@@ -701,7 +727,10 @@ def test_status_unchanged_and_unknown_are_refused(compliance_user):
 def test_status_history_keeps_every_move_in_order(compliance_user):
     user = make_user()
     for status in ("WAITING_FOR_SIGNATURE", "ACTIVE", "INACTIVE", "ACTIVE"):
-        user = services.user_change_status(user=user, status=status, actor=compliance_user)
+        code = "INACTIVITY" if status == "INACTIVE" else ""
+        user = services.user_change_status(
+            user=user, status=status, actor=compliance_user, reason_code=code
+        )
     moves = list(
         StatusChange.objects.filter(user=user)
         .order_by("version")
@@ -862,7 +891,9 @@ def test_snapshot_is_the_contract_json():
 def test_every_version_has_a_diff_and_numbers_are_consecutive(admin_user):
     user = make_user(actor=admin_user)
     user = services.user_update(user=user, data={"first_name": "B"}, actor=admin_user)
-    user = services.user_change_status(user=user, status="VERIFICATION_FAILED", actor=admin_user)
+    user = services.user_change_status(
+        user=user, status="VERIFICATION_FAILED", actor=admin_user, reason_code="NAME_MISMATCH"
+    )
     user = services.user_set_flag(
         user=user, flag=FeatureFlag.CONSOLE, enabled=True, actor=admin_user
     )
@@ -889,7 +920,11 @@ def test_a_clock_of_its_own_stamps_every_row_a_change_writes():
     user = services.user_create(data={"first_name": "Ann"}, actor=None, clock=lambda: when)
     later = when + dt.timedelta(days=2)
     user = services.user_change_status(
-        user=user, status=Status.VERIFICATION_FAILED, actor=None, clock=lambda: later
+        user=user,
+        status=Status.VERIFICATION_FAILED,
+        actor=None,
+        reason_code="DOCUMENT_EXPIRED",
+        clock=lambda: later,
     )
     assert user.creation_datetime == when
     assert user.version_datetime == user.status_changed_at == later

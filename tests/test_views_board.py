@@ -160,28 +160,35 @@ def test_move_along_the_flow_returns_the_board(compliance_client, waiting):
     assert not change.off_flow
 
 
-def test_off_flow_move_needs_a_reason(compliance_client, waiting):
+def test_off_flow_move_needs_a_reason_code(compliance_client, waiting):
     refused = compliance_client.post(
         move_url(waiting),
-        {"status": Status.ACTIVE, "version": waiting.version},
+        {"status": Status.ACTIVE, "version": waiting.version, "reason": "Checked in branch"},
         headers={"HX-Request": "true", "HX-Target": "board"},
     )
     assert refused.status_code == 200
-    assert refused.context["board_errors"]
-    assert "reason" in refused.context["board_errors"][0].lower()
+    assert refused.context["board_errors"] == [
+        f"{waiting.display_name}: A move from Waiting for verification to Active is off the "
+        "recommended flow: choose a reason code."
+    ]
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING_FOR_VERIFICATION
 
     compliance_client.post(
         move_url(waiting),
-        {"status": Status.ACTIVE, "version": waiting.version, "reason": "Checked in branch"},
+        {
+            "status": Status.ACTIVE,
+            "version": waiting.version,
+            "reason": "Checked in branch",
+            "reason_code": "SIGNED_ON_PAPER",
+        },
         headers={"HX-Request": "true", "HX-Target": "board"},
     )
     waiting.refresh_from_db()
     assert waiting.status == Status.ACTIVE
     change = StatusChange.objects.get(user=waiting, to_status=Status.ACTIVE)
     assert change.off_flow
-    assert change.reason == "Checked in branch"
+    assert (change.reason, change.reason_code_id) == ("Checked in branch", "SIGNED_ON_PAPER")
 
 
 def test_stale_card_is_refused(compliance_client, waiting, admin_user):

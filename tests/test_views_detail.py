@@ -166,28 +166,37 @@ def test_recommended_move_returns_status_region_and_refreshes_the_others(
     assert not change.off_flow
 
 
-def test_off_flow_move_without_reason_is_refused_and_changes_nothing(compliance_client, user):
+def test_off_flow_move_without_reason_code_is_refused_and_changes_nothing(compliance_client, user):
     before = snapshot(user)
     response = compliance_client.post(
         reverse("users:user-status", args=[user.pk]),
-        {"status": Status.ACTIVE, "expected_version": user.version, "reason": ""},
+        {"status": Status.ACTIVE, "expected_version": user.version, "reason": "Signed on paper"},
         **htmx("status"),
     )
     assert response.status_code == 200
-    assert "off the recommended flow: give a reason" in response.content.decode()
+    html = response.content.decode()
+    assert "off the recommended flow: choose a reason code" in html
+    # What was typed is kept for the second try.
+    assert "Signed on paper</textarea>" in html
     assert "HX-Trigger" not in response.headers
     assert snapshot(user) == before
 
 
-def test_off_flow_move_with_reason_is_marked_off_flow(compliance_client, user):
+def test_off_flow_move_with_reason_code_is_marked_off_flow(compliance_client, user):
     response = compliance_client.post(
         reverse("users:user-status", args=[user.pk]),
-        {"status": Status.ACTIVE, "expected_version": user.version, "reason": "Signed on paper"},
+        {
+            "status": Status.ACTIVE,
+            "expected_version": user.version,
+            "reason_code": "SIGNED_ON_PAPER",
+            "reason": "Signed on paper",
+        },
     )
     assert response.status_code == 302
     change = StatusChange.objects.get(user=user, to_status=Status.ACTIVE)
     assert change.off_flow
     assert change.reason == "Signed on paper"
+    assert change.reason_code_id == "SIGNED_ON_PAPER"
 
 
 def test_status_move_from_a_stale_page_is_refused(compliance_client, admin_user, user):
@@ -232,7 +241,9 @@ def mover_client() -> Client:
 
 @pytest.mark.parametrize("status", list(Status))
 def test_the_current_status_is_never_offered(compliance_client, admin_user, status):
-    subject = make_user(actor=admin_user, status=status, status_reason="seeded")
+    subject = make_user(
+        actor=admin_user, status=status, status_reason="seeded", status_reason_code="OTHER"
+    )
     response = compliance_client.get(detail_url(subject), **htmx("status"))
     context = response.context
     assert status not in context["recommended_moves"]
@@ -324,11 +335,17 @@ def test_unknown_flag_is_refused(admin_client, user):
 
 def test_history_lists_status_changes_and_versions(admin_client, admin_user, user):
     services.user_change_status(
-        user=user, status=Status.ACTIVE, actor=admin_user, reason="Manual check"
+        user=user,
+        status=Status.ACTIVE,
+        actor=admin_user,
+        reason="Manual check",
+        reason_code="MANUAL_OVERRIDE",
     )
     response = admin_client.get(detail_url(user), **htmx("history"))
     html = response.content.decode()
     assert "Manual check" in html
+    # The code's label, not the code, in the timeline.
+    assert "Manual override after review" in html
     assert "off-flow" in html
     assert admin_user.display_name in html
     assert "Versions" in html
@@ -362,7 +379,11 @@ def test_diff_between_any_two_versions(admin_client, admin_user, user):
 
 def test_diff_shows_labels_not_codes(admin_client, admin_user, user):
     services.user_change_status(
-        user=user, status=Status.ACTIVE, actor=admin_user, reason="Manual check"
+        user=user,
+        status=Status.ACTIVE,
+        actor=admin_user,
+        reason="Manual check",
+        reason_code="MANUAL_OVERRIDE",
     )
     services.user_update(
         user=user,

@@ -403,6 +403,7 @@ def test_a_moved_row_that_leaves_the_filter_is_named(compliance_client, people):
             "status": Status.VERIFICATION_FAILED,
             "ids": [marc.pk],
             "query": "residency_country=BE",
+            "reason_code": "NAME_MISMATCH",
         },
         headers=HX_RESULTS,
     )
@@ -415,21 +416,28 @@ def test_a_moved_row_that_leaves_the_filter_is_named(compliance_client, people):
             "ids": [marc.pk],
             "query": query,
             "reason": "Checked",
+            "reason_code": "MANUAL_OVERRIDE",
         },
         follow=True,
     )
     assert "Moved out of this view: Marc Peeters is now Active." in response.content.decode()
 
 
-def test_bulk_off_flow_move_with_reason(compliance_client, people):
+def test_bulk_off_flow_move_with_reason_code(compliance_client, people):
     marc = people["marc"]
     compliance_client.post(
         reverse("users:user-bulk"),
-        {"action": "status", "status": Status.ACTIVE, "ids": [marc.pk], "reason": "Checked"},
+        {
+            "action": "status",
+            "status": Status.ACTIVE,
+            "ids": [marc.pk],
+            "reason": "Checked",
+            "reason_code": "MANUAL_OVERRIDE",
+        },
     )
     change = StatusChange.objects.get(user=marc, to_status=Status.ACTIVE)
     assert change.off_flow
-    assert change.reason == "Checked"
+    assert (change.reason, change.reason_code_id) == ("Checked", "MANUAL_OVERRIDE")
 
 
 def test_bulk_without_javascript_redirects_with_messages(compliance_client, people):

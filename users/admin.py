@@ -18,13 +18,19 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from users import contract, policy, services, validators
-from users.models import FeatureFlag, Role, StatusChange, User, UserVersion
+from users.models import FeatureFlag, ReasonCode, Role, StatusChange, User, UserVersion
+from users.selectors.reason_codes import active_reason_codes
+from users.services import reason_codes as reason_code_services
 
 # The model columns of each contract field the admin edits, in the registry's order.
 COUNTER_ACCOUNT_FIELDS = contract.FIELDS["counter_account"].columns
 FORM_FIELDS = tuple(column for f in contract.FIELDS.values() if f.input for column in f.columns)
 # Fields of the form that are not model columns, and the record's read-only facts.
-EXTRA_FIELDS = {"status": ("status_reason",), "feature_flags": (), "roles": ()}
+EXTRA_FIELDS = {
+    "status": ("status_reason_code", "status_reason"),
+    "feature_flags": (),
+    "roles": (),
+}
 RECORD_FIELDS = (
     "version",
     "version_datetime",
@@ -63,10 +69,17 @@ class UserAdminForm(forms.ModelForm):
     roles = forms.MultipleChoiceField(
         choices=Role.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
+    status_reason_code = forms.ChoiceField(
+        required=False,
+        label="Reason code",
+        choices=lambda: [("", "—"), *((c.code, c.label) for c in active_reason_codes())],
+        help_text="Required for a move into Verification failed or Inactive, and off the "
+        "recommended flow.",
+    )
     status_reason = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Required for a move off the recommended flow.",
+        help_text="Why, in words: optional, required with the reason code Other.",
     )
     expected_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -101,6 +114,7 @@ class UserAdminForm(forms.ModelForm):
         }
         data["feature_flags"] = self.cleaned_data.get("feature_flags") or []
         data["status_reason"] = self.cleaned_data.get("status_reason") or ""
+        data["status_reason_code"] = self.cleaned_data.get("status_reason_code") or ""
         if self.instance.pk and not self.instance._state.adding:
             # A disabled field ignores what was posted; a crafted POST must still be refused.
             for name in contract.WRITE_ONCE_FIELDS:
@@ -159,7 +173,15 @@ class UserVersionInline(HistoryInline):
 class StatusChangeInline(HistoryInline):
     model = StatusChange
     fk_name = "user"
-    fields = ("changed_at", "from_status", "to_status", "changed_by", "reason", "off_flow")
+    fields = (
+        "changed_at",
+        "from_status",
+        "to_status",
+        "changed_by",
+        "reason_code",
+        "reason",
+        "off_flow",
+    )
     readonly_fields = fields
 
 
@@ -317,3 +339,100 @@ class UserAdmin(admin.ModelAdmin):
                 continue
             restored += 1
         self.message_user(request, f"Restored {restored} user(s).")
+
+
+class ReasonCodeForm(forms.ModelForm):
+    class Meta:
+        model = ReasonCode
+        fields = ("code", "label", "active", "position")
+        help_texts = {
+            "code": "Upper-case letters, digits and _, e.g. DOCUMENT_EXPIRED; fixed once saved.",
+            "active": "Only active codes are offered for moves; a retired code stays in the "
+            "history.",
+            "position": "Order in the move forms (smallest first).",
+        }
+
+    def _post_clean(self) -> None:
+        # The service checks and saves (as the user form leaves it to the user services).
+        pass
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            reason_code_services.clean_reason_code_data(
+                code=cleaned.get("code") or self.instance.pk or "",
+                label=cleaned.get("label") or "",
+                position=cleaned.get("position") or 0,
+                create=self.instance._state.adding,
+            )
+        except ValidationError as exc:
+            for name, errors in exc.error_dict.items():
+                self.add_error(name if name in self.fields else None, errors)
+        return cleaned
+
+
+@admin.register(ReasonCode)
+class ReasonCodeAdmin(admin.ModelAdmin):
+    """The reason codes moves take (issue 14.3), maintained by admins: add, rename, retire.
+
+    A code some move used is never deleted (the history protects it): deactivate it instead.
+    Writes go through `users.services.reason_codes`.
+    """
+
+    form = ReasonCodeForm
+    list_display = ("code", "label", "active", "position", "uses")
+    list_editable = ("label", "active", "position")
+    list_filter = ("active",)
+    search_fields = ("code", "label")
+    ordering = ("position", "code")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("code",) if obj is not None else ()
+
+    @admin.display(description="Moves with this code")
+    def uses(self, obj: ReasonCode) -> int:
+        return obj.status_changes.count()
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return policy.may_manage_reason_codes(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.may_manage_reason_codes(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return policy.may_manage_reason_codes(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.may_manage_reason_codes(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.may_manage_reason_codes(request.user)
+
+    def save_model(self, request: HttpRequest, obj: ReasonCode, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            saved = reason_code_services.reason_code_update(
+                code=obj.pk,
+                label=data["label"],
+                active=data["active"],
+                position=data["position"],
+                actor=request.user,
+            )
+        else:
+            saved = reason_code_services.reason_code_create(
+                code=data["code"],
+                label=data["label"],
+                active=data["active"],
+                position=data["position"],
+                actor=request.user,
+            )
+        obj.__dict__.update(saved.__dict__)
+
+    def delete_model(self, request: HttpRequest, obj: ReasonCode) -> None:
+        reason_code_services.reason_code_delete(code=obj.pk, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for code in queryset:
+            reason_code_services.reason_code_delete(code=code.pk, actor=request.user)

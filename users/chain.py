@@ -72,9 +72,11 @@ def status_content(
     by_id: str | None,
     reason: str,
     off_flow: bool,
+    reason_code: str | None = None,
 ) -> dict[str, Any]:
-    """What a `StatusChange` row says, as hashed."""
-    return {
+    """What a `StatusChange` row says, as hashed. Its reason code is part of it when there is
+    one (a row without keeps the hash it had before reason codes existed)."""
+    content = {
         "row": "status",
         "user": user_id,
         "version": version,
@@ -85,6 +87,9 @@ def status_content(
         "reason": reason,
         "off_flow": off_flow,
     }
+    if reason_code:
+        content["reason_code"] = reason_code
+    return content
 
 
 def link(previous: str, content: Mapping[str, Any]) -> str:
@@ -128,6 +133,8 @@ def in_chain_order(
                 by_id=row.changed_by_id,
                 reason=row.reason,
                 off_flow=row.off_flow,
+                # Historical models of migrations before reason codes have none.
+                reason_code=getattr(row, "reason_code_id", None),
             ),
         )
         for row in status_changes

@@ -433,7 +433,8 @@ _FIELDS = (
         queryable=True,
         sortable=True,
         exported=True,
-        help="A move off the recommended flow needs `status_reason`.",
+        help="A move into VERIFICATION_FAILED or INACTIVE, or off the recommended flow, needs "
+        "`status_reason_code` (and `status_reason` when the code is OTHER).",
         clean=_status,
         listed=True,
         in_form=False,
@@ -723,9 +724,10 @@ FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
 
 # The versioned record: every field a version may change, in the contract's order.
 TRACKED_FIELDS = tuple(f.name for f in _FIELDS if f.tracked)
-# What `data` may carry in the services' create and update. `status_reason` rides with `status`.
+# What `data` may carry in the services' create and update. `status_reason` and
+# `status_reason_code` ride with `status`.
 INPUT_FIELDS = tuple(f.name for f in _FIELDS if f.input)
-INPUT_EXTRAS = ("status_reason",)
+INPUT_EXTRAS = ("status_reason", "status_reason_code")
 WRITE_ONCE_FIELDS = tuple(f.name for f in _FIELDS if f.write_once)
 UNIQUE_FIELDS = tuple(f.name for f in _FIELDS if f.unique)
 API_FIELDS = tuple(f.name for f in _FIELDS if f.api)
@@ -827,7 +829,7 @@ def _part(path: tuple[str, ...]) -> tuple[Field | None, Part | None]:
 
 def input_for(path: tuple[str, ...]) -> str | None:
     """The edit form's input showing an error at `path` (`address.city` -> `address_city`)."""
-    if path == ("status_reason",):
+    if path in (("status_reason",), ("status_reason_code",)):
         return "status"
     field, part = _part(path)
     if field is None or not field.input:
@@ -842,8 +844,8 @@ def input_for(path: tuple[str, ...]) -> str | None:
 def column_for(path: tuple[str, ...]) -> str | None:
     """The model form field (the admin's) showing an error at `path`: the part's own column
     for an object stored in columns, else the field's."""
-    if path == ("status_reason",):
-        return "status_reason"
+    if path in (("status_reason",), ("status_reason_code",)):
+        return path[0]
     field, part = _part(path)
     if field is None:
         return None

@@ -16,6 +16,7 @@ from users.models import (
     AccessEvent,
     FeatureFlag,
     FeatureFlagGrant,
+    ReasonCode,
     SecurityEvent,
     Status,
     User,
@@ -31,6 +32,14 @@ def country_choices() -> list[tuple[str, str]]:
         ((country.alpha_2, country.name) for country in pycountry.countries),
         key=lambda choice: choice[1],
     )
+
+
+def reason_code_choices() -> list[tuple[str, str]]:
+    """Every reason code, retired ones too: users may still be in a status moved into with one."""
+    return [
+        (code, f"{label} ({code})")
+        for code, label in ReasonCode.objects.values_list("code", "label")
+    ]
 
 
 class UserFilter(django_filters.FilterSet):
@@ -55,6 +64,12 @@ class UserFilter(django_filters.FilterSet):
         empty_label="Any country",
         label="Residency country",
         widget=FastSelect,
+    )
+    # The code of the move into the user's current status (denormalised on the row).
+    status_reason_code = django_filters.ChoiceFilter(
+        choices=reason_code_choices,
+        empty_label="Any reason code",
+        label="Reason code",
     )
     created = django_filters.DateFromToRangeFilter(
         field_name="creation_datetime",

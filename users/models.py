@@ -105,6 +105,13 @@ RECOMMENDED_MOVES: dict[str, tuple[str, ...]] = {
 INITIAL_STATUSES = (Status.WAITING_FOR_VERIFICATION, Status.WAITING_FOR_SIGNATURE)
 
 
+# Moves into these statuses say why with a reason code (issue 14.3), as off-flow moves do.
+REASON_CODE_STATUSES = (Status.VERIFICATION_FAILED, Status.INACTIVE)
+# The code whose move must also say why in words.
+OTHER_REASON_CODE = "OTHER"
+REASON_CODE_REGEX = r"^[A-Z][A-Z0-9_]{1,31}$"
+
+
 def is_recommended_move(from_status: str | None, to_status: str) -> bool:
     """Whether `from_status` -> `to_status` is on the onboarding diagram; every other move is
     off-flow. `from_status` None is the start (a creation), whose moves are the initial
@@ -112,6 +119,12 @@ def is_recommended_move(from_status: str | None, to_status: str) -> bool:
     if from_status is None:
         return to_status in INITIAL_STATUSES
     return to_status in RECOMMENDED_MOVES.get(from_status, ())
+
+
+def needs_reason_code(from_status: str | None, to_status: str) -> bool:
+    """Whether a move (from None: a creation) must carry a reason code: into
+    VERIFICATION_FAILED or INACTIVE, or off the recommended flow."""
+    return to_status in REASON_CODE_STATUSES or not is_recommended_move(from_status, to_status)
 
 
 class FeatureFlag(models.TextChoices):
@@ -367,6 +380,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     # Denormalised from the status history so that "time in status" needs no join.
     status_changed_at = models.DateTimeField()
+    # The reason code of the move into the current status ("" when it had none), denormalised
+    # from the status history for the list's filter; written with each move, not versioned.
+    status_reason_code = models.CharField(max_length=32, blank=True, default="")
 
     date_of_birth = models.DateField(null=True, blank=True)
     residency_country = models.CharField(max_length=2, blank=True, default="")
@@ -451,6 +467,11 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.Index(fields=["last_name", "first_name"], name="user_name_idx"),
             models.Index(fields=["bank_account_number"], name="user_iban_idx"),
             models.Index(fields=["-creation_datetime", "-id"], name="user_created_idx"),
+            models.Index(
+                fields=["status_reason_code"],
+                condition=~models.Q(status_reason_code=""),
+                name="user_status_reason_code_idx",
+            ),
         ]
         permissions = [
             ("change_status", "Can move a user to another status"),
@@ -579,6 +600,28 @@ class UserVersion(models.Model):
         return f"{self.user_id} v{self.version}"
 
 
+class ReasonCode(models.Model):
+    """Why a user was moved (issue 14.3): a code from the list admins maintain. A code in use
+    is never deleted (PROTECT from the status history); it is deactivated instead, and moves
+    then refuse it while the history keeps showing its label."""
+
+    code = models.CharField(primary_key=True, max_length=32)
+    label = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(code__regex=REASON_CODE_REGEX), name="reason_code_format"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class StatusChange(models.Model):
     """A row of the status history: from, to, who, when, why, and whether it left the flow."""
 
@@ -591,6 +634,14 @@ class StatusChange(models.Model):
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reason = models.TextField(blank=True, default="")
+    # Required into VERIFICATION_FAILED / INACTIVE and off the flow (`needs_reason_code`).
+    reason_code = models.ForeignKey(
+        ReasonCode,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="status_changes",
+    )
     off_flow = models.BooleanField(default=False)
     # SHA-256 of the previous history row's hash and this row's content (`users/chain.py`).
     chain_hash = models.CharField(max_length=64, blank=True, default="")
@@ -601,7 +652,9 @@ class StatusChange(models.Model):
         indexes = [models.Index(fields=["user", "-changed_at"], name="status_change_user_idx")]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(off_flow=False) | ~models.Q(reason=""),
+                condition=models.Q(off_flow=False)
+                | ~models.Q(reason="")
+                | models.Q(reason_code__isnull=False),
                 name="status_change_off_flow_has_reason",
             ),
         ]

@@ -178,6 +178,11 @@ def may_use_admin(actor: User) -> bool:
     return actor.is_active and actor.is_staff
 
 
+def may_manage_reason_codes(actor: User) -> bool:
+    """Add, rename, reorder and retire the reason codes moves take (issue 14.3): admins."""
+    return actor.is_active and _is_admin(actor)
+
+
 def may_view_security_log(actor: User) -> bool:
     """The security log page and its CSV: admins."""
     return actor.is_active and _is_admin(actor)
@@ -317,8 +322,15 @@ def editable_fields(actor: User, user: User) -> frozenset[str]:
 # --- writes: which parts of a change need which permission -------------------------------------
 
 # Parts of a change checked by what they change (a value equal to the stored one needs nothing);
-# `status_reason` rides along with `status`.
-_COMPARED = {"status", "status_reason", "feature_flags", *ACCESS_LIST_FIELDS, "roles"}
+# `status_reason` and `status_reason_code` ride along with `status`.
+_COMPARED = {
+    "status",
+    "status_reason",
+    "status_reason_code",
+    "feature_flags",
+    *ACCESS_LIST_FIELDS,
+    "roles",
+}
 
 
 def _ids(values: Iterable[Any] | None) -> list[Any]:

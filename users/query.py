@@ -229,8 +229,13 @@ def _fields() -> dict[str, FieldSpec]:
     return fields
 
 
-# The queryable fields, from the contract's registry.
-FIELDS: dict[str, FieldSpec] = _fields()
+# The queryable fields, from the contract's registry, and the reason code of the move into the
+# current status (issue 14.3; denormalised on the row, not a contract field): upper case, as
+# the codes are.
+EXTRA_FIELDS: dict[str, FieldSpec] = {
+    "status_reason_code": FieldSpec("status_reason_code", "text", normalise=str.upper, ci=False),
+}
+FIELDS: dict[str, FieldSpec] = {**_fields(), **EXTRA_FIELDS}
 SORTABLE_FIELDS = tuple(name for name, spec in FIELDS.items() if spec.sortable)
 _KEYWORDS = {"and", "or", "in", "to", "orderby", *OPERATORS}
 

@@ -198,7 +198,8 @@
 
   // --- status board: drag and drop --------------------------------------------------------------
   // Dropping a card fills in that card's own move form (the keyboard menu, which also works
-  // without JavaScript) and submits it; an off-flow move first asks for a reason in a <dialog>.
+  // without JavaScript) and submits it; a move that needs a reason code (off the flow, or into
+  // failed or inactive) first asks for it in a <dialog>.
   let dragged = null;
 
   function columnOf(element) {
@@ -268,12 +269,20 @@
     moveCard(card, status);
   });
 
+  // Moves into these statuses need a reason code (the server prints them on the board).
+  function codedStatuses() {
+    const board = document.querySelector("[data-coded-statuses]");
+    return ((board && board.getAttribute("data-coded-statuses")) || "").split(" ").filter(Boolean);
+  }
+
   function moveCard(card, status) {
     const form = card.querySelector("form[data-move-form]");
     if (!form) return;
     form.elements.namedItem("status").value = status;
-    if (recommendedFor(card).indexOf(status) >= 0) {
+    const needsCode = recommendedFor(card).indexOf(status) < 0 || codedStatuses().indexOf(status) >= 0;
+    if (!needsCode) {
       form.elements.namedItem("reason").value = "";
+      form.elements.namedItem("reason_code").value = "";
       form.requestSubmit();
       return;
     }
@@ -283,11 +292,11 @@
   function askReason(card, form, status) {
     const dialog = document.getElementById("reason-dialog");
     if (!(dialog instanceof HTMLDialogElement)) {
-      // No dialog on the page: open the card's own menu so the reason can be typed there.
+      // No dialog on the page: open the card's own menu so the reason can be given there.
       const menu = card.querySelector("details");
       if (menu) menu.open = true;
-      const reason = form.elements.namedItem("reason");
-      if (reason) reason.focus();
+      const code = form.elements.namedItem("reason_code");
+      if (code) code.focus();
       return;
     }
     const label = dialog.querySelector("[data-reason-target]");
@@ -295,12 +304,17 @@
       const option = form.querySelector("option[value='" + status + "']");
       label.textContent = (card.getAttribute("data-name") || "This user") + " → " + (option ? option.textContent.trim() : status);
     }
-    const input = dialog.querySelector("textarea, input[name='reason']");
+    const code = dialog.querySelector("select[name='reason_code']");
+    const input = dialog.querySelector("textarea[name='reason']");
+    code.value = "";
     input.value = "";
+    dialog.querySelectorAll("[data-reason-error], [data-reason-code-error]").forEach(function (el) {
+      el.hidden = true;
+    });
     dialog.dataset.card = card.getAttribute("data-card");
     dialog.dataset.status = status;
     dialog.showModal();
-    input.focus();
+    code.focus();
   }
 
   document.addEventListener("submit", function (event) {
@@ -313,20 +327,30 @@
       dialog.close();
       return;
     }
-    const reasonInput = dialogForm.querySelector("textarea, input[name='reason']");
+    const codeInput = dialogForm.querySelector("select[name='reason_code']");
+    const reasonInput = dialogForm.querySelector("textarea[name='reason']");
+    const code = codeInput.value;
     const reason = reasonInput.value.trim();
-    const error = dialogForm.querySelector("[data-reason-error]");
-    if (!reason) {
-      if (error) error.hidden = false;
+    const codeError = dialogForm.querySelector("[data-reason-code-error]");
+    const reasonError = dialogForm.querySelector("[data-reason-error]");
+    if (codeError) codeError.hidden = !!code;
+    if (!code) {
+      codeInput.focus();
+      return;
+    }
+    // The server says the same; asking here keeps the dialog open for the words.
+    if (code === "OTHER" && !reason) {
+      if (reasonError) reasonError.hidden = false;
       reasonInput.focus();
       return;
     }
-    if (error) error.hidden = true;
+    if (reasonError) reasonError.hidden = true;
     const card = document.querySelector("[data-card='" + dialog.dataset.card + "']");
     dialog.close();
     if (!card) return;
     const form = card.querySelector("form[data-move-form]");
     form.elements.namedItem("status").value = dialog.dataset.status;
+    form.elements.namedItem("reason_code").value = code;
     form.elements.namedItem("reason").value = reason;
     form.requestSubmit();
   });

@@ -83,7 +83,11 @@ def rich_user(actor: User, **data) -> User:
     )
     services.user_update(user=subject, data={"first_name": "Augusta Ada"}, actor=actor)
     services.user_change_status(
-        user=subject, status=Status.ACTIVE, actor=actor, reason="Signed at the branch"
+        user=subject,
+        status=Status.ACTIVE,
+        actor=actor,
+        reason="Signed at the branch",
+        reason_code="SIGNED_ON_PAPER",
     )
     return subject
 
@@ -203,14 +207,19 @@ def test_board(page: Page, sign_in, url, role, admin_user):
     card.get_by_label("Move to").select_option(Status.INACTIVE)
     card.get_by_role("button", name="Move").click()
     expect(page.locator("#board .board-errors")).to_be_focused()
-    check(page, "the board refusing an off-flow move without a reason")
+    check(page, "the board refusing an off-flow move without a reason code")
 
     card.drag_to(page.locator(f"#column-{Status.ACTIVE}"))
     dialog = page.locator("#reason-dialog")
     expect(dialog).to_be_visible()
+    check(page, "the move dialog with the reason code select")
+    dialog.get_by_role("button", name="Move").click()
+    expect(dialog.locator("[data-reason-code-error]")).to_be_visible()
+    check(page, "the move dialog with its reason code error")
+    dialog.get_by_label("Reason code").select_option("OTHER")
     dialog.get_by_role("button", name="Move").click()
     expect(dialog.locator("[data-reason-error]")).to_be_visible()
-    check(page, "the off-flow reason dialog with its error")
+    check(page, "the move dialog asking for words with the code Other")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -234,9 +243,11 @@ def test_user_detail(page: Page, sign_in, url, role, admin_user):
     if role in (Role.ADMIN, Role.COMPLIANCE):
         status = page.locator("#status")
         status.get_by_text("Off-flow move…").click()
-        expect(status.get_by_label("Reason")).to_be_visible()
+        expect(status.locator("#offflow-reason-code")).to_be_visible()
         check(page, "the off-flow move open")
-        status.get_by_label("Reason").fill(" ")  # blank: passes the browser, not the server
+        # Other with blank words: passes the browser, not the server.
+        status.locator("#offflow-reason-code").select_option("OTHER")
+        status.locator("#offflow-reason").fill(" ")
         status.get_by_role("button", name="Move off the flow").click()
         expect(status.get_by_role("alert")).to_be_visible()
         check(page, "an off-flow move refused without a reason")

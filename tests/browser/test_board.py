@@ -53,17 +53,38 @@ def test_off_flow_drag_asks_for_a_reason(page: Page, sign_in, url, waiting):
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("Wanda Waiting → Active")
     dialog.get_by_role("button", name="Move").click()
-    expect(dialog.locator("[data-reason-error]")).to_be_visible()
+    expect(dialog.locator("[data-reason-code-error]")).to_be_visible()
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING_FOR_VERIFICATION
 
-    dialog.get_by_label("Reason").fill("KYC documents checked at the branch")
+    # Other asks for words too, before anything is sent.
+    dialog.get_by_label("Reason code").select_option("OTHER")
+    dialog.get_by_role("button", name="Move").click()
+    expect(dialog.locator("[data-reason-error]")).to_be_visible()
+    expect(dialog.locator("[data-reason-code-error]")).to_be_hidden()
+
+    dialog.get_by_label("Reason code").select_option("MANUAL_OVERRIDE")
+    dialog.get_by_role("textbox", name="Reason").fill("KYC documents checked at the branch")
     dialog.get_by_role("button", name="Move").click()
     expect(dialog).to_be_hidden()
     expect(column(page, Status.ACTIVE)).to_contain_text("Wanda Waiting")
     change = StatusChange.objects.get(user=waiting, to_status=Status.ACTIVE)
     assert change.off_flow
     assert change.reason == "KYC documents checked at the branch"
+    assert change.reason_code_id == "MANUAL_OVERRIDE"
+
+
+def test_a_recommended_drag_into_failed_asks_for_a_reason_code(page: Page, sign_in, url, waiting):
+    sign_in(Role.COMPLIANCE)
+    page.goto(url("users:board"))
+    card(page, waiting).drag_to(column(page, Status.VERIFICATION_FAILED))
+    dialog = page.locator("#reason-dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Reason code").select_option("DOCUMENT_EXPIRED")
+    dialog.get_by_role("button", name="Move").click()
+    expect(column(page, Status.VERIFICATION_FAILED)).to_contain_text("Wanda Waiting")
+    change = StatusChange.objects.get(user=waiting, to_status=Status.VERIFICATION_FAILED)
+    assert (change.reason_code_id, change.off_flow) == ("DOCUMENT_EXPIRED", False)
 
 
 def test_move_a_card_with_the_keyboard(page: Page, sign_in, url, waiting, screenshot):
@@ -90,8 +111,10 @@ def test_move_a_card_with_the_keyboard(page: Page, sign_in, url, waiting, screen
 
     card(page, waiting).locator("summary").press("Enter")
     card(page, waiting).get_by_label("Move to").select_option(Status.INACTIVE)
-    card(page, waiting).get_by_label("Reason").fill("Customer asked to pause onboarding")
-    card(page, waiting).get_by_label("Reason").press("Enter")
+    card(page, waiting).get_by_label("Reason code").select_option("CLIENT_REQUEST")
+    reason = card(page, waiting).get_by_role("textbox", name="Reason")
+    reason.fill("Customer asked to pause onboarding")
+    reason.press("Enter")
     expect(column(page, Status.INACTIVE)).to_contain_text("Wanda Waiting")
     waiting.refresh_from_db()
     assert waiting.status == Status.INACTIVE

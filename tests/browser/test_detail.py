@@ -95,7 +95,11 @@ def test_open_a_version_diff(page: Page, sign_in, url, screenshot):
     services.user_update(user=subject, data={"first_name": "Augusta Ada"}, actor=compliance)
     services.user_update(user=subject, data={"language": "fr-BE"}, actor=compliance)
     services.user_change_status(
-        user=subject, status=Status.ACTIVE, actor=compliance, reason="Signed at the branch"
+        user=subject,
+        status=Status.ACTIVE,
+        actor=compliance,
+        reason="Signed at the branch",
+        reason_code="SIGNED_ON_PAPER",
     )
     page.goto(url("users:user-detail", subject.pk))
     timeline = page.locator("#history .timeline")
@@ -128,19 +132,23 @@ def test_status_move_with_reason_off_flow(page: Page, sign_in, url, screenshot):
 
     status.get_by_text("Off-flow move…").click()
     status.get_by_label("Move to").select_option(Status.ACTIVE)
-    status.get_by_label("Reason").fill("Existing client, signed on paper")
+    status.locator("#offflow-reason-code").select_option("SIGNED_ON_PAPER")
+    status.locator("#offflow-reason").fill("Existing client, signed on paper")
     status.get_by_role("button", name="Move off the flow").click()
     expect(page.locator("#status")).to_contain_text("Moved to Active")
     expect(page.locator("#summary .badge").first).to_have_text("Active")
     expect(page.locator("#history .timeline li").first).to_contain_text(
         "Existing client, signed on paper"
     )
+    expect(page.locator("#history .timeline li").first).to_contain_text("Signed on paper")
     saved = User.objects.get(pk=subject.pk)
     assert saved.status == Status.ACTIVE
     assert saved.status_changes.get(to_status=Status.ACTIVE).off_flow
     screenshot("moved")
 
     # The next recommended step works from the refreshed panel (its version is current).
+    # Into Inactive: a reason code (the recommended form's select).
+    page.locator("#move-reason-code").select_option("CLIENT_REQUEST")
     page.locator("#status").get_by_role("button", name="→ Inactive").click()
     expect(page.locator("#status")).to_contain_text("Moved to Inactive")
 

@@ -124,6 +124,7 @@ def test_bulk_move_reports_each_refusal(page: Page, sign_in, url, people):
     report = page.locator(".bulk-report")
     expect(report).to_contain_text("2 not changed")
     expect(report).to_contain_text("reason")
+    page.locator("#bulk-reason-code").select_option("MANUAL_OVERRIDE")
     page.locator("#bulk-reason").fill("Verified by phone with the branch")
     page.get_by_role("button", name="Move", exact=True).click()
     expect(report).to_contain_text("2 users moved to Active")

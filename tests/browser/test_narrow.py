@@ -11,8 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.factories import make_console_user, make_user
-from users import services
+from tests.factories import make_console_user, make_user, move_to
 from users.models import FeatureFlag, Role, Status, User
 
 WIDTHS = [900, 1280]
@@ -43,7 +42,7 @@ def crowd(admin_user) -> list[User]:
             feature_flags=list(FeatureFlag.values),
         )
         for step in PATHS[status]:
-            user = services.user_change_status(user=user, status=step, actor=admin_user)
+            user = move_to(user, step, actor=admin_user)
         people.append(user)
     return people
 

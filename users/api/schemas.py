@@ -117,7 +117,21 @@ def _input_fields() -> dict[str, Any]:
         if name == "status":
             fields["status_reason"] = (
                 str | None,
-                Field(None, description="Why the status moves (≤ 2000)."),
+                Field(
+                    None,
+                    description="Why the status moves, in words (≤ 2000); required with the "
+                    "reason code OTHER.",
+                ),
+            )
+            fields["status_reason_code"] = (
+                str | None,
+                Field(
+                    None,
+                    description="The reason code of the move, from the active list an admin "
+                    "maintains; required into VERIFICATION_FAILED or INACTIVE and off the "
+                    "recommended flow.",
+                    examples=["DOCUMENT_EXPIRED"],
+                ),
             )
     return fields
 

@@ -38,7 +38,7 @@ def backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("users", "0015_access_log"),
+        ("users", "0017_reason_codes"),
     ]
 
     operations = [

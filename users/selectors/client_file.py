@@ -64,7 +64,7 @@ def client_file(
         raise NotYet(f"The user did not exist yet on {as_of.isoformat()}.")
     status_changes = list(
         StatusChange.objects.filter(user=user, changed_at__lt=until)
-        .select_related("changed_by")
+        .select_related("changed_by", "reason_code")
         .order_by("version", "id")
     )
     record = contract.empty_record()
@@ -91,6 +91,8 @@ def client_file(
                 "from": row.from_status or None,
                 "to": row.to_status,
                 "by": _person(row.changed_by),
+                "reason_code": row.reason_code_id,
+                "reason_code_label": row.reason_code.label if row.reason_code else None,
                 "reason": row.reason,
                 "off_flow": row.off_flow,
             }

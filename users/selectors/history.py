@@ -61,7 +61,7 @@ def recent_status_changes(user: User, *, limit: int) -> list[StatusChange]:
     """The user's latest `limit` status rows, newest first, with their authors."""
     return list(
         StatusChange.objects.filter(user=user)
-        .select_related("changed_by")
+        .select_related("changed_by", "reason_code")
         .order_by("-changed_at", "-id")[:limit]
     )
 

@@ -168,12 +168,9 @@ def rebuild(*, status_change_model: type = StatusChange, user_model: type = User
     history = (
         status_change_model.objects.exclude(user_id__in=staff)
         .order_by("user_id", "changed_at", "id")
-        .values_list("user_id", "from_status", "to_status", "changed_at", "changed_by_id")
+        .values_list(
+            "user_id", "from_status", "to_status", "changed_at", "changed_by_id", "reason_code_id"
+        )
         .iterator(chunk_size=20_000)
     )
-    return add_moves(
-        moves_of_history(
-            (user_id, from_status, to_status, at, by, "")
-            for user_id, from_status, to_status, at, by in history
-        )
-    )
+    return add_moves(moves_of_history(history))

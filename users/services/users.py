@@ -25,9 +25,11 @@ from django.utils import timezone
 from users import chain, contract, policy, validators
 from users.contract import FIELD_LABELS, TRACKED_FIELDS, UNIQUE_FIELDS, WRITE_ONCE_FIELDS
 from users.models import (
+    OTHER_REASON_CODE,
     ChangeRequest,
     FeatureFlag,
     FeatureFlagGrant,
+    ReasonCode,
     Role,
     SecurityEvent,
     Status,
@@ -35,6 +37,7 @@ from users.models import (
     User,
     UserVersion,
     is_recommended_move,
+    needs_reason_code,
 )
 from users.selectors.history import version_diff
 from users.services import move_stats
@@ -122,12 +125,19 @@ def clean_user_data(data: Mapping[str, Any], *, user: User | None) -> dict[str, 
             )
         except ValidationError as exc:
             errors["status_reason"] = exc.error_list
+    if "status_reason_code" in data:
+        try:
+            cleaned["status_reason_code"] = clean_reason_code(data["status_reason_code"])
+        except ValidationError as exc:
+            errors["status_reason_code"] = exc.error_list
     _check_users_exist(cleaned, errors)
     _check_record_rules(context, errors)
     if user is not None:
         _check_write_once(user, cleaned, errors)
     _check_unique(user, cleaned, errors)
-    if "status" in cleaned and not errors.get("status_reason"):
+    if "status" in cleaned and not (
+        errors.get("status_reason") or errors.get("status_reason_code")
+    ):
         from_status = user.status if user is not None else None
         if cleaned["status"] != from_status:
             try:
@@ -135,6 +145,7 @@ def clean_user_data(data: Mapping[str, Any], *, user: User | None) -> dict[str, 
                     from_status=from_status,
                     to_status=cleaned["status"],
                     reason=cleaned.get("status_reason") or "",
+                    reason_code=cleaned.get("status_reason_code") or "",
                 )
             except ValidationError as exc:
                 errors.update(exc.error_dict)
@@ -200,20 +211,53 @@ def _duplicate(name: str) -> ValidationError:
     return ValidationError(f"{FIELD_LABELS[name]} is already used by another user.", code="unique")
 
 
-def check_status_move(*, from_status: str | None, to_status: str, reason: str) -> bool:
+def clean_reason_code(value: Any) -> str:
+    """A reason code as sent ("" for none), upper-cased; refused unless it is on the active
+    list (`ReasonCode`): unknown with `reason_code_unknown`, deactivated with
+    `reason_code_inactive`."""
+    code = validators.text(value, max_length=64, field="Reason code").upper()
+    if not code:
+        return ""
+    found = ReasonCode.objects.filter(pk=code).first()
+    if found is None:
+        raise ValidationError(
+            f"{code[:40]!r} is not a reason code; choose one from the list.",
+            code="reason_code_unknown",
+        )
+    if not found.active:
+        raise ValidationError(
+            f"The reason code {found.label!r} ({code}) is no longer in use; choose another.",
+            code="reason_code_inactive",
+        )
+    return code
+
+
+def check_status_move(
+    *, from_status: str | None, to_status: str, reason: str, reason_code: str = ""
+) -> bool:
     """Whether a move (from None: a creation) is off the recommended flow.
 
-    An off-flow move without a reason is refused with `status_reason` / `reason_required`.
+    A move into VERIFICATION_FAILED or INACTIVE, or off the flow, without a reason code is
+    refused with `status_reason_code` / `reason_code_required`; the code OTHER without words
+    with `status_reason` / `reason_required`. `reason_code` is one `clean_reason_code` passed.
     """
     off_flow = not is_recommended_move(from_status, to_status)
-    if off_flow and not reason:
-        start = Status(from_status).label if from_status else "the start"
+    start = Status(from_status).label if from_status else "the start"
+    move = f"A move from {start} to {Status(to_status).label}"
+    if needs_reason_code(from_status, to_status) and not reason_code:
+        why = "is off the recommended flow" if off_flow else "needs a reason"
+        raise ValidationError(
+            {
+                "status_reason_code": ValidationError(
+                    f"{move} {why}: choose a reason code.", code="reason_code_required"
+                )
+            }
+        )
+    if reason_code == OTHER_REASON_CODE and not reason:
         raise ValidationError(
             {
                 "status_reason": ValidationError(
-                    f"A move from {start} to {Status(to_status).label} is off the recommended "
-                    "flow: give a reason.",
-                    code="reason_required",
+                    "The reason code Other needs the reason in words.", code="reason_required"
                 )
             }
         )
@@ -296,6 +340,7 @@ def _commit_version(
     now: dt.datetime,
     create: bool,
     status_reason: str = "",
+    status_reason_code: str = "",
     approved_by: User | None = None,
 ) -> User:
     """Save the row, its relations, the version record and (if any) the status history row;
@@ -304,10 +349,14 @@ def _commit_version(
     if "status" in changes:
         from_status, to_status = changes["status"]
         off_flow = check_status_move(
-            from_status=from_status, to_status=to_status, reason=status_reason
+            from_status=from_status,
+            to_status=to_status,
+            reason=status_reason,
+            reason_code=status_reason_code,
         )
         entered = None if create else user.status_changed_at
         user.status_changed_at = now
+        user.status_reason_code = status_reason_code
         status_change = StatusChange(
             user=user,
             from_status=from_status or "",
@@ -315,6 +364,7 @@ def _commit_version(
             changed_at=now,
             changed_by=actor,
             reason=status_reason,
+            reason_code_id=status_reason_code or None,
             off_flow=off_flow,
         )
     if create:
@@ -353,6 +403,7 @@ def _commit_version(
                 by_id=author_id,
                 reason=status_change.reason,
                 off_flow=status_change.off_flow,
+                reason_code=status_change.reason_code_id,
             ),
         )
     _save(user, create=create)
@@ -376,6 +427,7 @@ def _commit_version(
                 to_status=status_change.to_status,
                 since=entered,
                 changed_by=author_id or "",
+                reason_code=status_reason_code,
             ),
             # A new user's roles are in its first version; no query needed.
             staff=bool(changes.get("roles", (None, None))[1]) if create else None,
@@ -438,7 +490,7 @@ def user_create(
     it as idp_user_id in the same version); by default a new one is made.
 
     `status` defaults to WAITING_FOR_VERIFICATION; a start outside the two initial statuses
-    needs `status_reason`.
+    needs `status_reason_code` (see `check_status_move`).
     """
     cleaned = clean_user_data({k: v for k, v in data.items() if v is not None}, user=None)
     role_names = sorted(set(roles))
@@ -448,6 +500,7 @@ def user_create(
             {"roles": ValidationError(f"Unknown role {sorted(unknown_roles)[0]!r}.", code="choice")}
         )
     status_reason = cleaned.pop("status_reason", "") or ""
+    status_reason_code = cleaned.pop("status_reason_code", "") or ""
     cleaned.setdefault("status", Status.WAITING_FOR_VERIFICATION)
     if role_names:
         cleaned["roles"] = role_names
@@ -471,6 +524,7 @@ def user_create(
         now=clock(),
         create=True,
         status_reason=status_reason,
+        status_reason_code=status_reason_code,
     )
 
 
@@ -502,6 +556,7 @@ def _apply(
     and is not guarded again.
     """
     status_reason = cleaned.pop("status_reason", "") or ""
+    status_reason_code = cleaned.pop("status_reason_code", "") or ""
     before = user_snapshot(current)
     changes = _changes(before, cleaned)
     waiting: dict[str, dict[str, list[Any]]] = {}
@@ -518,6 +573,7 @@ def _apply(
             now=now,
             create=False,
             status_reason=status_reason,
+            status_reason_code=status_reason_code,
             approved_by=approved_by,
         )
         reason = _sessions_end_reason(changes)
@@ -563,7 +619,7 @@ def user_update(
 ) -> User:
     """Change any contract fields (nested objects replaced whole). Unchanged values are no-ops.
 
-    Refuses a write-once change, a duplicate, an off-flow status without `status_reason`, a
+    Refuses a write-once change, a duplicate, a move without the reason code it needs, a
     deleted user, and (with `expected_version`) a stale edit (`StaleVersion`).
     Returns the user as stored; the version is bumped only when something changed. Guarded
     fields (four-eyes) are proposed with `change_reason` instead (`proposed_changes`).
@@ -580,10 +636,13 @@ def user_change_status(
     status: str,
     actor: User | None,
     reason: str = "",
+    reason_code: str = "",
     expected_version: int | None = None,
     clock: Clock = timezone.now,
 ) -> User:
-    """Move a user to `status`. Off the recommended flow only with a reason (marked off-flow)."""
+    """Move a user to `status`. Into VERIFICATION_FAILED or INACTIVE, and off the recommended
+    flow (marked off-flow), only with an active `reason_code`; the code OTHER also with a
+    `reason` in words (`check_status_move`)."""
     current = _locked_for_edit(user, expected_version)
     if status == current.status:
         raise ValidationError(
@@ -593,7 +652,10 @@ def user_change_status(
                 )
             }
         )
-    cleaned = clean_user_data({"status": status, "status_reason": reason}, user=current)
+    cleaned = clean_user_data(
+        {"status": status, "status_reason": reason, "status_reason_code": reason_code},
+        user=current,
+    )
     return _apply(current, cleaned, actor=actor, now=clock())
 
 

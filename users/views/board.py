@@ -24,9 +24,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url, trigger_client_event
 
 from users import policy, selectors, sla
-from users.models import Status, User
+from users.models import REASON_CODE_STATUSES, Status, User
 from users.rendering import Card, FlagBadges, url_for_each
 from users.selectors.change_requests import users_with_open_requests
+from users.selectors.reason_codes import active_reason_codes
 from users.views.common import (
     HtmxHttpRequest,
     htmx_target,
@@ -162,10 +163,19 @@ def board_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> 
                 "first_new": limit - COLUMN_SIZE if limit > COLUMN_SIZE else None,
             }
         )
+    reason_codes = active_reason_codes() if can_move else []
     return {
         "state": state,
         "filter": state.filterset,
         "columns": columns,
+        "reason_codes": reason_codes,
+        # The codes' <option>s, drawn once for every card's menu.
+        "reason_code_options": render_to_string(
+            f"{TEMPLATE}#reason-code-options", {"reason_codes": reason_codes}
+        )
+        if can_move
+        else "",
+        "coded_statuses": " ".join(REASON_CODE_STATUSES),
         "query": query,
         "board_query": board_query,
         "kept_statuses": [v for v in params.getlist("status") if v in Status.values],
@@ -226,6 +236,7 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         user,
         target=request.POST.get("status", ""),
         reason=request.POST.get("reason", "").strip(),
+        reason_code=request.POST.get("reason_code", ""),
         expected_version=parse_version(request.POST.get("version")),
     )
     errors = [f"{user.display_name}: {error}" for error in errors]

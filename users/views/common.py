@@ -154,11 +154,17 @@ def parse_version(raw: str | None) -> int | None:
 
 
 def move_user(
-    request: HtmxHttpRequest, user: User, *, target: str, reason: str, expected_version: int | None
+    request: HtmxHttpRequest,
+    user: User,
+    *,
+    target: str,
+    reason: str,
+    reason_code: str = "",
+    expected_version: int | None,
 ) -> tuple[User, list[str]]:
     """Move `user` to `target` if the policy allows it (403 if not): (the user, error messages).
 
-    An unknown status is the service's to report, with the known ones.
+    An unknown status, a missing or retired reason code are the service's to report.
     """
     if target in Status.values:
         policy.check_move(request.user, user.status, target)
@@ -168,6 +174,7 @@ def move_user(
             status=target,
             actor=request.user,
             reason=reason,
+            reason_code=reason_code,
             expected_version=expected_version,
         )
     except services.StaleVersion as exc:

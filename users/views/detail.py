@@ -22,8 +22,9 @@ from django_htmx.http import trigger_client_event
 
 from users import policy, selectors, services, validators
 from users.contract import FIELD_LABELS
-from users.models import AccessEvent, FeatureFlag, Role, Status, User
+from users.models import AccessEvent, FeatureFlag, Role, Status, User, needs_reason_code
 from users.selectors.access import PANEL_LIMIT, recent_accesses
+from users.selectors.reason_codes import active_reason_codes
 from users.selectors.security import locked_out_until
 from users.services.access import access_record
 from users.services.factors import factor_summary, factors_reset
@@ -73,11 +74,17 @@ def bank_details(user: User) -> dict[str, Any] | None:
 
 def status_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     options = policy.move_options(request.user, user.status)
+    can_move = options.allowed and not user.deleted
     return {
         "recommended_moves": list(options.recommended),
         "off_flow_moves": list(options.off_flow),
-        "can_move": options.allowed and not user.deleted,
+        "can_move": can_move,
         "can_move_off_flow": options.off_flow_allowed,
+        # The recommended moves that need a reason code (into failed or inactive).
+        "coded_moves": [
+            move for move in options.recommended if needs_reason_code(user.status, move)
+        ],
+        "reason_codes": active_reason_codes() if can_move else [],
     }
 
 
@@ -267,11 +274,16 @@ def user_status(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         load_user(pk),
         target=request.POST.get("status", ""),
         reason=request.POST.get("reason", ""),
+        reason_code=request.POST.get("reason_code", ""),
         expected_version=parse_version(request.POST.get("expected_version")),
     )
     user = load_user(pk)
     if errors:
-        extra = {"status_errors": errors, "status_reason": request.POST.get("reason", "")}
+        extra = {
+            "status_errors": errors,
+            "status_reason": request.POST.get("reason", ""),
+            "status_reason_code": request.POST.get("reason_code", ""),
+        }
         return render_region_or_page(request, user, "status", **extra)
     message = f"Moved to {Status(user.status).label}."
     return region_saved(request, user, "status", message, "status_message")

@@ -29,6 +29,7 @@ from users import contract, policy, selectors, services
 from users.models import AccessEvent, FeatureFlag, Status, User, is_user_id
 from users.rendering import FlagBadges, Row, url_for_each
 from users.selectors.change_requests import users_with_open_requests
+from users.selectors.reason_codes import active_reason_codes
 from users.services.access import access_record
 from users.views.common import (
     SORTS,
@@ -194,6 +195,7 @@ def list_context(request: HtmxHttpRequest, params: QueryDict, **extra: Any) -> d
         "flags": FeatureFlag.choices,
         "can_export": policy.may_export(actor),
         "can_move": policy.may_change_status(actor),
+        "reason_codes": active_reason_codes() if policy.may_change_status(actor) else [],
         "can_flag": policy.may_manage_flags(actor),
         "can_create": policy.may_create(actor),
         "bulk_limit": BULK_LIMIT,
@@ -242,11 +244,13 @@ def _for_each(
 
 
 def _bulk_status(
-    request: HtmxHttpRequest, users: list[User], status: str, reason: str
+    request: HtmxHttpRequest, users: list[User], status: str, reason: str, reason_code: str
 ) -> tuple[list[User], list[tuple[User, str]]]:
     def move(user: User) -> None:
         policy.check_move(request.user, user.status, status)
-        services.user_change_status(user=user, status=status, actor=request.user, reason=reason)
+        services.user_change_status(
+            user=user, status=status, actor=request.user, reason=reason, reason_code=reason_code
+        )
 
     return _for_each(users, move)
 
@@ -340,7 +344,11 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         if action == "status":
             status = request.POST["status"]
             done, failed = _bulk_status(
-                request, users, status, request.POST.get("reason", "").strip()
+                request,
+                users,
+                status,
+                request.POST.get("reason", "").strip(),
+                request.POST.get("reason_code", ""),
             )
             verb = f"moved to {Status(status).label}"
         else:
@@ -382,6 +390,9 @@ def user_bulk(request: HtmxHttpRequest) -> HttpResponse:
         bulk_form={
             "status": request.POST.get("status", "") if problem or report.get("failed") else "",
             "reason": request.POST.get("reason", "") if problem or report.get("failed") else "",
+            "reason_code": request.POST.get("reason_code", "")
+            if problem or report.get("failed")
+            else "",
             "flag": request.POST.get("flag", ""),
         },
         selected=set(ids) if problem else {u.pk for u, _ in report.get("failed", [])},

@@ -240,6 +240,19 @@ STORIES: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
 )
+# The reason code (issue 14.3) of each story's move that needs one (`needs_reason_code`).
+REASON_CODES = {
+    "Proof of address is older than three months": "ADDRESS_NOT_VERIFIED",
+    "Name on the ID card does not match the account holder": "NAME_MISMATCH",
+    "Private-banking client: KYC file taken over from the bank, contract signed": "OTHER",
+    "Selfie check failed": "LIVENESS_FAILED",
+    "Customer asked to close the account": "CLIENT_REQUEST",
+    "Sanctions screening hit, confirmed": "SANCTIONS_HIT",
+    "Relationship ended": "SANCTIONS_HIT",
+    "Dormant for 24 months": "INACTIVITY",
+    "Reactivation requested; KYC older than five years must be redone": "DOCUMENT_EXPIRED",
+    "New general terms must be signed before further investments": "OTHER",
+}
 
 
 @dataclass
@@ -465,7 +478,10 @@ class Planner:
         # admin grants once the user is first active, and a few corrections by the back office.
         events: list[tuple[str, str, dict[str, Any]]] = []
         for status, reason in story[1:]:
-            events.append(("status", "compliance", {"status": status, "reason": reason}))
+            move = {"status": status, "reason": reason}
+            if reason in REASON_CODES:
+                move["reason_code"] = REASON_CODES[reason]
+            events.append(("status", "compliance", move))
             if status == A and not any(kind == "flags" for kind, _, _ in events):
                 flags = [
                     flag

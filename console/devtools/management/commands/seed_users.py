@@ -68,6 +68,7 @@ RECORD_COLUMNS = (
     "version",
     "version_datetime",
     "history_hash",
+    "status_reason_code",
 )
 FIELD_COLUMNS = tuple(
     column for field in contract.FIELDS.values() if field.input for column in field.columns
@@ -81,6 +82,7 @@ STATUS_COLUMNS = (
     "to_status",
     "changed_at",
     "reason",
+    "reason_code_id",
     "off_flow",
     "chain_hash",
 )
@@ -502,6 +504,21 @@ OFF_FLOW_REASONS = (
     "Customer signed on paper at the branch; signature scanned into the file.",
     "Reopened on the customer's request after a closed account review.",
 )
+# Reason codes (issue 14.3, seeded by migration 0017) of the moves that need one: into
+# VERIFICATION_FAILED, into INACTIVE (from ACTIVE; from VERIFICATION_FAILED), off the flow.
+FAILED_CODES = (
+    "DOCUMENT_EXPIRED",
+    "ADDRESS_NOT_VERIFIED",
+    "NAME_MISMATCH",
+    "LIVENESS_FAILED",
+    "DOCUMENT_UNREADABLE",
+    "SANCTIONS_HIT",
+    "PEP_REVIEW",
+    "SOURCE_OF_WEALTH",
+)
+INACTIVE_CODES = ("INACTIVITY", "CLIENT_REQUEST", "INACTIVITY", "DUPLICATE_ACCOUNT")
+CLOSED_AFTER_FAILURE_CODES = ("FRAUD_SUSPICION", "SANCTIONS_HIT", "DUPLICATE_ACCOUNT")
+OFF_FLOW_CODE = "MANUAL_OVERRIDE"
 ACTIVE_FLAG_CHANCES = (
     (FeatureFlag.ROBO_ADVISOR.value, 0.40),
     (FeatureFlag.SELF_INVESTOR.value, 0.55),
@@ -663,6 +680,7 @@ class _History:
         at: dt.datetime,
         reason: str,
         off_flow: bool,
+        reason_code: str | None = None,
     ) -> None:
         content = chain.status_content(
             user_id=self.user_id,
@@ -673,10 +691,21 @@ class _History:
             by_id=None,
             reason=reason,
             off_flow=off_flow,
+            reason_code=reason_code,
         )
         self.head = chain.link(self.head, content)
         self.batch.status_changes.append(
-            (self.user_id, version, from_status, to_status, at, reason, off_flow, self.head)
+            (
+                self.user_id,
+                version,
+                from_status,
+                to_status,
+                at,
+                reason,
+                reason_code,
+                off_flow,
+                self.head,
+            )
         )
 
 
@@ -890,6 +919,7 @@ class UserGenerator:
 
         version = 1
         moment = created
+        reason_code = None
         for index in range(1, len(path)):
             from_status, to_status = path[index - 1], path[index]
             moment = self._later(moment, to_status)
@@ -897,8 +927,11 @@ class UserGenerator:
             at = dt.datetime.fromtimestamp(moment, UTC)
             off_flow = index == off_flow_at
             reason = OFF_FLOW_REASONS[k % len(OFF_FLOW_REASONS)] if off_flow else ""
+            reason_code = _reason_code(k + index, from_status, to_status, off_flow)
             history.version(version, at, {"status": [from_status, to_status]})
-            history.status_change(version, from_status, to_status, at, reason, off_flow)
+            history.status_change(
+                version, from_status, to_status, at, reason, off_flow, reason_code
+            )
         status_changed_at = dt.datetime.fromtimestamp(moment, UTC)
         if deleted:
             moment += (self.until - moment) * rnd()
@@ -915,6 +948,7 @@ class UserGenerator:
             version=version,
             version_datetime=version_datetime,
             history_hash=history.head,
+            status_reason_code=reason_code or "",
         )
         for name in contract.INPUT_FIELDS:
             field = contract.FIELDS[name]
@@ -961,6 +995,18 @@ class UserGenerator:
 
 
 _DELETED_DIFF = {"deleted": [False, True]}
+
+
+def _reason_code(n: int, from_status: str, to_status: str, off_flow: bool) -> str | None:
+    """The reason code of a seeded move (None when it needs none), drawn by `n`."""
+    if off_flow:
+        return OFF_FLOW_CODE
+    if to_status == VF:
+        return FAILED_CODES[n % len(FAILED_CODES)]
+    if to_status == INACTIVE:
+        codes = CLOSED_AFTER_FAILURE_CODES if from_status == VF else INACTIVE_CODES
+        return codes[n % len(codes)]
+    return None
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -1031,10 +1077,18 @@ def _copy_versions(rows: list[tuple]) -> str:
 def _copy_status_changes(rows: list[tuple]) -> str:
     return "".join(
         f"{user_id}\t{version}\t{from_status}\t{to_status}\t{changed_at.isoformat()}\t"
-        f"{_copy_value(reason)}\t{'t' if off_flow else 'f'}\t{chain_hash}\n"
-        for user_id, version, from_status, to_status, changed_at, reason, off_flow, chain_hash in (
-            rows
-        )
+        f"{_copy_value(reason)}\t{reason_code or NULL}\t{'t' if off_flow else 'f'}\t{chain_hash}\n"
+        for (
+            user_id,
+            version,
+            from_status,
+            to_status,
+            changed_at,
+            reason,
+            reason_code,
+            off_flow,
+            chain_hash,
+        ) in rows
     )
 
 
@@ -1046,11 +1100,13 @@ def _copy_grants(rows: list[tuple]) -> str:
 
 def _count_moves(batch: Batch) -> None:
     """Add the batch's status rows to the dashboard's summary (`users.services.move_stats`),
-    as the services do for each move: the seed's rows have no author and no reason code."""
+    as the services do for each move (the seed's rows have no author)."""
     move_stats.add_moves(
         move_stats.moves_of_history(
-            (user_id, from_status, to_status, at, None, None)
-            for user_id, _version, from_status, to_status, at, *_rest in batch.status_changes
+            (user_id, from_status, to_status, at, None, reason_code)
+            for user_id, _version, from_status, to_status, at, _reason, reason_code, *_rest in (
+                batch.status_changes
+            )
         )
     )
 

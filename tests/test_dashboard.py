@@ -256,6 +256,25 @@ def test_moves_per_reviewer(moves, compliance_user, admin_user):
     assert dashboard(NOVEMBER).reviewers[0].name == compliance_user.display_name
 
 
+def test_top_reason_codes(moves, compliance_user):
+    """Codes counted over the period, most used first, with their labels; a code retired
+    since keeps its label."""
+    from users.models import ReasonCode
+
+    ann = moves["ann"]
+    move(ann, S.INACTIVE, compliance_user, MONDAY + hours(50), reason_code="CLIENT_REQUEST")
+    move(ann, S.ACTIVE, compliance_user, MONDAY + hours(51))
+    move(ann, S.INACTIVE, compliance_user, MONDAY + hours(52), reason_code="CLIENT_REQUEST")
+    ReasonCode.objects.filter(pk="NAME_MISMATCH").update(active=False)
+    reasons = [(r.code, r.label, r.moves) for r in dashboard(NOVEMBER).reasons]
+    assert reasons == [
+        ("CLIENT_REQUEST", ReasonCode.objects.get(pk="CLIENT_REQUEST").label, 2),
+        ("NAME_MISMATCH", ReasonCode.objects.get(pk="NAME_MISMATCH").label, 1),
+    ]
+    october = Period(dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    assert dashboard(october).reasons == []
+
+
 # --- the page ------------------------------------------------------------------------------------
 
 
@@ -278,9 +297,17 @@ def test_the_page_shows_the_charts_with_their_numbers_and_links(compliance_clien
     assert response.status_code == 200
     html = response.content.decode()
     assert response.context["board"].period == NOVEMBER
-    for heading in ("Funnel", "Conversions", "Time in status", "SLA", "Moves per reviewer"):
+    for heading in (
+        "Funnel",
+        "Conversions",
+        "Time in status",
+        "SLA",
+        "Moves per reviewer",
+        "Top reason codes",
+    ):
         assert f">{heading}</h2>" in html
-    assert html.count('role="group" aria-labelledby="chart-') == 5
+    assert html.count('role="group" aria-labelledby="chart-') == 6
+    assert 'href="/users/?status_reason_code=NAME_MISMATCH"' in html
     assert 'aria-label="Waiting for signature: now: 1"' in html
     assert 'href="/users/?status=WAITING_FOR_SIGNATURE"' in html
     assert "/board/?status=WAITING_FOR_VERIFICATION" in html

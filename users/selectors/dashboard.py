@@ -1,5 +1,5 @@
 """Reads for the onboarding dashboard (issue 14.6): the funnel, conversions, time in status,
-the SLA per week, moves per reviewer, top reason codes.
+the SLA per week, moves per reviewer, top reason codes (issue 14.3's codes).
 
 Everything about moves comes from the summary `StatusMoveDaily` (a row per day, move, person
 and reason code; `users.services.move_stats` keeps it), never from the history tables: a
@@ -25,7 +25,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from users import sla
-from users.models import MOVE_DURATION_EDGES_HOURS, Status, StatusMoveDaily, User
+from users.models import MOVE_DURATION_EDGES_HOURS, ReasonCode, Status, StatusMoveDaily, User
 from users.selectors.board import onboarding_cases, status_counts
 
 # A period longer than this is refused (the weekly chart would be a wall).
@@ -329,6 +329,32 @@ def _reviewers(period: Period) -> list[Reviewer]:
     return reviewers
 
 
+TOP_REASONS = 10
+
+
+def _reasons(period: Period) -> list[ReasonCount]:
+    """The reason codes most moves of the period carried (at most TOP_REASONS), with their
+    labels (a retired code keeps its label)."""
+    rows = list(
+        _in(period)
+        .exclude(reason_code="")
+        .values("reason_code")
+        .annotate(n=Sum("count"))
+        .order_by("-n", "reason_code")[:TOP_REASONS]
+    )
+    labels = dict(
+        ReasonCode.objects.filter(pk__in=[row["reason_code"] for row in rows]).values_list(
+            "code", "label"
+        )
+    )
+    return [
+        ReasonCount(
+            row["reason_code"], labels.get(row["reason_code"], row["reason_code"]), row["n"]
+        )
+        for row in rows
+    ]
+
+
 def dashboard(period: Period, *, now: dt.datetime | None = None) -> Dashboard:
     """Everything the dashboard shows for `period`, in a handful of small queries."""
     pairs = _moves_by_pair(period)
@@ -342,4 +368,5 @@ def dashboard(period: Period, *, now: dt.datetime | None = None) -> Dashboard:
         sla_weeks=_sla_weeks(period),
         sla_open=sla_open(now, waiting=waiting),
         reviewers=_reviewers(period),
+        reasons=_reasons(period),
     )

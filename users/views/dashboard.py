@@ -262,6 +262,20 @@ def _reviewer_chart(board: Dashboard) -> Chart:
     return _hbars("chart-reviewers", "Status moves per person in the period", rows)
 
 
+def _reason_chart(board: Dashboard) -> Chart:
+    rows = [
+        (
+            reason.label,
+            reason.moves,
+            f"{reason.moves:,}",
+            list_url(status_reason_code=reason.code),
+            "bar-reason",
+        )
+        for reason in board.reasons
+    ]
+    return _hbars("chart-reasons", "Top reason codes of the moves in the period", rows)
+
+
 def _period(form: DashboardPeriodForm) -> Period:
     data = form.cleaned_data
     if data.get("start"):
@@ -293,6 +307,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "week_chart": week_chart,
         "week_columns": week_columns,
         "reviewer_chart": _reviewer_chart(board),
+        "reason_chart": _reason_chart(board),
         "sla_targets": [
             (Status(status).label.lower(), hours) for status, hours in sla.targets().items()
         ],

@@ -298,8 +298,17 @@ def test_dashboard(page: Page, sign_in, url, role, admin_user, page_problems):
     rich_user(admin_user)
     waiting = make_user(actor=admin_user, first_name="Wendy")
     services.user_change_status(user=waiting, status=Status.WAITING_FOR_SIGNATURE, actor=admin_user)
+    failed = make_user(actor=admin_user, first_name="Fred")
+    services.user_change_status(
+        user=failed,
+        status=Status.VERIFICATION_FAILED,
+        actor=admin_user,
+        reason_code="NAME_MISMATCH",
+    )
     sign_in(role)
     page.goto(url("users:dashboard"))
+    expect(page.locator("#chart-reasons-title")).to_be_attached()
+    expect(page.get_by_role("table", name="Top reason codes")).to_contain_text("NAME_MISMATCH")
     expect(page.locator("#chart-funnel-title")).to_be_attached()
     check(page, "the dashboard")
     page.get_by_label("From").fill("2026-11-30")

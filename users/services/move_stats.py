@@ -162,7 +162,9 @@ def _staff_ids(user_model: type) -> set[str]:
 @transaction.atomic
 def rebuild(*, status_change_model: type = StatusChange, user_model: type = User) -> int:
     """Recompute the whole summary from the status history (a backfill; the models may be a
-    migration's historical ones). Returns the moves counted."""
+    migration's historical ones). Returns the moves counted. Users holding a role now are left
+    out with all their history (the services left out only the moves made while they held one),
+    and past moves get the at-risk / breached marks of today's SLA targets."""
     StatusMoveDaily.objects.all().delete()
     staff = _staff_ids(user_model)
     history = (

@@ -42,6 +42,7 @@ def roles(request: HttpRequest) -> dict:
             "view_security_log": policy.may_view_security_log(user),
             "approve": policy.may_see_approvals(user),
             "view_access_log": policy.may_view_access_log(user),
+            "view_dashboard": policy.may_view_dashboard(user),
         },
         # The Approvals badge: counted only when a page's navigation shows it (a callable:
         # the template calls it), never for an htmx region.

@@ -188,6 +188,7 @@ ROLE_PERMISSIONS = {
         "approve_change",  # a checker of counter accounts (four-eyes, migration 0014)
         "view_access_log",  # who opened, exported and read users (issue 13.4)
         "reveal_personal_data",  # masked values, with a purpose (issue 13.3)
+        "view_dashboard",  # the onboarding dashboard (issue 14.6, migration 0022)
     },
     Role.ADMIN: {
         "view_user",
@@ -206,6 +207,7 @@ ROLE_PERMISSIONS = {
         "approve_change",  # four-eyes (migration 0014)
         "view_access_log",
         "reveal_personal_data",
+        "view_dashboard",
     },
 }
 

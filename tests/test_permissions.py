@@ -457,6 +457,8 @@ MATRIX: dict[str, Entry] = {
     "users:access-log-export": Entry(
         "GET", frozenset({COMPLIANCE, ADMIN}), effect=csv_of_the_access_log
     ),
+    # the onboarding dashboard (issue 14.6, tests/test_dashboard.py): compliance and admins
+    "users:dashboard": Entry("GET", frozenset({COMPLIANCE, ADMIN})),
     # Another user's sessions: admins only.
     "users:user-sessions": Entry(
         "GET", frozenset({ADMIN}), kwargs=lambda s: {"pk": s.user.pk}, effect=lists_sessions

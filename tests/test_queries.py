@@ -69,6 +69,13 @@ DETAIL_MAX = (
     AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2 + 2 + REASON_CODE_QUERIES + CASE_NOTE_QUERIES
 )  # + the four-eyes history
 
+# The dashboard (issue 14.6): the approvals count in the navigation; the users per status now
+# (as the board: the counters, then the staff); then from the summary table the moves per
+# (from, to), per day of the SLA statuses, per person, and those people's names, per reason
+# code and those codes' labels; and the open cases at risk or past their SLA. None grows with
+# the users or the moves.
+DASHBOARD_MAX = AUTH_QUERIES + 1 + (2 if connection.vendor == "postgresql" else 1) + 7
+
 
 def add_users(actor: User, count: int, *, start: int = 0) -> list[User]:
     """Users spread over every status, each with flags, a counter account and a few versions."""
@@ -394,3 +401,25 @@ def test_external_id_without_case_and_domain_use_indexes(thousands):
     plan = selectors.search_users(User.objects.order_by(), "rare.example")[0].explain()
     assert "user_email_trgm" in plan
     assert "Seq Scan" not in plan
+
+
+def test_dashboard_queries_do_not_grow_with_the_moves(admin_client, admin_user):
+    from tests.factories import make_console_user
+    from users.models import Role
+
+    dashboard = reverse("users:dashboard")
+    add_users(admin_user, 5)
+    few = count_queries(admin_client, dashboard)
+    other = make_console_user(Role.COMPLIANCE)
+    for user in add_users(other, 20, start=5):
+        if user.status == Status.WAITING_FOR_VERIFICATION:
+            services.user_change_status(
+                user=user,
+                status=Status.VERIFICATION_FAILED,
+                actor=other,
+                reason_code="OTHER",
+                reason="checked",
+            )
+    many = count_queries(admin_client, dashboard)
+    assert few == many
+    assert many <= DASHBOARD_MAX

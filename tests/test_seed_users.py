@@ -143,6 +143,30 @@ def test_one_version_per_status_move(seeded):
         assert user.version == per_user[user.pk] + (1 if user.deleted else 0)
 
 
+def test_the_dashboard_summary_counts_every_seeded_move(seeded):
+    """The seeder keeps the dashboard's summary as the services do (COPY path on PostgreSQL,
+    ORM path here): what it wrote equals a rebuild from the history."""
+    from users.models import StatusMoveDaily
+    from users.services import move_stats
+
+    def summary():
+        return sorted(
+            StatusMoveDaily.objects.values_list(
+                *StatusMoveDaily.KEY,
+                "count",
+                "at_risk",
+                "breached",
+                *StatusMoveDaily.BUCKET_COLUMNS,
+            )
+        )
+
+    written = summary()
+    assert sum(row[5] for row in written) == StatusChange.objects.count()
+    assert move_stats.rebuild() == StatusChange.objects.count()
+    assert summary() == written
+    assert any(row[7] for row in written)  # some left verification past the SLA target
+
+
 def test_top_up_never_collides(seeded):
     """A second run adds users whose unique values differ from those already there."""
     seed(50)

@@ -472,3 +472,54 @@ class ClientFileForm(forms.Form):
         if value.year < 1900:
             raise ValidationError("Choose a day from 1900 on.", code="too_early")
         return value
+
+
+class DashboardPeriodForm(forms.Form):
+    """The dashboard's period: the last 7, 30, 90 or 365 days, or from one day to another
+    (both included; at most `MAX_PERIOD_DAYS`). Dates win over `days` when given."""
+
+    DAYS = (7, 30, 90, 365)
+
+    days = forms.TypedChoiceField(
+        label="Period",
+        choices=[(n, f"Last {n} days") for n in DAYS],
+        coerce=int,
+        required=False,
+        error_messages={"invalid_choice": "Choose the last 7, 30, 90 or 365 days."},
+    )
+    start = forms.DateField(
+        label="From",
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Type the first day as YYYY-MM-DD."},
+    )
+    end = forms.DateField(
+        label="To",
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Type the last day as YYYY-MM-DD."},
+    )
+
+    def __init__(self, *args: Any, max_days: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_days = max_days
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if self.errors:
+            return data
+        if bool(start) != bool(end):
+            raise ValidationError(
+                "Give both the first and the last day, or neither.", code="half_range"
+            )
+        if start and end:
+            if start.year < 1900:
+                raise ValidationError("Choose a first day from 1900 on.", code="too_early")
+            if end < start:
+                raise ValidationError("The last day is before the first.", code="reversed")
+            if (end - start).days + 1 > self.max_days:
+                raise ValidationError(f"Choose at most {self.max_days} days.", code="too_long")
+        return data

@@ -506,6 +506,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             ("approve_change", "Can approve or reject another person's guarded change"),
             ("view_access_log", "Can read who viewed, exported and read users"),
             ("reveal_personal_data", "Can reveal masked personal data, with a purpose"),
+            ("view_dashboard", "Can read the onboarding dashboard"),
         ]
 
     def __str__(self) -> str:
@@ -1081,3 +1082,71 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.screen}, {self.owner_id})"
+
+
+# --- the onboarding dashboard's summary (issue 14.6) -------------------------------------------
+# Upper edges, in hours, of the buckets a move's time in its status is counted in: roughly
+# log-scale (each about 1.5-2x the last), in units a reviewer reads (hours, days, weeks). Bucket
+# i holds durations in (EDGES[i-1], EDGES[i]]; the last bucket, past a year, has no upper edge.
+MOVE_DURATION_EDGES_HOURS = (
+    1, 2, 4, 8, 12, 24, 36, 48, 72, 96, 120, 168, 240, 336, 504, 720, 1440, 2160, 4320, 8760,
+)  # fmt: skip
+MOVE_BUCKETS = len(MOVE_DURATION_EDGES_HOURS) + 1
+
+
+class StatusMoveDaily(models.Model):
+    """The status moves of one day (console time zone), per move, person and reason code: how
+    many, how many left an SLA-bound status at risk or past its target, and a histogram of
+    the time spent in the status left (`h0` ... `h20`, buckets of MOVE_DURATION_EDGES_HOURS).
+
+    Kept in the same transaction as each StatusChange by `users.services.move_stats` (and by the
+    bulk seeder), so the dashboard reads a few hundred rows instead of the history. A creation
+    is a move from "" (no duration). `changed_by` is the mover's user id ("" for none: imports,
+    the seed), `reason_code` "" for none; plain text, not foreign keys, so that the key has no
+    NULL (a unique key with NULLs is not unique on every database). Staff users' own moves are
+    not counted: they are no onboarding cases.
+    """
+
+    day = models.DateField()
+    from_status = models.CharField(max_length=32, blank=True)
+    to_status = models.CharField(max_length=32)
+    changed_by = models.CharField(max_length=USER_ID_LENGTH, blank=True, default="")
+    reason_code = models.CharField(max_length=64, blank=True, default="")
+    count = models.PositiveIntegerField(default=0)
+    at_risk = models.PositiveIntegerField(default=0)
+    breached = models.PositiveIntegerField(default=0)
+    h0 = models.PositiveIntegerField(default=0)
+    h1 = models.PositiveIntegerField(default=0)
+    h2 = models.PositiveIntegerField(default=0)
+    h3 = models.PositiveIntegerField(default=0)
+    h4 = models.PositiveIntegerField(default=0)
+    h5 = models.PositiveIntegerField(default=0)
+    h6 = models.PositiveIntegerField(default=0)
+    h7 = models.PositiveIntegerField(default=0)
+    h8 = models.PositiveIntegerField(default=0)
+    h9 = models.PositiveIntegerField(default=0)
+    h10 = models.PositiveIntegerField(default=0)
+    h11 = models.PositiveIntegerField(default=0)
+    h12 = models.PositiveIntegerField(default=0)
+    h13 = models.PositiveIntegerField(default=0)
+    h14 = models.PositiveIntegerField(default=0)
+    h15 = models.PositiveIntegerField(default=0)
+    h16 = models.PositiveIntegerField(default=0)
+    h17 = models.PositiveIntegerField(default=0)
+    h18 = models.PositiveIntegerField(default=0)
+    h19 = models.PositiveIntegerField(default=0)
+    h20 = models.PositiveIntegerField(default=0)
+
+    KEY = ("day", "from_status", "to_status", "changed_by", "reason_code")
+    BUCKET_COLUMNS = tuple(f"h{i}" for i in range(MOVE_BUCKETS))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "from_status", "to_status", "changed_by", "reason_code"],
+                name="status_move_daily_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.from_status or 'start'} -> {self.to_status}: {self.count}"

@@ -159,6 +159,12 @@ def may_reveal(actor: User) -> bool:
     return actor.is_active and _has(actor, "reveal_personal_data")
 
 
+def may_view_dashboard(actor: User) -> bool:
+    """The onboarding dashboard (issue 14.6): compliance and admins, who run the onboarding
+    (permission view_dashboard, migration 0022)."""
+    return actor.is_active and _has(actor, "view_dashboard")
+
+
 def may_manage_flags(actor: User) -> bool:
     return _has(actor, "manage_feature_flags")
 

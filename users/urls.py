@@ -7,6 +7,7 @@ from users.views import (
     board,
     client_file,
     common,
+    dashboard,
     detail,
     edit,
     invite,
@@ -67,6 +68,8 @@ urlpatterns = [
     path("users/<user_id:pk>/reveal/<str:name>/", reveal.user_reveal, name="user-reveal"),
     path("users/<user_id:pk>/unlock/", detail.user_unlock, name="user-unlock"),
     path("users/<user_id:pk>/factors/reset/", detail.user_factors_reset, name="user-factors-reset"),
+    # the onboarding dashboard (users/views/dashboard.py)
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
     # four-eyes approval (users/views/approvals.py)
     path("approvals/", approvals.approvals, name="approvals"),
     path(

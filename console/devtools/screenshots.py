@@ -168,6 +168,14 @@ def saved_views(page: Page, console: Console) -> Clip:
     return {"x": 0, "y": 0, "width": 1100, "height": box["y"] + box["height"] + 16}
 
 
+@shot("dashboard", "compliance", full_page=True)
+def dashboard(page: Page, console: Console) -> None:
+    """The onboarding dashboard over the last 90 days of the demo's history."""
+    page.goto(console.url("users:dashboard", days=90))
+    page.locator("#chart-funnel-title").wait_for(state="attached")
+    page.mouse.move(0, VIEWPORT["height"] - 1)
+
+
 @shot("user-detail", "compliance", full_page=True)
 def user_detail(page: Page, console: Console) -> None:
     """A user moved off the flow (with its reason), the diff between its first and latest

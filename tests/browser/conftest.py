@@ -137,6 +137,7 @@ def console_roles(transactional_db) -> None:
     import_module("users.migrations.0014_four_eyes").grant(apps, None)
     import_module("users.migrations.0015_access_log").grant(apps, None)
     import_module("users.migrations.0016_reveal_personal_data").grant(apps, None)
+    import_module("users.migrations.0022_dashboard").grant(apps, None)
     # The reason codes moves take (issue 14.3), which the same flush drops.
     import_module("users.migrations.0020_reason_codes").seed(apps, None)
 

@@ -339,6 +339,33 @@ def test_client_file(page: Page, sign_in, url, role, admin_user, page_problems):
     check(page, "the access log with no match")
 
 
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.COMPLIANCE])
+def test_dashboard(page: Page, sign_in, url, role, admin_user, page_problems):
+    """The onboarding dashboard (issue 14.6) with moves to chart, and a refused period."""
+    rich_user(admin_user)
+    waiting = make_user(actor=admin_user, first_name="Wendy")
+    services.user_change_status(user=waiting, status=Status.WAITING_FOR_SIGNATURE, actor=admin_user)
+    failed = make_user(actor=admin_user, first_name="Fred")
+    services.user_change_status(
+        user=failed,
+        status=Status.VERIFICATION_FAILED,
+        actor=admin_user,
+        reason_code="NAME_MISMATCH",
+    )
+    sign_in(role)
+    page.goto(url("users:dashboard"))
+    expect(page.locator("#chart-reasons-title")).to_be_attached()
+    expect(page.get_by_role("table", name="Top reason codes")).to_contain_text("NAME_MISMATCH")
+    expect(page.locator("#chart-funnel-title")).to_be_attached()
+    check(page, "the dashboard")
+    page.get_by_label("From").fill("2026-11-30")
+    page.get_by_label("To (included)").fill("2026-11-01")
+    page_problems.allow(r"status of 400")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("alert")).to_contain_text("The last day is before the first.")
+    check(page, "the dashboard with a refused period")
+
+
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.BACK_OFFICE])
 def test_create_and_edit(page: Page, sign_in, url, role, browser_context):
     actor = sign_in(role)

@@ -40,7 +40,7 @@ from users.models import (
     needs_reason_code,
 )
 from users.selectors.history import version_diff
-from users.services import notes
+from users.services import move_stats, notes
 from users.services.proposals import propose
 from users.services.security import security_event
 from users.services.sessions import end_sessions
@@ -354,6 +354,7 @@ def _commit_version(
             reason=status_reason,
             reason_code=status_reason_code,
         )
+        entered = None if create else user.status_changed_at
         user.status_changed_at = now
         user.status_reason_code = status_reason_code
         status_change = StatusChange(
@@ -418,6 +419,19 @@ def _commit_version(
     )
     if status_change is not None:
         status_change.save()
+        move_stats.record_move(
+            user=user,
+            move=move_stats.Move(
+                at=now,
+                from_status=status_change.from_status,
+                to_status=status_change.to_status,
+                since=entered,
+                changed_by=author_id or "",
+                reason_code=status_reason_code,
+            ),
+            # A new user's roles are in its first version; no query needed.
+            staff=bool(changes.get("roles", (None, None))[1]) if create else None,
+        )
     return user
 
 

@@ -31,6 +31,7 @@ from users.models import StatusChange, User, UserVersion
 ADMIN_LIST = "/admin/users/user/"
 CONSOLE_LIST = "/users/"
 CONSOLE_BOARD = "/board/"
+CONSOLE_DASHBOARD = "/dashboard/"
 CONSOLE_EXPORT = "/users/export.csv"
 CONSOLE_SEARCH_PARAM = "q"
 ADMIN_PAGE_SIZE = 100
@@ -316,6 +317,17 @@ class Command(BaseCommand):
                     "GET", query_string(ADMIN_LIST, {"status__exact": "WAITING_FOR_VERIFICATION"})
                 ),
                 admin_note="no board: the changelist filtered on one status, the closest screen",
+            ),
+            Scenario(
+                "dashboard",
+                "Onboarding dashboard",
+                80,
+                # The quick periods in turn: a week, a month, a quarter of the summary.
+                lambda i: Call(
+                    "GET", query_string(CONSOLE_DASHBOARD, {"days": (7, 30, 90)[i % 3]})
+                ),
+                None,
+                admin_note="no dashboard in the admin",
             ),
             Scenario(
                 "detail",

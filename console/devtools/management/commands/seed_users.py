@@ -52,6 +52,7 @@ from users.models import (
     User,
     UserVersion,
 )
+from users.services import move_stats
 
 UTC = dt.UTC
 DAY = 86400.0
@@ -1100,6 +1101,19 @@ def _copy_grants(rows: list[tuple]) -> str:
     )
 
 
+def _count_moves(batch: Batch) -> None:
+    """Add the batch's status rows to the dashboard's summary (`users.services.move_stats`),
+    as the services do for each move (the seed's rows have no author)."""
+    move_stats.add_moves(
+        move_stats.moves_of_history(
+            (user_id, from_status, to_status, at, None, reason_code)
+            for user_id, _version, from_status, to_status, at, _reason, reason_code, *_rest in (
+                batch.status_changes
+            )
+        )
+    )
+
+
 NULL = "\\N"
 _USER_CONVERTERS = tuple(_copy_converter(column) for column in USER_COLUMNS)
 
@@ -1215,6 +1229,8 @@ class Command(BaseCommand):
                         with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                             for start in range(0, len(data), 5_000):
                                 copy.write(formatter(data[start : start + 5_000]))
+                    # The dashboard's summary, in the same transaction as the history rows.
+                    _count_moves(batch)
                 done += len(batch.users)
                 rows += batch.row_count
                 self._progress(done, count, rows, started)
@@ -1294,6 +1310,7 @@ class Command(BaseCommand):
                     ],
                     batch_size=5_000,
                 )
+                _count_moves(batch)
             done += len(batch.users)
             rows += batch.row_count
             self._progress(done, count, rows, started)

@@ -197,6 +197,9 @@ def user_detail(page: Page, console: Console) -> None:
     page.get_by_label("with", exact=True).fill(str(subject.version))
     page.get_by_role("button", name="Show diff").click()
     page.locator("#diff h3").filter(has_text=f"Version 1 → {subject.version}").wait_for()
+    # The diff took the focus and scrolled to it; the full page is taken from the top, or the
+    # sticky top bar is drawn in the middle of it.
+    page.evaluate("window.scrollTo(0, 0)")
 
 
 @shot("user-create-iban", "back_office", full_page=True)

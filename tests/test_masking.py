@@ -251,6 +251,9 @@ def test_edit_form_never_sends_the_stored_values(back_office_client, person):
     assert secrets_in(html) == []
     assert f'placeholder="{MASKED_IBAN}"' in html
     assert "leave empty to keep it" in html
+    # The counter account's note no longer says that clearing the number removes it.
+    assert "The account number is masked: left empty, it stays" in html
+    assert "Clear the account number to remove" not in html
 
 
 def post_edit(client, user, **data):

@@ -142,6 +142,8 @@ def render_form(
     if subject is not None:
         # Four-eyes: a new counter account waits for a second person (when guarded here).
         context["account_guarded"] = ChangeRequest.Kind.COUNTER_ACCOUNT in policy.guarded_kinds()
+        # A stored account number is masked: its input left empty keeps it (issue 13.3).
+        context["account_masked"] = bool(subject.bank_account_number)
         context["account_pending"] = next(
             (
                 r

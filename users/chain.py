@@ -172,3 +172,13 @@ def access_content(row: Any) -> dict[str, Any]:
         "ip": row.ip_address,
         "detail": _normal(row.detail),
     }
+
+
+def access_stretch(previous: str, rows: Iterable[Any]) -> tuple[str, int]:
+    """The hash a seal gives `rows` (access rows in id order) after the seal `previous`, and
+    how many rows there were: what `access_log_seal` writes and `verify_audit` recomputes."""
+    head, count = previous, 0
+    for row in rows:
+        head = link(head, access_content(row))
+        count += 1
+    return head, count

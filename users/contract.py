@@ -835,6 +835,16 @@ MASKED: dict[str, Masked] = {
 MASKED_COLUMNS = {m.column: m for m in MASKED.values() if m.column}
 
 
+def masks_of(user: User) -> dict[str, str]:
+    """`user`'s masked values that are set, as their masks: name -> mask."""
+    masks = {}
+    for name, masked in MASKED.items():
+        value = masked.of(user)
+        if value not in (None, ""):
+            masks[name] = masked.masked(value)
+    return masks
+
+
 def masked_value(field: str, value: Any, *, revealed: frozenset[str] = frozenset()) -> Any:
     """`field`'s JSON value with its masked values (or parts) masked, except those `revealed`
     names: what a diff shows to a person who has not revealed them."""

@@ -219,14 +219,7 @@ class UserForm(forms.Form):
 
     def masks(self) -> dict[str, str]:
         """The masked inputs of the user's stored values (`contract.MASKED`), input -> mask."""
-        if self.user is None:
-            return {}
-        masks = {}
-        for name, masked in contract.MASKED.items():
-            value = masked.of(self.user)
-            if value not in (None, ""):
-                masks[name] = masked.masked(value)
-        return masks
+        return {} if self.user is None else contract.masks_of(self.user)
 
     def _kept(self, name: str) -> bool:
         """A masked input left empty on an edit: the stored value stays (it was never shown)."""

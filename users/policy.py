@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from users.contract import ACCESS_LIST_FIELDS, FIELDS, TRACKED_FIELDS, CleanContext
+from users.contract import ACCESS_LIST_FIELDS, FIELDS, MASKED_COLUMNS, TRACKED_FIELDS, CleanContext
 from users.models import (
     RECOMMENDED_MOVES,
     ChangeRequest,
@@ -163,6 +163,14 @@ def may_view_dashboard(actor: User) -> bool:
     """The onboarding dashboard (issue 14.6): compliance and admins, who run the onboarding
     (permission view_dashboard, migration 0022)."""
     return actor.is_active and _has(actor, "view_dashboard")
+
+
+def masked_columns(actor: User, columns: Iterable[str]) -> tuple[str, ...]:
+    """The `columns` (model columns, e.g. the export's) that show masks to `actor`: every
+    masked one, unless they may reveal."""
+    if may_reveal(actor):
+        return ()
+    return tuple(column for column in columns if column in MASKED_COLUMNS)
 
 
 def may_manage_flags(actor: User) -> bool:

@@ -133,11 +133,10 @@ def verify_access_log() -> AccessVerification:
         where = f"users_accessseal id={seal.pk} (access rows {seal.first_id}..{seal.last_id})"
         if seal.first_id != expected_first or seal.previous_hash != previous:
             result.breaks.append(f"{where}: the seal before it was changed or removed")
-        head, count = seal.previous_hash, 0
         rows = AccessEvent.objects.filter(pk__gte=seal.first_id, pk__lte=seal.last_id)
-        for row in rows.order_by("pk").iterator(chunk_size=CHUNK):
-            head = chain.link(head, chain.access_content(row))
-            count += 1
+        head, count = chain.access_stretch(
+            seal.previous_hash, rows.order_by("pk").iterator(chunk_size=CHUNK)
+        )
         result.rows += count
         if count != seal.row_count:
             result.breaks.append(

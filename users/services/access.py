@@ -124,11 +124,8 @@ def access_log_seal(
     if last_id is None:
         return None
     previous = last.chain_hash if last else chain.GENESIS
-    head, count = previous, 0
     rows = AccessEvent.objects.filter(pk__gt=after, pk__lte=last_id).order_by("pk")
-    for row in rows.iterator(chunk_size=2000):
-        head = chain.link(head, chain.access_content(row))
-        count += 1
+    head, count = chain.access_stretch(previous, rows.iterator(chunk_size=2000))
     try:
         with transaction.atomic():
             return AccessSeal.objects.create(
@@ -140,3 +137,11 @@ def access_log_seal(
             )
     except IntegrityError:  # another seal of the same stretch won (unique first_id)
         return None
+
+
+def access_log_seal_all(*, settle_seconds: int = SEAL_SETTLE_SECONDS) -> list[AccessSeal]:
+    """Seal every settled stretch (at most SEAL_MAX_ROWS rows each) until none is left."""
+    seals = []
+    while (seal := access_log_seal(settle_seconds=settle_seconds)) is not None:
+        seals.append(seal)
+    return seals

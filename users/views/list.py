@@ -511,14 +511,6 @@ def _export_rows(
     return _python_export_rows(state, counted, masked)
 
 
-def export_masked_columns(actor: User) -> tuple[str, ...]:
-    """The export's columns that show masks to `actor`: all masked ones, unless they may
-    reveal (compliance, admins)."""
-    if policy.may_reveal(actor):
-        return ()
-    return tuple(column for column in EXPORT_COLUMNS if column in contract.MASKED_COLUMNS)
-
-
 def _logged_export(
     request: HtmxHttpRequest,
     state: ListState,
@@ -565,7 +557,7 @@ def user_export(request: HtmxHttpRequest) -> HttpResponse:
         "user export by %s: %s", request.user.pk, state.querystring() or "all users (no filter)"
     )
     counted = [0]
-    masked = export_masked_columns(request.user)
+    masked = policy.masked_columns(request.user, EXPORT_COLUMNS)
     rows = _export_rows(state, counted, masked)
     excel = request.GET.get("variant") == "excel"
     if excel:

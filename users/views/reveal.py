@@ -18,7 +18,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import trigger_client_event
 
-from users import contract, policy
+from users import contract, policy, validators
 from users.models import RevealPurpose, User
 from users.services.access import PURPOSE_TEXT_MAX, value_reveal
 from users.views.common import HtmxHttpRequest, load_user, require
@@ -29,25 +29,25 @@ TEMPLATE = "users/reveal.html"
 def masked_items(actor: User, user: User) -> dict[str, dict[str, Any]]:
     """The detail page's masked values that `user` has: name -> what the mask shows."""
     can_reveal = policy.may_reveal(actor)
-    items = {}
-    for name, masked in contract.MASKED.items():
-        value = masked.of(user)
-        if value not in (None, ""):
-            items[name] = {
-                "name": name,
-                "label": masked.label,
-                "mask": masked.masked(value),
-                "can_reveal": can_reveal,
-            }
-    return items
+    return {
+        name: {
+            "name": name,
+            "label": contract.MASKED[name].label,
+            "mask": mask,
+            "can_reveal": can_reveal,
+        }
+        for name, mask in contract.masks_of(user).items()
+    }
 
 
 def _shown(name: str, value: Any) -> str:
-    """The revealed value as the detail page writes it (an IBAN in groups of four)."""
-    text = str(value)
-    if name == "bank_account_number" and text[:2].isalpha():
-        return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
-    return text
+    """The revealed value as the detail page writes it (an IBAN as schwifty formats it)."""
+    if name == "bank_account_number":
+        try:
+            return validators.iban_details(str(value))["formatted"]
+        except ValidationError:
+            pass  # a US account number: shown as stored
+    return str(value)
 
 
 @require_http_methods(["GET", "POST"])

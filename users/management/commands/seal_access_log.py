@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from users.services.access import SEAL_SETTLE_SECONDS, access_log_seal
+from users.services.access import SEAL_SETTLE_SECONDS, access_log_seal_all
 
 
 class Command(BaseCommand):
@@ -25,9 +25,8 @@ class Command(BaseCommand):
     def handle(self, *args, settle: int, **options) -> None:
         if settle < 0:
             raise CommandError("--settle is a number of seconds, 0 or more.")
-        sealed = 0
-        while (seal := access_log_seal(settle_seconds=settle)) is not None:
-            sealed += seal.row_count
+        seals = access_log_seal_all(settle_seconds=settle)
+        for seal in seals:
             self.stdout.write(f"Sealed {seal}: {seal.chain_hash}")
-        if not sealed:
+        if not seals:
             self.stdout.write("Nothing to seal.")

@@ -35,7 +35,7 @@ from users import services, sla, validators
 from users.models import CaseAssignment, ChangeRequest, FeatureFlag, Role, SavedView, Status, User
 from users.selectors.assignment import OPEN_STATUSES
 from users.services import assignment, factors
-from users.services.access import access_log_seal
+from users.services.access import access_log_seal_all
 from users.services.saved_views import saved_view_create
 from users.views.saved_views import screen_params
 
@@ -624,8 +624,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Open cases assigned to reviewers: {assigned}.")
         # What cron's `seal_access_log` does every minute in production: the accesses of
         # earlier runs are sealed at each start.
-        while access_log_seal(settle_seconds=0) is not None:
-            pass
+        access_log_seal_all(settle_seconds=0)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"Console: {base_url.rstrip('/')}/login/"))
         for role, email, *_ in DEMO_LOGINS:

@@ -16,13 +16,13 @@ from users.models import (
     AccessEvent,
     FeatureFlag,
     FeatureFlagGrant,
-    ReasonCode,
     SecurityEvent,
     Status,
     User,
     is_user_id,
 )
 from users.rendering import FastSelect
+from users.selectors.reason_codes import reason_code_labels
 
 DELETED_CHOICES = (("include", "Include deleted"), ("only", "Only deleted"))
 # The assignee filter's words (issue 14.1); any other value is a user id.
@@ -55,10 +55,7 @@ def country_choices() -> list[tuple[str, str]]:
 
 def reason_code_choices() -> list[tuple[str, str]]:
     """Every reason code, retired ones too: users may still be in a status moved into with one."""
-    return [
-        (code, f"{label} ({code})")
-        for code, label in ReasonCode.objects.values_list("code", "label")
-    ]
+    return [(code, f"{label} ({code})") for code, label in reason_code_labels().items()]
 
 
 class UserFilter(django_filters.FilterSet):

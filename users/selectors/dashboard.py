@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from users import sla
 from users.models import MOVE_DURATION_EDGES_HOURS, ReasonCode, Status, StatusMoveDaily, User
+from users.selectors.assignment import NAME_FIELDS
 from users.selectors.board import onboarding_cases, status_counts
 
 # A period longer than this is refused (the weekly chart would be a wall).
@@ -312,12 +313,7 @@ def _reviewers(period: Period) -> list[Reviewer]:
         .order_by("-n", "changed_by")
     )
     ids = [row["changed_by"] for row in rows if row["changed_by"]]
-    people = {
-        user.pk: user
-        for user in User.objects.filter(pk__in=ids).only(
-            "id", "first_name", "last_name", "email", "external_id"
-        )
-    }
+    people = {user.pk: user for user in User.objects.filter(pk__in=ids).only(*NAME_FIELDS)}
     reviewers = []
     for row in rows:
         person = people.get(row["changed_by"])

@@ -107,12 +107,11 @@ def _upsert(rows: dict[tuple, list[int]]) -> None:
             )
 
 
-def record_move(*, user: User, move: Move, staff: bool | None = None) -> None:
+def record_move(*, user: User, move: Move) -> None:
     """Count one move of `user` (the services call it where they write the StatusChange).
-    Staff (anyone holding a role; `staff` when the caller knows it) are no onboarding cases."""
-    if staff is None:
-        staff = bool(user.role_names())
-    if staff:
+    Staff (anyone holding a role) are no onboarding cases; the services have the user's roles
+    in hand on every path (`role_names` is cached by the snapshot or set by the write)."""
+    if user.role_names():
         return
     _upsert(summarise([move]))
 

@@ -429,8 +429,6 @@ def _commit_version(
                 changed_by=author_id or "",
                 reason_code=status_reason_code,
             ),
-            # A new user's roles are in its first version; no query needed.
-            staff=bool(changes.get("roles", (None, None))[1]) if create else None,
         )
     return user
 

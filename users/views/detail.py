@@ -184,7 +184,6 @@ def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     assignments = recent_assignments(user, limit=HISTORY_LIMIT)
     return {
         "versions": versions,
-        "status_changes": status_changes,
         # Status changes, case notes (issue 14.2) and assignment changes (issue 14.1), newest
         # first: the latest HISTORY_LIMIT.
         "timeline": selectors.status_timeline(status_changes, notes, assignments)[:HISTORY_LIMIT],

@@ -312,6 +312,38 @@ def _board_params(request: HtmxHttpRequest) -> QueryDict:
     return QueryDict(request.POST.get("query", ""))
 
 
+def _back_to_board(
+    request: HtmxHttpRequest, params: QueryDict, user: User, errors: list[str], success: str
+) -> HttpResponse:
+    """Without JavaScript: the outcome of a card's action as messages, back to the board with
+    the same filters."""
+    for error in errors:
+        messages.error(request, f"{user.display_name}: {error}")
+    if not errors:
+        messages.success(request, success)
+    url = reverse("users:board")
+    return redirect(f"{url}?{params.urlencode()}" if params else url)
+
+
+def _refused_in_card(
+    request: HtmxHttpRequest,
+    params: QueryDict,
+    pinned: list[str],
+    user: User,
+    errors: list[str],
+    **typed: str,
+) -> dict[str, Any]:
+    """The board after a refused card action: the card's menu open with the error in it (the
+    card shown even past the cards of its column), what was `typed` still there; a card the
+    filters no longer show has its error above the board instead."""
+    context = board_context(
+        request, params, pinned=pinned, failed_card=user.pk, card_errors=errors, **typed
+    )
+    if not any(card.pk == user.pk for c in context["columns"] for card in c["cards"]):
+        context["board_errors"] = [f"{user.display_name}: {error}" for error in errors]
+    return context
+
+
 @require_POST
 @login_required
 def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
@@ -330,30 +362,19 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
         expected_version=parse_version(request.POST.get("version")),
     )
     if not request.htmx:
-        errors = [f"{user.display_name}: {error}" for error in errors]
-        if errors:
-            for error in errors:
-                messages.error(request, error)
-        else:
-            messages.success(request, f"{user.display_name} moved to {Status(user.status).label}.")
-        url = reverse("users:board")
-        return redirect(f"{url}?{params.urlencode()}" if params else url)
+        success = f"{user.display_name} moved to {Status(user.status).label}."
+        return _back_to_board(request, params, user, errors, success)
     pinned = pinned_ids(request.POST.get("pinned", ""))
     if errors:
-        # The card's menu stays open with the error in it (the card shown even if it was past
-        # the cards of its column), what was typed still there.
-        context = board_context(
+        context = _refused_in_card(
             request,
             params,
-            pinned=pinned,
-            failed_card=user.pk,
-            card_errors=errors,
+            pinned,
+            user,
+            errors,
             card_status=request.POST.get("status", ""),
             card_reason=request.POST.get("reason", "").strip(),
         )
-        # A card the filters no longer show: the error goes above the board instead.
-        if not any(card.pk == user.pk for c in context["columns"] for card in c["cards"]):
-            context["board_errors"] = [f"{user.display_name}: {error}" for error in errors]
     else:
         # The moved card stays in sight, first in its new column, until the next reload.
         message = f"{user.display_name} moved to {Status(user.status).label}."
@@ -381,20 +402,12 @@ def board_assign(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     except PermissionDenied as exc:
         errors = [str(exc)]
     if not request.htmx:
-        if errors:
-            for error in errors:
-                messages.error(request, f"{user.display_name}: {error}")
-        else:
-            messages.success(request, f"{user.display_name} assigned to you.")
-        url = reverse("users:board")
-        return redirect(f"{url}?{params.urlencode()}" if params else url)
+        return _back_to_board(
+            request, params, user, errors, f"{user.display_name} assigned to you."
+        )
     pinned = pinned_ids(request.POST.get("pinned", ""))
     if errors:
-        context = board_context(
-            request, params, pinned=pinned, failed_card=user.pk, card_errors=errors
-        )
-        if not any(card.pk == user.pk for c in context["columns"] for card in c["cards"]):
-            context["board_errors"] = [f"{user.display_name}: {error}" for error in errors]
+        context = _refused_in_card(request, params, pinned, user, errors)
     else:
         message = f"{claimed.display_name} assigned to you."
         context = board_context(request, params, pinned=pinned, board_message=message)

@@ -320,6 +320,22 @@ def test_a_board_view_counts_the_board_cards_without_staff(
     assert '<span class="count" title="Users this view shows now">3</span>' in html
 
 
+def test_a_mine_view_counts_the_cases_of_whoever_sees_it(
+    compliance_client, compliance_user, belgians
+):
+    """`assignee=me` is the person looking: a colleague's shared "Mine" counts one's own."""
+    from users.services.assignment import case_claim
+
+    for person in belgians[:2]:
+        case_claim(user=person, actor=compliance_user)
+    colleague = make_console_user(Role.COMPLIANCE)
+    save(colleague, name="My cases", query="assignee=me", role=Role.COMPLIANCE)
+    save(compliance_user, name="Mine", query="assignee=me")
+    html = compliance_client.get(LIST_URL).content.decode()
+    counts = html.count('<span class="count" title="Users this view shows now">2</span>')
+    assert counts == 2
+
+
 def test_save_without_javascript_returns_to_the_saved_view(compliance_client, compliance_user):
     response = compliance_client.post(
         SAVE_URL,

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from users import policy
 from users.filters import UserFilter
-from users.models import Role, SavedView
+from users.models import Role, SavedView, User
 from users.selectors import saved_views as selectors
 from users.services import saved_views as services
 from users.views.common import HtmxHttpRequest, list_state, require, state_keys, vary_on_htmx
@@ -71,15 +71,16 @@ class Entry:
     shared_with: str
 
 
-def _count(view: SavedView) -> str:
-    state = list_state(QueryDict(view.query))
+def _count(view: SavedView, actor: User) -> str:
+    """The view's capped count for `actor` (who `assignee=me` means)."""
+    state = list_state(QueryDict(view.query), actor)
     if not state.is_valid or state.queryset is None:
         return "—"
     count, capped = selectors.view_count(state.queryset, view.screen)
     return f"{count:,}+" if capped else f"{count:,}"
 
 
-def _entry(view: SavedView, current_query: str | None, *, own: bool) -> Entry:
+def _entry(view: SavedView, current_query: str | None, *, own: bool, actor: User) -> Entry:
     role = view.shared_with_role.name if view.shared_with_role else None
     if own and role:
         note = f"Shared with {_role_label(role)}"
@@ -92,7 +93,7 @@ def _entry(view: SavedView, current_query: str | None, *, own: bool) -> Entry:
     return Entry(
         view=view,
         url=_screen_url(view.screen, view.query),
-        count=_count(view),
+        count=_count(view, actor),
         current=current_query is not None and view.query == current_query,
         note=note,
         own=own,
@@ -124,8 +125,8 @@ def block(
         "screen_label": SavedView.Screen(screen).label,
         "screen_url": _screen_url(screen),
         "query": current_query or "",
-        "mine": [_entry(view, current_query, own=True) for view in mine],
-        "shared": [_entry(view, current_query, own=False) for view in shared],
+        "mine": [_entry(view, current_query, own=True, actor=actor) for view in mine],
+        "shared": [_entry(view, current_query, own=False, actor=actor) for view in shared],
         "more_mine": more_mine,
         "more_shared": more_shared,
         "listed": selectors.LISTED,

@@ -135,6 +135,17 @@ def test_enrolment_is_forced_then_totp_then_recovery_codes_once(client):
     assert client.get("/board/").status_code == 200
     # The role the user was created with is logged too (ROLE_GRANTED), then their sign-in.
     assert kinds() == [Kind.ROLE_GRANTED, Kind.FACTOR_ENROLLED, Kind.SIGN_IN]
+    # What the detail page and the account page count: confirmed devices only.
+    assert factors.factor_summary(user) == {
+        "totp": 1,
+        "passkeys": 0,
+        "recovery_codes": factors.RECOVERY_CODES,
+    }
+    assert factors.factor_summary(make_console_user(Role.BACK_OFFICE)) == {
+        "totp": 0,
+        "passkeys": 0,
+        "recovery_codes": 0,
+    }
 
 
 def test_a_wrong_enrolment_code_enrols_nothing(client):

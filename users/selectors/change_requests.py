@@ -84,7 +84,15 @@ def change_request(request_id: int) -> ChangeRequest | None:
 
 def requests_of(user: User) -> list[ChangeRequest]:
     """Every request about `user`, newest first (the history)."""
-    return list(_with_people(ChangeRequest.objects.filter(user=user)).order_by("-proposed_at"))
+    requests = _with_people(ChangeRequest.objects.filter(user=user))
+    return list(requests.order_by("-proposed_at", "-id"))
+
+
+def open_among(requests: Iterable[ChangeRequest], now: dt.datetime) -> list[ChangeRequest]:
+    """The open ones of `requests` (newest first, as `requests_of` reads them), oldest first as
+    `open_requests_for` returns them: the detail page reads a user's requests once for both its
+    pending changes and its history."""
+    return [r for r in reversed(list(requests)) if r.state_at(now) == ChangeRequest.State.PENDING]
 
 
 def last_changer_id(user: User, kind: str) -> str | None:

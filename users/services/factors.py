@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 from django_otp import devices_for_user, user_has_device
@@ -36,15 +39,22 @@ def passkeys_of(user: User) -> list[WebAuthnCredential]:
     return list(WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("pk"))
 
 
+def _count_of(rows: QuerySet[Any], user_field: str) -> Coalesce:
+    """`rows` counted for the outer user, as a scalar subquery (0 when there are none)."""
+    counted = rows.filter(**{user_field: OuterRef("pk")}).order_by().values(user_field)
+    return Coalesce(Subquery(counted.annotate(n=Count("pk")).values("n")[:1]), 0)
+
+
 def factor_summary(user: User) -> dict[str, int]:
-    """How many of each kind the user has (the detail page, the enrolment page)."""
-    return {
-        "totp": TOTPDevice.objects.filter(user=user, confirmed=True).count(),
-        "passkeys": WebAuthnCredential.objects.filter(user=user, confirmed=True).count(),
-        "recovery_codes": StaticToken.objects.filter(
-            device__user=user, device__confirmed=True
-        ).count(),
-    }
+    """How many of each kind the user has (the detail page, the enrolment page), in one query."""
+    counts = User.objects.filter(pk=user.pk).values(
+        totp=_count_of(TOTPDevice.objects.filter(confirmed=True), "user"),
+        passkeys=_count_of(WebAuthnCredential.objects.filter(confirmed=True), "user"),
+        recovery_codes=_count_of(
+            StaticToken.objects.filter(device__confirmed=True), "device__user"
+        ),
+    )
+    return counts.first() or {"totp": 0, "passkeys": 0, "recovery_codes": 0}
 
 
 @transaction.atomic

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 
 from users.models import AccessEvent, User
 from users.selectors.logs import LogPage, iter_log, log_page
+from users.selectors.people import with_people
 
 LOG_PAGE_SIZE = 50
 PANEL_LIMIT = 20
@@ -22,7 +23,7 @@ def access_log() -> QuerySet[AccessEvent]:
 def recent_accesses(user: User, *, limit: int = PANEL_LIMIT) -> list[AccessEvent]:
     """The latest `limit` accesses to `user`'s record, newest first (one query; the
     `access_event_subject` index)."""
-    rows = AccessEvent.objects.filter(subject=user).select_related("actor")
+    rows = with_people(AccessEvent.objects.filter(subject=user), "actor")
     return list(rows.order_by("-at", "-id")[:limit])
 
 

@@ -9,6 +9,7 @@ from django.db.models import Count, QuerySet
 
 from users.models import CaseAssignment, FeatureFlag, Role, Status, User
 from users.selectors.board import onboarding_cases
+from users.selectors.people import NAME_FIELDS, with_people
 
 # Statuses whose cases still wait on a reviewer or the client: the workload.
 OPEN_STATUSES = (
@@ -16,8 +17,6 @@ OPEN_STATUSES = (
     Status.WAITING_FOR_SIGNATURE,
     Status.VERIFICATION_FAILED,
 )
-# What naming a person needs (`User.display_name_of`).
-NAME_FIELDS = ("id", "first_name", "last_name", "email", "external_id")
 # The roles whose holders work cases (`policy.may_be_assignee` says it per person).
 ASSIGNEE_ROLES = (Role.COMPLIANCE, Role.ADMIN)
 
@@ -94,7 +93,7 @@ def open_cases_by_assignee(qs: QuerySet[User], *, open_total: int | None = None)
 def recent_assignments(user: User, *, limit: int) -> list[CaseAssignment]:
     """The user's latest `limit` assignment rows, newest first, with the people named."""
     return list(
-        CaseAssignment.objects.filter(user=user)
-        .select_related("assignee", "previous_assignee", "assigned_by")
-        .order_by("-at", "-id")[:limit]
+        with_people(
+            CaseAssignment.objects.filter(user=user), "assignee", "previous_assignee", "assigned_by"
+        ).order_by("-at", "-id")[:limit]
     )

@@ -13,6 +13,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from users.models import ChangeRequest, User, UserVersion
+from users.selectors.people import with_people
 
 # The fields each kind changes: whose last changer may not approve a counter account.
 KIND_FIELDS = {
@@ -23,7 +24,7 @@ KIND_FIELDS = {
 
 
 def _with_people(requests: QuerySet[ChangeRequest]) -> QuerySet[ChangeRequest]:
-    return requests.select_related("proposed_by", "decided_by")
+    return with_people(requests, "proposed_by", "decided_by")
 
 
 def open_requests(now: dt.datetime | None = None) -> QuerySet[ChangeRequest]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from users.contract import TRACKED_FIELDS
 from users.models import CaseAssignment, CaseNote, StatusChange, User, UserVersion
+from users.selectors.people import with_people
 
 
 def version_diff(user: User, *, from_version: int, to_version: int) -> dict[str, list[Any]]:
@@ -63,8 +64,8 @@ def recent_versions(user: User, *, limit: int) -> list[UserVersion]:
 def recent_status_changes(user: User, *, limit: int) -> list[StatusChange]:
     """The user's latest `limit` status rows, newest first, with their authors."""
     return list(
-        StatusChange.objects.filter(user=user)
-        .select_related("changed_by", "reason_code")
+        with_people(StatusChange.objects.filter(user=user), "changed_by")
+        .select_related("reason_code")
         .order_by("-changed_at", "-id")[:limit]
     )
 
@@ -72,9 +73,9 @@ def recent_status_changes(user: User, *, limit: int) -> list[StatusChange]:
 def recent_case_notes(user: User, *, limit: int) -> list[CaseNote]:
     """The user's latest `limit` case notes, newest first, with their authors."""
     return list(
-        CaseNote.objects.filter(user=user)
-        .select_related("author")
-        .order_by("-created_at", "-id")[:limit]
+        with_people(CaseNote.objects.filter(user=user), "author").order_by("-created_at", "-id")[
+            :limit
+        ]
     )
 
 

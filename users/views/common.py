@@ -30,6 +30,7 @@ from django_htmx.middleware import HtmxDetails
 from users import contract, policy, query, selectors, services, validators
 from users.filters import UserFilter
 from users.models import Status, User
+from users.selectors.people import NAME_FIELDS, with_people
 from users.services.factors import has_factor
 
 SEARCH_MODES = ("simple", "advanced")
@@ -135,11 +136,12 @@ def redirect_or_client_redirect(request: HtmxHttpRequest, url: str) -> HttpRespo
 
 def load_user(pk: str) -> User:
     """The user with what the detail and edit screens need, in a fixed number of queries."""
+    people = User.objects.only(*NAME_FIELDS)
     return get_object_or_404(
-        User.objects.select_related("version_authored_by_user", "assignee").prefetch_related(
+        with_people(User.objects, "version_authored_by_user", "assignee").prefetch_related(
             "flag_grants",
-            Prefetch("readable_by", queryset=User.objects.only("id", "first_name", "last_name")),
-            Prefetch("modifiable_by", queryset=User.objects.only("id", "first_name", "last_name")),
+            Prefetch("readable_by", queryset=people),
+            Prefetch("modifiable_by", queryset=people),
         ),
         pk=pk,
     )

@@ -458,3 +458,30 @@ def test_people_beside_a_row_are_read_with_their_name_columns_only(admin_user):
     assert '"first_name"' in sql
     assert '"password"' not in sql
     assert '"address"' not in sql
+
+
+def test_compiled_queries_are_written_once_and_read_the_rows_of_now(admin_user):
+    from users.models import ReasonCode
+    from users.selectors.assignment import assignable_people
+    from users.selectors.compiled import CompiledQuery
+    from users.selectors.reason_codes import active_reason_codes, reason_code_labels
+    from users.services.factors import factor_summary
+
+    ReasonCode.objects.create(code="ZZ_LAST", label="Last one", position=999)
+    assert active_reason_codes()[-1].code == "ZZ_LAST"
+    ReasonCode.objects.filter(code="ZZ_LAST").update(active=False)
+    assert "ZZ_LAST" not in {code.code for code in active_reason_codes()}
+    assert reason_code_labels()["ZZ_LAST"] == "Last one"  # the filter still names it
+
+    officer = make_console_user(Role.COMPLIANCE)
+    assert officer.pk in {person.pk for person in assignable_people()}
+    officer.groups.clear()  # behind the services: only the read is under test
+    assert officer.pk not in {person.pk for person in assignable_people()}
+
+    # Each call runs the SQL written once with its own user id.
+    assert factor_summary(officer) == factor_summary(make_user())
+    compiled = CompiledQuery(lambda user_id: User.objects.filter(pk=user_id).values_list("pk"))
+    assert compiled.rows(officer.pk) == [(officer.pk,)]
+    assert compiled.rows(admin_user.pk) == [(admin_user.pk,)]
+    with pytest.raises(ValueError, match="parameter"):
+        CompiledQuery(lambda user_id: User.objects.filter(pk="U" + "1" * 26)).sql("U" + "2" * 26)

@@ -9,6 +9,7 @@ from django.db.models import Count, QuerySet
 
 from users.models import CaseAssignment, FeatureFlag, Role, Status, User
 from users.selectors.board import onboarding_cases
+from users.selectors.compiled import CompiledQuery
 from users.selectors.people import NAME_FIELDS, with_people
 
 # Statuses whose cases still wait on a reviewer or the client: the workload.
@@ -21,10 +22,8 @@ OPEN_STATUSES = (
 ASSIGNEE_ROLES = (Role.COMPLIANCE, Role.ADMIN)
 
 
-def assignable_people() -> list[User]:
-    """Compliance officers and admins who may use the console (CONSOLE flag, a usable
-    password, not deleted), by name: the "Assign to…" and "Assignee" choices. One query."""
-    return list(
+def _assignable() -> QuerySet[User]:
+    return (
         User.objects.filter(
             deleted=False,
             groups__name__in=ASSIGNEE_ROLES,
@@ -36,6 +35,16 @@ def assignable_people() -> list[User]:
         .distinct()
         .order_by("first_name", "last_name", "id")
     )
+
+
+_ASSIGNABLE = CompiledQuery(_assignable, takes_id=False)
+
+
+def assignable_people() -> list[User]:
+    """Compliance officers and admins who may use the console (CONSOLE flag, a usable
+    password, not deleted), by name: the "Assign to…" and "Assignee" choices. One query,
+    compiled once (the list, the board and an admin's detail page show them)."""
+    return list(_ASSIGNABLE.raw())
 
 
 @dataclass(frozen=True)

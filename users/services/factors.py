@@ -23,6 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
 from users.models import User
+from users.selectors.compiled import CompiledQuery
 from users.services.security import Kind, security_event
 from users.services.sessions import end_sessions
 
@@ -45,16 +46,21 @@ def _count_of(rows: QuerySet[Any], user_field: str) -> Coalesce:
     return Coalesce(Subquery(counted.annotate(n=Count("pk")).values("n")[:1]), 0)
 
 
+# One query for the three counts, compiled once: the ORM takes longer to write these three
+# subqueries than the database takes to run them (an admin's detail page shows the counts).
+_FACTOR_COUNTS = CompiledQuery(
+    lambda user_id: User.objects.filter(pk=user_id).values_list(
+        _count_of(TOTPDevice.objects.filter(confirmed=True), "user"),
+        _count_of(WebAuthnCredential.objects.filter(confirmed=True), "user"),
+        _count_of(StaticToken.objects.filter(device__confirmed=True), "device__user"),
+    )
+)
+
+
 def factor_summary(user: User) -> dict[str, int]:
     """How many of each kind the user has (the detail page, the enrolment page), in one query."""
-    counts = User.objects.filter(pk=user.pk).values(
-        totp=_count_of(TOTPDevice.objects.filter(confirmed=True), "user"),
-        passkeys=_count_of(WebAuthnCredential.objects.filter(confirmed=True), "user"),
-        recovery_codes=_count_of(
-            StaticToken.objects.filter(device__confirmed=True), "device__user"
-        ),
-    )
-    return counts.first() or {"totp": 0, "passkeys": 0, "recovery_codes": 0}
+    totp, passkeys, recovery_codes = next(iter(_FACTOR_COUNTS.rows(user.pk)), (0, 0, 0))
+    return {"totp": totp, "passkeys": passkeys, "recovery_codes": recovery_codes}
 
 
 @transaction.atomic

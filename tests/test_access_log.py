@@ -174,19 +174,31 @@ def test_the_database_refuses_to_change_or_remove_a_row(admin_user, user):
 # --- the "Accessed by" panel --------------------------------------------------------------------
 
 
+def panel_of(html: str) -> str:
+    return html.split('id="accessed-by"')[1].split("</section>")[0]
+
+
 def test_compliance_and_admins_see_who_accessed_the_user(client, user, admin_user):
     viewer = make_console_user(Role.BACK_OFFICE, email="looker@bank.example")
     access_record(kind=Kind.REVEALED, actor=viewer, subject=user, field="phone", purpose="KYC call")
+    detail = reverse("users:user-detail", args=[user.pk])
     for person in (make_console_user(Role.COMPLIANCE), admin_user):
         sign_in(client, person)
-        html = client.get(reverse("users:user-detail", args=[user.pk])).content.decode()
-        panel = html.split('id="accessed-by"')[1].split("</section>")[0]
-        assert "looker@bank.example" in panel
-        assert "KYC call" in panel
-        assert "Revealed a field" in panel
-        assert f'href="{URL}?subject={user.pk}"' in panel
-        # This very view is the newest row.
-        assert panel.index(person.email) < panel.index("looker@bank.example")
+        # The page draws the panel's frame; the rows follow it: htmx fetches the panel as soon
+        # as the page has loaded, and without JavaScript a link opens the page drawn whole.
+        later = panel_of(client.get(detail).content.decode())
+        assert 'hx-trigger="load, refresh-accesses from:body"' in later
+        assert f'href="{detail}?full=1#h-accessed-by"' in later
+        assert "looker@bank.example" not in later
+        region = client.get(detail, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="accessed-by")
+        full = client.get(detail, {"full": "1"})
+        for panel in (panel_of(region.content.decode()), panel_of(full.content.decode())):
+            assert "looker@bank.example" in panel
+            assert "KYC call" in panel
+            assert "Revealed a field" in panel
+            assert f'href="{URL}?subject={user.pk}"' in panel
+            # The latest view of the page is the newest row.
+            assert panel.index(person.email) < panel.index("looker@bank.example")
 
 
 def test_back_office_does_not_see_the_panel(back_office_client, user):
@@ -200,8 +212,8 @@ def test_the_panel_shows_the_latest_twenty(admin_client, admin_user, user):
     at(old, timezone.now() - dt.timedelta(days=1))
     for _ in range(20):
         access_record(kind=Kind.VIEWED_DETAIL, actor=admin_user, subject=user)
-    html = admin_client.get(reverse("users:user-detail", args=[user.pk])).content.decode()
-    panel = html.split('id="accessed-by"')[1].split("</section>")[0]
+    detail = reverse("users:user-detail", args=[user.pk])
+    panel = panel_of(admin_client.get(detail, {"full": "1"}).content.decode())
     assert "oldest" not in panel
     assert panel.count("<tr>") == 1 + 20
     assert "The latest 20" in panel

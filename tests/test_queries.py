@@ -64,12 +64,19 @@ BOARD_MAX = (
     + SAVED_VIEWS_QUERIES
     + REASON_CODE_QUERIES
 )
-# + 2 for the access log (issue 13.4): its INSERT, and the "Accessed by" panel's rows.
-# + 2 for assignment (issue 14.1): the timeline's assignment rows, the people an admin may
-# assign the case to.
-DETAIL_MAX = (
-    AUTH_QUERIES + FOUR_EYES_QUERIES + 1 + 12 + 2 + 2 + REASON_CODE_QUERIES + CASE_NOTE_QUERIES
-)  # + the four-eyes history
+# The detail page (an admin's: every region): auth, the user with its flags and the two lists
+# of people who may read or modify it, the access row, the user's roles, the Approvals count
+# and its pending changes (+ 1 with a counter account waiting: who changed it last), the reason
+# codes, the lockout and the second factors (admins), the people an admin may assign the case
+# to. The history and "Accessed by" follow the page.
+DETAIL_MAX = AUTH_QUERIES + 4 + 1 + 1 + FOUR_EYES_QUERIES + 1 + REASON_CODE_QUERIES + 2 + 1
+# The history alone (htmx, after the page): auth, the user (as above), then the versions, the
+# status rows, the case notes (issue 14.2), the assignments (issue 14.1), the change requests
+# (four-eyes) and the diff of the latest two versions.
+DETAIL_HISTORY_MAX = AUTH_QUERIES + 4 + 4 + CASE_NOTE_QUERIES + 1
+# The page drawn whole (`?full=1`, without JavaScript): both, the panel's accesses and the
+# Approvals' count of the navigation, less the history's own read of the user.
+DETAIL_FULL_MAX = DETAIL_MAX + DETAIL_HISTORY_MAX - AUTH_QUERIES - 4 + 1
 
 # The dashboard (issue 14.6): the approvals count in the navigation; the users per status now
 # (as the board: the counters, then the staff); then from the summary table the moves per
@@ -185,7 +192,10 @@ def test_detail_queries_do_not_grow_with_the_history(admin_client, admin_user):
     (user,) = add_users(admin_user, 1)
     others = add_users(admin_user, 4, start=1)
     url = reverse("users:user-detail", args=[user.pk])
+    history = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "history"}
     few = count_queries(admin_client, url)
+    few_full = count_queries(admin_client, f"{url}?full=1")
+    few_history = count_queries(admin_client, url, **history)
     for index in range(6):
         user = services.user_update(
             user=user, data={"first_name": f"Renamed{index}"}, actor=admin_user
@@ -224,6 +234,17 @@ def test_detail_queries_do_not_grow_with_the_history(admin_client, admin_user):
     # not be that person), one query whatever the history.
     assert many == few + 1
     assert many <= DETAIL_MAX
+    # The page drawn whole (without JavaScript) adds the history's and the panel's reads; at
+    # most 2 more than before: the diff of the latest two versions, and who changed the
+    # pending counter account last. Three notes, two assignments, two requests and six
+    # versions read per row would add far more.
+    many_full = count_queries(admin_client, f"{url}?full=1")
+    assert many_full - few_full <= 2
+    assert many_full <= DETAIL_FULL_MAX
+    # The history fetched alone after the page: none of the other regions' reads.
+    many_history = count_queries(admin_client, url, **history)
+    assert many_history - few_history <= 1  # the diff, when the first read had one version
+    assert many_history <= DETAIL_HISTORY_MAX
 
 
 def test_export_queries_grow_per_chunk_not_per_row(admin_client, admin_user, monkeypatch):

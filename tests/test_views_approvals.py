@@ -386,7 +386,7 @@ def test_the_history_names_maker_and_checker_and_every_ending(
     )
     approved = propose(user, back_office_user, iban=VALID_IBANS[3])
     services.change_request_approve(change_request=approved, actor=compliance_user)
-    html = compliance_client.get(detail_url(user)).content.decode()
+    html = compliance_client.get(detail_url(user), {"full": "1"}).content.decode()
     history = html.split('id="history"')[1]
     versions = history.split("</table>")[0]
     assert f"approved by {compliance_user.display_name}" in versions

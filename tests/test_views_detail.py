@@ -13,6 +13,7 @@ from tests.factories import VALID_IBANS, make_console_user, make_user, sign_in
 from tests.test_queries import DETAIL_MAX
 from users import services
 from users.models import (
+    AccessEvent,
     FeatureFlag,
     Role,
     SecurityEvent,
@@ -334,6 +335,38 @@ def test_unknown_flag_is_refused(admin_client, user):
 
 
 # --- history and diff -------------------------------------------------------------------------
+
+
+def test_the_history_follows_the_page_and_opens_in_place_without_javascript(
+    admin_client, admin_user, user
+):
+    services.user_update(user=user, data={"first_name": "Renamed"}, actor=admin_user)
+    page = admin_client.get(detail_url(user)).content.decode()
+    history = page.split('id="history"')[1].split("</div>")[0]
+    # htmx fetches the region as soon as the page has loaded; a plain link opens the page
+    # drawn whole.
+    assert 'hx-trigger="load, refresh-history from:body"' in history
+    assert f'href="{detail_url(user)}?full=1#h-history"' in history
+    assert "Versions" not in page
+    full = admin_client.get(detail_url(user), {"full": "1"}).content.decode()
+    assert "Versions" in full
+    assert "Status timeline" in full
+    assert 'hx-trigger="load' not in full
+    # Fetched alone, the region is the history itself, whose own trigger is a refresh only.
+    region = admin_client.get(detail_url(user), **htmx("history")).content.decode()
+    assert "Versions" in region
+    assert 'hx-trigger="refresh-history from:body"' in region
+    # Only the page is an access to the record (issue 13.4), not its regions.
+    views = AccessEvent.objects.filter(subject=user, kind=AccessEvent.Kind.VIEWED_DETAIL)
+    assert views.count() == 2
+
+
+def test_a_page_that_shows_a_diff_draws_the_history_in_place(admin_client, admin_user, user):
+    services.user_update(user=user, data={"first_name": "Renamed"}, actor=admin_user)
+    diff = reverse("users:user-diff", args=[user.pk])
+    html = admin_client.get(diff, {"from": "1", "to": "2"}).content.decode()
+    assert "Version 1 → 2" in html
+    assert "Versions" in html
 
 
 def test_history_lists_status_changes_and_versions(admin_client, admin_user, user):

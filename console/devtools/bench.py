@@ -44,6 +44,8 @@ class Call:
     data: dict[str, Any] | None = None
     prepare: Callable[[Client], dict[str, Any]] | None = None
     expect: tuple[int, ...] = (200,)
+    # Request headers, as the test client takes them (HTTP_HX_TARGET=... for an htmx region).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -323,9 +325,9 @@ def run_scenario(
             data = call.prepare(client)
         started = time.perf_counter()
         if call.method == "GET":
-            response = client.get(call.path, data or {})
+            response = client.get(call.path, data or {}, **call.headers)
         else:
-            response = client.post(call.path, data or {})
+            response = client.post(call.path, data or {}, **call.headers)
         if response.streaming:
             for _ in response.streaming_content:
                 pass
@@ -344,9 +346,9 @@ def run_scenario(
         data = call.prepare(client) if call.prepare is not None else call.data
         with CaptureQueriesContext(connection) as captured:
             response = (
-                client.get(call.path, data or {})
+                client.get(call.path, data or {}, **call.headers)
                 if call.method == "GET"
-                else client.post(call.path, data or {})
+                else client.post(call.path, data or {}, **call.headers)
             )
             if response.streaming:
                 for _ in response.streaming_content:

@@ -220,7 +220,11 @@ def diff_context(user: User, raw_from: str | None, raw_to: str | None) -> dict[s
     return context
 
 
-def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[str, Any]:
+def detail_context(
+    request: HtmxHttpRequest, user: User, *, history: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """Every region's context; the history's (the heaviest: versions, timeline, four-eyes
+    requests, a diff) only with `history`, when the page draws it in place."""
     context: dict[str, Any] = {
         "subject": user,
         "bank": bank_details(user),
@@ -238,15 +242,16 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
         "flag_errors": [],
         "danger_errors": [],
     }
+    history = history and context["can_view_history"]
     # Every change request about the user, read once for the pending changes and the history.
-    about = change_request_selectors.requests_of(user) if context["can_view_history"] else None
+    about = change_request_selectors.requests_of(user) if history else None
     context |= pending_context(request.user, user, about=about)
     context |= assignment_context(request, user)
     context |= status_context(request, user)
     context |= signin_context(request, user)
     context |= flags_context(request, user)
     context |= roles_context(request, user, extra.pop("chosen_roles", None))
-    if context["can_view_history"]:
+    if history:
         context |= history_context(request, user, about)
         if "diff_from" not in extra:
             context |= diff_context(user, None, None)
@@ -257,15 +262,29 @@ def detail_context(request: HtmxHttpRequest, user: User, **extra: Any) -> dict[s
 def render_region(
     request: HtmxHttpRequest, user: User, region: str, status: int = 200, **extra: Any
 ) -> HttpResponse:
-    return render(
-        request, f"{TEMPLATE}#{region}", detail_context(request, user, **extra), status=status
-    )
+    if region == "history":  # the history alone: none of the other regions' reads
+        context = (
+            {"subject": user} | history_context(request, user) | diff_context(user, None, None)
+        )
+    else:
+        context = detail_context(request, user, **extra)
+    return render(request, f"{TEMPLATE}#{region}", context, status=status)
 
 
 def render_page(
-    request: HtmxHttpRequest, user: User, status: int = 200, **extra: Any
+    request: HtmxHttpRequest, user: User, status: int = 200, *, full: bool = False, **extra: Any
 ) -> HttpResponse:
-    context = detail_context(request, user, **extra) | accesses_context(request, user)
+    """The whole page. The history and "Accessed by", at the foot of the page and the most
+    costly to read, follow it: each region fetches itself as soon as the page has loaded
+    (htmx), or, without JavaScript, behind a link to the page drawn `full` (`?full=1`). A page
+    that shows a diff draws its history in place."""
+    full = full or "diff_from" in extra
+    context = detail_context(request, user, history=full, **extra)
+    if full:
+        context |= accesses_context(request, user)
+    else:
+        context["history_later"] = context["can_view_history"]
+        context["accesses_later"] = policy.may_view_access_log(request.user)
     return render(request, TEMPLATE, context, status=status)
 
 
@@ -325,7 +344,7 @@ def user_detail(request: HtmxHttpRequest, pk: str) -> HttpResponse:
     access_record(
         kind=AccessEvent.Kind.VIEWED_DETAIL, actor=request.user, subject=user, request=request
     )
-    return render_page(request, user)
+    return render_page(request, user, full="full" in request.GET)
 
 
 @require_POST

@@ -337,6 +337,30 @@ class Command(BaseCommand):
                 lambda i: Call("GET", f"{ADMIN_LIST}{pick(i)['id']}/change/"),
             ),
             Scenario(
+                "detail_history",
+                "Detail page: its history, fetched after it (htmx)",
+                30,
+                lambda i: Call(
+                    "GET",
+                    f"/users/{pick(i)['id']}/",
+                    headers={"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "history"},
+                ),
+                None,
+                admin_note="the admin's change page has no history region",
+            ),
+            Scenario(
+                "detail_accesses",
+                "Detail page: its Accessed by panel, fetched after it (htmx)",
+                30,
+                lambda i: Call(
+                    "GET",
+                    f"/users/{pick(i)['id']}/",
+                    headers={"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "accessed-by"},
+                ),
+                None,
+                admin_note="the admin has no access log",
+            ),
+            Scenario(
                 "create",
                 "Create (POST): version 1, its status row and their hashes",
                 50,

@@ -42,9 +42,11 @@ AXE_RUN = """async ([tags]) => {
 
 def axe_violations(page: Page) -> list[dict]:
     # Between a swap and its settling the new element wears the old one's classes (htmx's
-    # settle); check the page as it stays, not mid-transition.
+    # settle); check the page as it stays, not mid-transition, and once the regions that
+    # follow the page (the detail's history, triggered on load) are in.
     page.wait_for_function(
-        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+        "() => !document.querySelector("
+        "'.htmx-request, .htmx-swapping, .htmx-settling, [hx-trigger^=\"load\"]')"
     )
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.add_script_tag(url=static("vendor/axe-core/axe.min.js"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from users.models import ChangeRequest, User, UserVersion
@@ -35,8 +35,22 @@ def open_requests(now: dt.datetime | None = None) -> QuerySet[ChangeRequest]:
     ).order_by("proposed_at", "id")
 
 
+# The annotation `with_pending_mark` adds: whether any request about the user is PENDING.
+PENDING_MARK = "has_pending_request"
+
+
+def with_pending_mark(users: QuerySet[User]) -> QuerySet[User]:
+    """`users` marked with whether a request about them is PENDING (expired or not), in the
+    same query: `open_requests_for` then reads nothing for the many without one."""
+    pending = ChangeRequest.objects.filter(user=OuterRef("pk"), state=ChangeRequest.State.PENDING)
+    return users.annotate(**{PENDING_MARK: Exists(pending)})
+
+
 def open_requests_for(user: User, now: dt.datetime | None = None) -> list[ChangeRequest]:
-    """`user`'s open requests, oldest first, with their proposers."""
+    """`user`'s open requests, oldest first, with their proposers (none read when `user` was
+    loaded `with_pending_mark` and has none pending)."""
+    if getattr(user, PENDING_MARK, True) is False:
+        return []
     return list(_with_people(open_requests(now).filter(user=user)))
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db.models import Model, QuerySet
+
+from users.models import Role
+from users.selectors.compiled import CompiledQuery
 
 # What naming a person needs (`User.display_name_of`).
 NAME_FIELDS = ("id", "first_name", "last_name", "email", "external_id")
@@ -21,3 +25,14 @@ def with_people[M: Model](rows: QuerySet[M], *relations: str) -> QuerySet[M]:
     own = [field.name for field in rows.model._meta.concrete_fields]
     named: list[Any] = [f"{relation}__{name}" for relation in relations for name in NAME_FIELDS]
     return rows.select_related(*relations).only(*own, *named)
+
+
+_ROLE_NAMES = CompiledQuery(
+    lambda user_id: Group.objects.filter(user=user_id, name__in=Role.values).values_list("name")
+)
+
+
+def role_names_of(user_id: str) -> set[str]:
+    """The console roles `user_id` holds (what `User.role_names` reads), from SQL written once:
+    the detail page shows them and its rules ask them."""
+    return {name for (name,) in _ROLE_NAMES.rows(user_id)}

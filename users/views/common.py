@@ -30,7 +30,8 @@ from django_htmx.middleware import HtmxDetails
 from users import contract, policy, query, selectors, services, validators
 from users.filters import UserFilter
 from users.models import Status, User
-from users.selectors.people import NAME_FIELDS, with_people
+from users.selectors.change_requests import with_pending_mark
+from users.selectors.people import NAME_FIELDS, role_names_of, with_people
 from users.services.factors import has_factor
 
 SEARCH_MODES = ("simple", "advanced")
@@ -137,14 +138,17 @@ def redirect_or_client_redirect(request: HtmxHttpRequest, url: str) -> HttpRespo
 def load_user(pk: str) -> User:
     """The user with what the detail and edit screens need, in a fixed number of queries."""
     people = User.objects.only(*NAME_FIELDS)
-    return get_object_or_404(
-        with_people(User.objects, "version_authored_by_user", "assignee").prefetch_related(
+    users = with_pending_mark(with_people(User.objects, "version_authored_by_user", "assignee"))
+    user = get_object_or_404(
+        users.prefetch_related(
             "flag_grants",
             Prefetch("readable_by", queryset=people),
             Prefetch("modifiable_by", queryset=people),
         ),
         pk=pk,
     )
+    user._role_names = role_names_of(user.pk)
+    return user
 
 
 def parse_version(raw: str | None) -> int | None:

@@ -25,6 +25,8 @@ def _register_sqlite_functions(sender, connection, **kwargs) -> None:
     """SQLite's `users_fold`, the search's accent- and case-free text (PostgreSQL's comes
     from migration 0007). Deterministic, so SQLite may use it in indexes and fold constants."""
     if connection.vendor == "sqlite":
-        from users.models import FOLD_FUNCTION, fold
+        from users.chain import link_text
+        from users.models import CHAIN_LINK_FUNCTION, FOLD_FUNCTION, fold
 
         connection.connection.create_function(FOLD_FUNCTION, 1, fold, deterministic=True)
+        connection.connection.create_function(CHAIN_LINK_FUNCTION, 2, link_text, deterministic=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -92,10 +93,21 @@ def status_content(
     return content
 
 
+def canonical(content: Mapping[str, Any]) -> str:
+    """A row's content as hashed: JSON with sorted keys and no spaces."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def link_text(previous: str, text: str) -> str:
+    """SHA-256 over the previous row's hash and a row's canonical text. The access log's
+    INSERT computes the same in SQL (`users_chain_link`: migration 0023 on PostgreSQL, this
+    function registered on SQLite), where the previous row is known."""
+    return hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
+
+
 def link(previous: str, content: Mapping[str, Any]) -> str:
     """The hash of a row: SHA-256 over the previous row's hash and the row's canonical JSON."""
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
+    return link_text(previous, canonical(content))
 
 
 def in_chain_order(
@@ -182,3 +194,37 @@ def access_stretch(previous: str, rows: Iterable[Any]) -> tuple[str, int]:
         head = link(head, access_content(row))
         count += 1
     return head, count
+
+
+def _ip(value: str | None) -> str | None:
+    """An IP address as Python writes it, whichever way it was typed or the database prints it
+    (PostgreSQL's inet keeps IPv4-mapped IPv6 addresses dotted)."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value
+
+
+def access_row_content(row: Any) -> dict[str, Any]:
+    """What an `AccessEvent` row's own `chain_hash` covers (issue 13.2): its content without
+    its id, which is not known before the row is written; computed from the row about to be
+    written and again from the row read back."""
+    content = access_content(row)
+    del content["id"]
+    content["ip"] = _ip(row.ip_address)
+    return content
+
+
+def access_chain_breaks(rows: Iterable[Any]) -> Iterable[tuple[Any, str]]:
+    """One actor's access rows in id order, checked link by link: each row whose previous hash
+    is not the hash of the row before it (a row removed or added), or whose own hash does not
+    match its content (a row changed), with what is wrong."""
+    previous = GENESIS
+    for row in rows:
+        if row.previous_hash != previous:
+            yield row, "the row before it in this person's chain was changed or removed"
+        elif row.chain_hash != link(previous, access_row_content(row)):
+            yield row, "its content was changed"
+        previous = row.chain_hash

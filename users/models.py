@@ -69,6 +69,12 @@ def fold(text: str | None) -> str | None:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
 
 
+# `users_chain_link(previous, text)`: SHA-256 of the previous row's hash and a row's canonical
+# text (`users.chain.link_text`), for the access log's INSERT, which only learns the previous
+# row in SQL: a PostgreSQL function (migration 0023), registered on SQLite (`users.apps`).
+CHAIN_LINK_FUNCTION = "users_chain_link"
+
+
 class Folded(models.Func):
     """`users_fold(expression)`: the expression's text without accents, in upper case."""
 
@@ -966,7 +972,13 @@ class AccessEvent(models.Model):
     """One line of the access log (issue 13.4): who opened which user's detail or file, read
     users through the API, exported which filter, or revealed which field and why. Written by
     `users.services.access` (one INSERT per access), read by compliance and admins on the
-    access log page and the detail's "Accessed by" panel; rows are never changed."""
+    access log page and the detail's "Accessed by" panel; rows are never changed.
+
+    Each row carries the hash of its content and of the previous row of the same actor
+    (issue 13.2): one chain per person who looks, so that two people's accesses never wait on
+    each other. The INSERT reads the previous hash itself; two of one person's accesses racing
+    for the same previous row cannot both be written (`access_event_chain_once`), and the
+    loser is written again after the winner. `AccessSeal` fixes the chains' heads."""
 
     class Kind(models.TextChoices):
         VIEWED_DETAIL = "VIEWED_DETAIL", "Opened the detail"
@@ -996,6 +1008,10 @@ class AccessEvent(models.Model):
     subject_ids = models.JSONField(default=list, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    # The hash of the actor's previous row ("" for their first) and of this row over it
+    # (`users.chain.access_row_content`).
+    previous_hash = models.CharField(max_length=64, blank=True, default="")
+    chain_hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         triggers = append_only("users_accessevent")
@@ -1005,6 +1021,19 @@ class AccessEvent(models.Model):
             models.Index(fields=["kind", "-at"], name="access_event_kind"),
             models.Index(fields=["subject", "-at"], name="access_event_subject"),
             models.Index(fields=["actor", "-at"], name="access_event_actor"),
+            # The head of an actor's chain: their row with the highest id.
+            models.Index(fields=["actor", "-id"], name="access_event_actor_id"),
+        ]
+        constraints = [
+            # One row after each: a second one of the same actor lost a race and is retried.
+            models.UniqueConstraint(
+                fields=["actor", "previous_hash"], name="access_event_chain_once"
+            ),
+            models.UniqueConstraint(
+                fields=["previous_hash"],
+                condition=models.Q(actor=None),
+                name="access_event_system_chain_once",
+            ),
         ]
 
     def __str__(self) -> str:

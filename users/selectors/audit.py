@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 
 from users import chain
 from users.models import AccessEvent, AccessSeal, StatusChange, User, UserVersion
@@ -110,12 +112,15 @@ def verify_history() -> Verification:
 
 @dataclass
 class AccessVerification:
-    """The access log's seals recomputed: which stretches no longer hold, and how many rows
-    were written after the last seal (not sealed yet)."""
+    """The access log's chains and seals recomputed: each actor's first row that no longer
+    holds, which sealed stretches no longer hold, and how many rows were written after the
+    last seal (not sealed yet)."""
 
     seals: int = 0
     rows: int = 0
     unsealed: int = 0
+    actors: int = 0
+    chained: int = 0
     breaks: list[str] = field(default_factory=list)
 
     @property
@@ -123,9 +128,26 @@ class AccessVerification:
         return not self.breaks
 
 
+def _verify_access_chains(result: AccessVerification) -> None:
+    """Walk each actor's chain of access rows in id order; name its first row that does not
+    hold (a row changed, or the row before it changed or removed)."""
+    rows = AccessEvent.objects.order_by("actor_id", "pk").iterator(chunk_size=CHUNK)
+    for actor_id, group in groupby(rows, key=attrgetter("actor_id")):
+        result.actors += 1
+        counted = list(group)
+        result.chained += len(counted)
+        for row, problem in chain.access_chain_breaks(counted):
+            whose = f"actor {actor_id}" if actor_id else "the system"
+            result.breaks.append(f"users_accessevent id={row.pk} ({whose}'s chain): {problem}")
+            break
+
+
 def verify_access_log() -> AccessVerification:
-    """Recompute every `AccessSeal` from the access rows of its stretch, in id order."""
+    """Walk every actor's chain of access rows, then recompute every `AccessSeal` from the
+    access rows of its stretch, in id order (a seal also notices the newest rows of a chain
+    removed, which the chain alone cannot)."""
     result = AccessVerification()
+    _verify_access_chains(result)
     previous = chain.GENESIS
     expected_first = 1
     for seal in AccessSeal.objects.order_by("first_id").iterator():

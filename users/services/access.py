@@ -1,23 +1,35 @@
 """The access log (issue 13.4): one row per view, export and API read of users' records.
 
-Each access is one INSERT and nothing else (no read first), so logging a detail view stays
-well under a millisecond. Rows are only ever added (a PostgreSQL trigger refuses UPDATE and
-DELETE). A reveal of a masked field (issue 13.3) is `kind=REVEALED` with `field` and `purpose`.
+Each access is one INSERT and nothing else, so logging a detail view stays under a
+millisecond. The row carries the hash of its content and of the actor's previous row
+(issue 13.2): the INSERT reads that previous hash itself and hashes in SQL
+(`users_chain_link`), so the chain costs no round trip; two of one person's accesses racing
+for the same previous row cannot both be written (a unique constraint), and the one that lost
+is written again after the other. Rows are only ever added (a PostgreSQL trigger refuses UPDATE
+and DELETE). A reveal of a masked field (issue 13.3) is `kind=REVEALED` with `field` and
+`purpose`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from users import chain, contract, policy
-from users.models import ACCESS_IDS_CAP, AccessEvent, AccessSeal, RevealPurpose, User
+from users.models import (
+    ACCESS_IDS_CAP,
+    CHAIN_LINK_FUNCTION,
+    AccessEvent,
+    AccessSeal,
+    RevealPurpose,
+    User,
+)
 
 Kind = AccessEvent.Kind
 QUERY_MAX = 4000
@@ -37,6 +49,7 @@ def access_record(
     row_count: int | None = None,
     subject_ids: Iterable[str] = (),
     detail: dict[str, Any] | None = None,
+    clock: Callable[[], dt.datetime] = timezone.now,
 ) -> AccessEvent:
     """Append one access: `actor` looked at `subject` (or at the users of `subject_ids`, the
     first ACCESS_IDS_CAP kept, `row_count` saying how many there were)."""
@@ -47,7 +60,8 @@ def access_record(
         if len(ids) == ACCESS_IDS_CAP:
             break
         ids.append(pk)
-    return AccessEvent.objects.create(
+    event = AccessEvent(
+        at=clock(),
         kind=Kind(kind),
         actor=actor,
         subject=subject,
@@ -60,6 +74,73 @@ def access_record(
         ip_address=(request.META.get("REMOTE_ADDR") or None) if request is not None else None,
         detail=detail or {},
     )
+    return _insert_chained(event)
+
+
+# The columns the INSERT writes, in order (the two hashes are computed by it).
+_WRITTEN = (
+    "at",
+    "kind",
+    "actor_id",
+    "subject_id",
+    "field",
+    "purpose",
+    "query",
+    "columns",
+    "row_count",
+    "subject_ids",
+    "ip_address",
+    "detail",
+)
+# A race lost to another access of the same person is retried, up to this many times. Each
+# round of a race writes one row (the first to commit), so n accesses at once need at most n - 1
+# retries: far more than one person's requests ever overlap.
+CHAIN_ATTEMPTS = 32
+
+
+def _insert_sql(vendor: str, *, system: bool) -> str:
+    """INSERT one access row with its hashes: the previous hash is the actor's latest row's
+    (the `access_event_actor_id` index), read in the same statement."""
+    table = AccessEvent._meta.db_table
+    columns = ", ".join(f'"{name}"' for name in (*_WRITTEN, "previous_hash", "chain_hash"))
+    values = ["%s"] * len(_WRITTEN)
+    if vendor == "postgresql":  # a typed literal: the address is an inet
+        values[_WRITTEN.index("ip_address")] = "CAST(%s AS inet)"
+    whose = '"actor_id" IS NULL' if system else '"actor_id" = %s'
+    head = (
+        f'COALESCE((SELECT "chain_hash" FROM "{table}" WHERE {whose} '
+        "ORDER BY \"id\" DESC LIMIT 1), '')"
+    )
+    return (
+        f'INSERT INTO "{table}" ({columns}) VALUES ({", ".join(values)}, {head}, '
+        f"{CHAIN_LINK_FUNCTION}({head}, %s)) "
+        # A race lost (the previous row taken meanwhile): no row, no error, and the caller's
+        # transaction, if any, goes on.
+        'ON CONFLICT DO NOTHING RETURNING "id", "previous_hash", "chain_hash"'
+    )
+
+
+def _insert_chained(event: AccessEvent) -> AccessEvent:
+    connection = connections[router.db_for_write(AccessEvent)]
+    fields = [AccessEvent._meta.get_field(name) for name in _WRITTEN]
+    params = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+    actor = [] if event.actor_id is None else [event.actor_id]
+    params += [*actor, *actor, chain.canonical(chain.access_row_content(event))]
+    sql = _insert_sql(connection.vendor, system=event.actor_id is None)
+    with connection.cursor() as cursor:
+        for _ in range(CHAIN_ATTEMPTS):
+            cursor.execute(sql, params)
+            written = cursor.fetchone()
+            if written is not None:
+                break
+        else:
+            raise IntegrityError(
+                f"The access row could not be chained after {CHAIN_ATTEMPTS} attempts."
+            )
+    event.pk, event.previous_hash, event.chain_hash = written
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
 
 
 def value_reveal(

@@ -1,6 +1,7 @@
-"""`manage.py verify_audit`: walk every user's history chain (`users/chain.py`) and exit
-non-zero, naming the first broken row of each user, when a row was changed, removed or added
-behind the application's back."""
+"""`manage.py verify_audit`: walk every user's history chain and every actor's chain of access
+rows (`users/chain.py`), recompute the access log's seals, and exit non-zero, naming the first
+broken row of each chain, when a row was changed, removed or added behind the application's
+back."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ SHOWN = 20
 
 class Command(BaseCommand):
     help = (
-        "Verify the hash chains of the users' history (versions and status changes) and the "
-        "access log's seals; exits 1 naming the first broken row of each user whose history "
-        "no longer holds, and each seal of the access log that no longer holds."
+        "Verify the hash chains of the users' history (versions and status changes), the "
+        "access log's chains (one per person who looked) and its seals; exits 1 naming the "
+        "first broken row of each user whose history or each person whose accesses no longer "
+        "hold, and each seal of the access log that no longer holds."
     )
 
     def handle(self, *args, **options) -> None:
@@ -24,15 +26,16 @@ class Command(BaseCommand):
             self.stderr.write(f"BROKEN {broken}")
         if access.ok:
             self.stdout.write(
-                f"Access log verified: {access.rows:,} rows in {access.seals:,} seals hold; "
+                f"Access log verified: {access.chained:,} rows in {access.actors:,} people's "
+                f"chains hold, and {access.rows:,} rows in {access.seals:,} seals; "
                 f"{access.unsealed:,} rows written since the last seal (manage.py "
                 "seal_access_log seals them)."
             )
         result = verify_history()
         if result.ok and not access.ok:
             raise CommandError(
-                f"{len(access.breaks):,} seals of the access log do not hold; the first is "
-                f"{access.breaks[0]}."
+                f"{len(access.breaks):,} chains or seals of the access log do not hold; the "
+                f"first is {access.breaks[0]}."
             )
         if result.ok:
             self.stdout.write(

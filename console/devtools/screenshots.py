@@ -344,6 +344,11 @@ def _take(context: BrowserContext, console: Console, item: Shot, out: Path) -> P
     try:
         clip = item.take(page, console)
         path = out / f"{item.name}.png"
+        # The page as it stays: no request under way (htmx's progress bar), and the regions
+        # that follow the page (the detail's history) in.
+        page.wait_for_function(
+            "() => !document.querySelector('.htmx-request, [hx-trigger^=\"load\"]')"
+        )
         if problems:
             raise SystemExit(f"{item.name}: the page reported problems:\n" + "\n".join(problems))
         page.screenshot(path=path, full_page=item.full_page, clip=clip, animations="disabled")

@@ -1045,9 +1045,10 @@ class AccessSeal(models.Model):
     (`first_id`..`last_id`, every row between them), whose `chain_hash` links the previous
     seal's hash through each row's content in id order (`users/chain.py`).
 
-    The access log itself stays one INSERT per access (no shared head to lock on a detail view);
-    `manage.py seal_access_log`, run every minute, seals what was written since, and
-    `manage.py verify_audit` recomputes every seal. Written by `users.services.access`.
+    Each access row also carries its own hash in its actor's chain; a chain alone cannot tell
+    that its newest rows were removed, a seal over them can. `manage.py seal_access_log`, run
+    every minute, seals what was written since, and `manage.py verify_audit` recomputes every
+    seal. Written by `users.services.access`.
     """
 
     sealed_at = models.DateTimeField(default=timezone.now)

@@ -40,14 +40,25 @@ AXE_RUN = """async ([tags]) => {
 }"""
 
 
-def axe_violations(page: Page) -> list[dict]:
-    # Between a swap and its settling the new element wears the old one's classes (htmx's
-    # settle); check the page as it stays, not mid-transition, and once the regions that
-    # follow the page (the detail's history, triggered on load) are in.
+def settled(page: Page) -> None:
+    """Wait for the page as it stays: between a swap and its settling the new element wears
+    the old one's classes (htmx's settle), and the regions that follow the page (the detail's
+    history, triggered on load) move what is below them as they arrive."""
     page.wait_for_function(
         "() => !document.querySelector("
         "'.htmx-request, .htmx-swapping, .htmx-settling, [hx-trigger^=\"load\"]')"
     )
+
+
+def open_detail(page: Page, url, pk: str) -> None:
+    """A user's page, once its regions are in: a click before that scrolls to a place the
+    arriving regions then move (as a person would click once the page is there)."""
+    page.goto(url("users:user-detail", pk))
+    settled(page)
+
+
+def axe_violations(page: Page) -> list[dict]:
+    settled(page)
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.add_script_tag(url=static("vendor/axe-core/axe.min.js"))
     return page.evaluate(AXE_RUN, [WCAG_TAGS])
@@ -245,7 +256,7 @@ def test_board(page: Page, sign_in, url, role, admin_user):
 def test_user_detail(page: Page, sign_in, url, role, admin_user):
     sign_in(role)
     subject = rich_user(admin_user)
-    page.goto(url("users:user-detail", subject.pk))
+    open_detail(page, url, subject.pk)
     expect(page.locator("#history .timeline")).to_contain_text("Signed at the branch")
     check(page, "the user detail")
 
@@ -320,7 +331,7 @@ def test_client_file(page: Page, sign_in, url, role, admin_user, page_problems):
     """The file as of a date (issue 13.5): the form, a refused date, the file itself."""
     sign_in(role)
     subject = rich_user(admin_user)
-    page.goto(url("users:user-detail", subject.pk))
+    open_detail(page, url, subject.pk)
     page.get_by_role("link", name="File as of a date").click()
     check(page, "the client file's form")
     page.get_by_label("As of").fill("2001-01-01")
@@ -335,7 +346,7 @@ def test_client_file(page: Page, sign_in, url, role, admin_user, page_problems):
     check(page, "the client file")
 
     # The file shown and the detail opened are in the access log (issue 13.4).
-    page.goto(url("users:user-detail", subject.pk))
+    open_detail(page, url, subject.pk)
     expect(page.locator("#accessed-by")).to_contain_text("Opened the file as of a date")
     check(page, "the detail's Accessed by panel")
     page.locator("#accessed-by").get_by_role("link", name="All accesses").click()
@@ -450,7 +461,7 @@ def test_idle_warning(page: Page, sign_in, url, settings):
 
 def test_admin_confirmations_on_the_detail(page: Page, sign_in, url):
     admin = sign_in(Role.ADMIN)
-    page.goto(url("users:user-detail", admin.pk))
+    open_detail(page, url, admin.pk)
     page.locator('#flags [data-flag="CONSOLE"]').click()
     expect(page.get_by_role("alertdialog", name="Revoke your own console access?")).to_be_visible()
     check(page, "revoking one's own console access asks first")
@@ -464,7 +475,7 @@ def test_admin_confirmations_on_the_detail(page: Page, sign_in, url):
 
     staff = make_console_user(Role.BACK_OFFICE)
     totp_device(staff)
-    page.goto(url("users:user-detail", staff.pk))
+    open_detail(page, url, staff.pk)
     page.get_by_role("link", name="Reset second factors…").click()
     expect(page.get_by_role("button", name="Yes, reset their factors")).to_be_visible()
     check(page, "the factor reset confirmation")

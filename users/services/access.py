@@ -13,6 +13,7 @@ and DELETE). A reveal of a masked field (issue 13.3) is `kind=REVEALED` with `fi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -77,20 +78,12 @@ def access_record(
     return _insert_chained(event)
 
 
-# The columns the INSERT writes, in order (the two hashes are computed by it).
-_WRITTEN = (
-    "at",
-    "kind",
-    "actor_id",
-    "subject_id",
-    "field",
-    "purpose",
-    "query",
-    "columns",
-    "row_count",
-    "subject_ids",
-    "ip_address",
-    "detail",
+# The fields the INSERT writes from the row, in order: all but the id and the two hashes,
+# which the INSERT computes.
+_WRITTEN = tuple(
+    field
+    for field in AccessEvent._meta.concrete_fields
+    if field.attname not in ("id", "previous_hash", "chain_hash")
 )
 # A race lost to another access of the same person is retried, up to this many times. Each
 # round of a race writes one row (the first to commit), so n accesses at once need at most n - 1
@@ -98,14 +91,17 @@ _WRITTEN = (
 CHAIN_ATTEMPTS = 32
 
 
+@functools.cache
 def _insert_sql(vendor: str, *, system: bool) -> str:
     """INSERT one access row with its hashes: the previous hash is the actor's latest row's
-    (the `access_event_actor_id` index), read in the same statement."""
+    (the `access_event_actor_id` index), read in the same statement. Written once per
+    database and kind of actor."""
     table = AccessEvent._meta.db_table
-    columns = ", ".join(f'"{name}"' for name in (*_WRITTEN, "previous_hash", "chain_hash"))
-    values = ["%s"] * len(_WRITTEN)
+    names = [field.column for field in _WRITTEN]
+    columns = ", ".join(f'"{name}"' for name in (*names, "previous_hash", "chain_hash"))
+    values = ["%s"] * len(names)
     if vendor == "postgresql":  # a typed literal: the address is an inet
-        values[_WRITTEN.index("ip_address")] = "CAST(%s AS inet)"
+        values[names.index("ip_address")] = "CAST(%s AS inet)"
     whose = '"actor_id" IS NULL' if system else '"actor_id" = %s'
     head = (
         f'COALESCE((SELECT "chain_hash" FROM "{table}" WHERE {whose} '
@@ -122,8 +118,9 @@ def _insert_sql(vendor: str, *, system: bool) -> str:
 
 def _insert_chained(event: AccessEvent) -> AccessEvent:
     connection = connections[router.db_for_write(AccessEvent)]
-    fields = [AccessEvent._meta.get_field(name) for name in _WRITTEN]
-    params = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+    params = [
+        field.get_db_prep_save(getattr(event, field.attname), connection) for field in _WRITTEN
+    ]
     actor = [] if event.actor_id is None else [event.actor_id]
     params += [*actor, *actor, chain.canonical(chain.access_row_content(event))]
     sql = _insert_sql(connection.vendor, system=event.actor_id is None)

@@ -13,6 +13,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,11 @@ class Command(BaseCommand):
 
             return build
 
+        def detail_region(target: str) -> Callable[[int], Call]:
+            """A region of the detail page as htmx fetches it after the page."""
+            headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target}
+            return lambda i: Call("GET", f"/users/{pick(i)['id']}/", headers=headers)
+
         def create(index: int) -> Call:
             def prepare(client: Client) -> dict[str, Any]:
                 page = client.get("/users/new/")
@@ -340,11 +346,7 @@ class Command(BaseCommand):
                 "detail_history",
                 "Detail page: its history, fetched after it (htmx)",
                 30,
-                lambda i: Call(
-                    "GET",
-                    f"/users/{pick(i)['id']}/",
-                    headers={"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "history"},
-                ),
+                detail_region("history"),
                 None,
                 admin_note="the admin's change page has no history region",
             ),
@@ -352,11 +354,7 @@ class Command(BaseCommand):
                 "detail_accesses",
                 "Detail page: its Accessed by panel, fetched after it (htmx)",
                 30,
-                lambda i: Call(
-                    "GET",
-                    f"/users/{pick(i)['id']}/",
-                    headers={"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "accessed-by"},
-                ),
+                detail_region("accessed-by"),
                 None,
                 admin_note="the admin has no access log",
             ),

@@ -574,6 +574,23 @@ class Planner:
         return users
 
 
+def _create_staff(email: str, first: str, last: str, role: str, when: dt.datetime) -> User:
+    """A demo member of staff: the console flag, one role, the demo password."""
+    return services.user_create(
+        data={
+            "email": email,
+            "first_name": first,
+            "last_name": last,
+            "feature_flags": [FeatureFlag.CONSOLE],
+            "language": "en",
+        },
+        actor=None,
+        password=DEMO_PASSWORD,
+        roles=[role],
+        clock=at(when),
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Load about 200 realistic demo users with history, plus one console login per role "
@@ -652,19 +669,7 @@ class Command(BaseCommand):
             with transaction.atomic():
                 user = User.objects.filter(email__iexact=email).first()
                 if user is None:
-                    user = services.user_create(
-                        data={
-                            "email": email,
-                            "first_name": first,
-                            "last_name": last,
-                            "feature_flags": [FeatureFlag.CONSOLE],
-                            "language": "en",
-                        },
-                        actor=None,
-                        password=DEMO_PASSWORD,
-                        roles=[role],
-                        clock=at(when),
-                    )
+                    user = _create_staff(email, first, last, role, when)
                 else:
                     # Someone may have played with the demo logins: make them work again. With
                     # nobody to approve it (four-eyes), this repair of the dev tool's own logins
@@ -754,21 +759,7 @@ class Command(BaseCommand):
     def _second_reviewer(self, when: dt.datetime) -> User:
         email, first, last = SECOND_REVIEWER
         user = User.objects.filter(email__iexact=email).first()
-        if user is not None:
-            return user
-        return services.user_create(
-            data={
-                "email": email,
-                "first_name": first,
-                "last_name": last,
-                "feature_flags": [FeatureFlag.CONSOLE],
-                "language": "en",
-            },
-            actor=None,
-            password=DEMO_PASSWORD,
-            roles=[Role.COMPLIANCE],
-            clock=at(when),
-        )
+        return user or _create_staff(email, first, last, Role.COMPLIANCE, when)
 
     def _propose_pending(self, back_office: User, admin: User, now: dt.datetime) -> None:
         customers = User.objects.filter(external_id__startswith="DEMO-", deleted=False)

@@ -45,6 +45,14 @@ _phone_re = re.compile(PHONE_REGEX)
 _aba_account_re = re.compile(r"^[0-9]{4,17}$")
 
 
+def not_deleted(deleted: bool) -> None:
+    """A deleted user is read-only until restored: every service that changes one refuses."""
+    if deleted:
+        raise ValidationError(
+            {"deleted": ValidationError("This user is deleted; restore it first.", code="deleted")}
+        )
+
+
 def text(value: Any, *, max_length: int, field: str = "Value") -> str:
     """A trimmed string no longer than `max_length`; None becomes ""."""
     if value is None:

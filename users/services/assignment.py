@@ -16,9 +16,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from users import policy
+from users import policy, validators
 from users.models import CaseAssignment, User
-from users.services.users import Clock, _refuse_deleted
+from users.services.users import Clock
 
 
 def _changed_meanwhile(current: User | None, expected_id: str | None) -> ValidationError:
@@ -51,7 +51,7 @@ def case_assign(
     # The row alone: after waiting for another claim's lock, PostgreSQL re-reads the locked
     # row but not an outer-joined one, which would show the case as still unassigned.
     current = User.objects.select_for_update().get(pk=user.pk)
-    _refuse_deleted(current)
+    validators.not_deleted(current.deleted)
     held_by = current.assignee  # read after the lock, with the row as it is now
     if (held_by.pk if held_by else None) != (expected_assignee or None):
         raise _changed_meanwhile(held_by, expected_assignee)

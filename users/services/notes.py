@@ -50,8 +50,5 @@ def case_note_add(
     if actor is not None:
         policy.check_add_note(actor, user)
     cleaned = clean_note_text(text)
-    if User.objects.filter(pk=user.pk, deleted=True).exists():
-        raise ValidationError(
-            {"deleted": ValidationError("This user is deleted; restore it first.", code="deleted")}
-        )
+    validators.not_deleted(User.objects.filter(pk=user.pk, deleted=True).exists())
     return write_note(user=user, text=cleaned, actor=actor, at=clock())

@@ -461,13 +461,6 @@ def _check_version(current: User, expected_version: int | None) -> None:
         )
 
 
-def _refuse_deleted(user: User) -> None:
-    if user.deleted:
-        raise ValidationError(
-            {"deleted": ValidationError("This user is deleted; restore it first.", code="deleted")}
-        )
-
-
 # --- the services ------------------------------------------------------------------------------
 
 
@@ -533,7 +526,7 @@ def _locked_for_edit(
     current = _lock(user)
     _check_version(current, expected_version)
     if not allow_deleted:
-        _refuse_deleted(current)
+        validators.not_deleted(current.deleted)
     return current
 
 

@@ -318,3 +318,32 @@ def test_a_checker_sees_a_proposed_account_in_full_the_proposer_its_mask(
     checker = compliance_client.get(reverse("users:approvals")).content.decode()
     assert new in checker
     assert IBAN in checker
+
+
+def test_the_reveal_service_asks_that_the_actor_may_see_the_user(person):
+    # The rule holds in the service, whichever front end calls it: the permission to reveal,
+    # on a user one may see (by role, or named on the user's readable_by).
+    from django.contrib.auth.models import Permission
+    from django.core.exceptions import PermissionDenied
+
+    from users.services.access import value_reveal
+
+    revealer = make_user(email="revealer@bank.example")
+    revealer.user_permissions.add(Permission.objects.get(codename="reveal_personal_data"))
+    revealer = User.objects.get(pk=revealer.pk)  # the permission caches start empty
+    with pytest.raises(PermissionDenied):
+        value_reveal(actor=revealer, subject=person, name="identity", purpose="KYC_REVIEW")
+    User.readable_by.through.objects.create(from_user_id=person.pk, to_user_id=revealer.pk)
+    subject = User.objects.get(pk=person.pk)
+    revealed = value_reveal(actor=revealer, subject=subject, name="identity", purpose="KYC_REVIEW")
+    assert revealed == contract.MASKED["identity"].of(subject)
+    assert revealed
+
+
+def test_a_reveal_reason_with_a_nul_is_refused_and_logs_nothing(compliance_client, person):
+    response = compliance_client.post(
+        reveal_url(person, "identity"), {"purpose": "OTHER", "note": "why\x00not"}
+    )
+    assert response.status_code == 400
+    assert "contains a NUL character" in response.content.decode()
+    assert not AccessEvent.objects.filter(kind=AccessEvent.Kind.REVEALED).exists()

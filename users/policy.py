@@ -150,13 +150,15 @@ def may_view_access_log(actor: User) -> bool:
     return actor.is_active and _has(actor, "view_access_log")
 
 
-def may_reveal(actor: User) -> bool:
+def may_reveal(actor: User, user: User | None = None) -> bool:
     """Reveal a masked value (IBAN, identity and tax numbers, date of birth; `contract.MASKED`)
     with a purpose, each reveal logged: compliance and admins (permission
-    reveal_personal_data, migration 0016). Back office works with the masks: it finds users by
-    a full IBAN and replaces masked values on the edit form without seeing the old ones, and its
-    export carries the masks."""
-    return actor.is_active and _has(actor, "reveal_personal_data")
+    reveal_personal_data, migration 0016), of a user they may see. Back office works with the
+    masks: it finds users by a full IBAN and replaces masked values on the edit form without
+    seeing the old ones, and its export carries the masks."""
+    if not (actor.is_active and _has(actor, "reveal_personal_data")):
+        return False
+    return user is None or can_view(actor, user)
 
 
 def may_view_dashboard(actor: User) -> bool:

@@ -22,7 +22,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from users import chain, contract, policy
+from users import chain, contract, policy, validators
 from users.models import (
     ACCESS_IDS_CAP,
     CHAIN_LINK_FUNCTION,
@@ -153,19 +153,22 @@ def value_reveal(
     `REVEALED` row with the purpose; `ValidationError` (keyed `purpose` / `note`) names what is
     missing and logs nothing. `purpose` is a `RevealPurpose`; `note` says more, required with
     `OTHER`."""
-    if not policy.may_reveal(actor):
+    if not policy.may_reveal(actor, subject):
         raise PermissionDenied("You may not reveal masked personal data.")
     masked = contract.MASKED.get(name)
     if masked is None:
         raise ValidationError({"name": f"{name!r} is not a masked value."})
-    note = " ".join(note.split())
     errors: dict[str, str] = {}
+    try:  # one line of words; no NUL (the database refuses it), not too long
+        note = validators.text(
+            " ".join(note.split()), max_length=PURPOSE_TEXT_MAX, field="The reason"
+        )
+    except ValidationError as exc:
+        errors["note"] = exc.messages[0]
     if purpose not in RevealPurpose.values:
         errors["purpose"] = "Choose why you need to see it."
-    elif purpose == RevealPurpose.OTHER and not note:
+    elif purpose == RevealPurpose.OTHER and not note and "note" not in errors:
         errors["note"] = "Say why you need to see it."
-    if len(note) > PURPOSE_TEXT_MAX:
-        errors["note"] = f"At most {PURPOSE_TEXT_MAX} characters ({len(note)} given)."
     if errors:
         raise ValidationError(errors)
     label = RevealPurpose(purpose).label

@@ -25,9 +25,10 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from users import sla
-from users.models import MOVE_DURATION_EDGES_HOURS, ReasonCode, Status, StatusMoveDaily, User
-from users.selectors.assignment import NAME_FIELDS
+from users.models import MOVE_DURATION_EDGES_HOURS, Status, StatusMoveDaily, User
 from users.selectors.board import onboarding_cases, status_counts
+from users.selectors.people import NAME_FIELDS
+from users.selectors.reason_codes import reason_code_labels
 
 # A period longer than this is refused (the weekly chart would be a wall).
 MAX_PERIOD_DAYS = 366
@@ -338,11 +339,7 @@ def _reasons(period: Period) -> list[ReasonCount]:
         .annotate(n=Sum("count"))
         .order_by("-n", "reason_code")[:TOP_REASONS]
     )
-    labels = dict(
-        ReasonCode.objects.filter(pk__in=[row["reason_code"] for row in rows]).values_list(
-            "code", "label"
-        )
-    )
+    labels = reason_code_labels()
     return [
         ReasonCount(
             row["reason_code"], labels.get(row["reason_code"], row["reason_code"]), row["n"]

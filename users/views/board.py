@@ -263,9 +263,8 @@ def board_context(
         ],
         "can_move": can_move,
         "can_move_off_flow": can_move_off_flow,
-        # "Assign to me" on unassigned cards (issue 14.1): those who move statuses
-        # (`policy.may_claim` is `may_change_status` for a signed-in person).
-        "can_claim": can_move,
+        # "Assign to me" on unassigned cards (issue 14.1).
+        "can_claim": policy.may_claim(request.user),
         "card_csrf_token": get_token(request) if can_move else "",
         "board_errors": [],
         "card_errors": [],

@@ -412,23 +412,3 @@ def test_the_command_refuses_bad_input_and_changes_nothing(user):
         call_command("update_user", user.pk, "--set", "oops")
     assert fresh(user).version == 1
     assert not ChangeRequest.objects.exists()
-
-
-def test_the_open_requests_among_a_users_requests_are_the_pending_ones_oldest_first():
-    # The detail page reads a user's requests once (newest first) for its history and takes
-    # its pending changes from them: the same as open_requests_for, without a second query.
-    now = timezone.now()
-    hour = dt.timedelta(hours=1)
-    S = ChangeRequest.State
-
-    def request(name: str, state: str, expires_in: dt.timedelta) -> ChangeRequest:
-        return ChangeRequest(reason=name, state=state, expires_at=now + expires_in)
-
-    newest_first = [
-        request("newest", S.PENDING, hour),
-        request("overdue", S.PENDING, -hour),
-        request("approved", S.APPROVED, hour),
-        request("oldest", S.PENDING, 2 * hour),
-    ]
-    open_ones = cr_selectors.open_among(newest_first, now)
-    assert [r.reason for r in open_ones] == ["oldest", "newest"]

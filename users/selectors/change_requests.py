@@ -103,13 +103,6 @@ def requests_of(user: User) -> list[ChangeRequest]:
     return list(requests.order_by("-proposed_at", "-id"))
 
 
-def open_among(requests: Iterable[ChangeRequest], now: dt.datetime) -> list[ChangeRequest]:
-    """The open ones of `requests` (newest first, as `requests_of` reads them), oldest first as
-    `open_requests_for` returns them: the detail page reads a user's requests once for both its
-    pending changes and its history."""
-    return [r for r in reversed(list(requests)) if r.state_at(now) == ChangeRequest.State.PENDING]
-
-
 def last_changer_id(user: User, kind: str) -> str | None:
     """Who made the latest version that changed the field `kind` guards (None: nobody known)."""
     field = KIND_FIELDS[ChangeRequest.Kind(kind)]

@@ -67,15 +67,9 @@ def presented(
     ]
 
 
-def pending_context(
-    actor: User, user: User, *, about: list[ChangeRequest] | None = None
-) -> dict[str, Any]:
-    """The detail page's pending-changes region: `user`'s open requests (taken from `about`,
-    every request about the user as `requests_of` reads them, when the page has them)."""
-    if about is None:
-        requests = change_request_selectors.open_requests_for(user)
-    else:
-        requests = change_request_selectors.open_among(about, timezone.now())
+def pending_context(actor: User, user: User) -> dict[str, Any]:
+    """The detail page's pending-changes region: `user`'s open requests."""
+    requests = change_request_selectors.open_requests_for(user)
     last_changers = {
         request.kind: change_request_selectors.last_changer_id(user, request.kind)
         for request in requests
@@ -94,18 +88,13 @@ _ENDED = {
 }
 
 
-def four_eyes_events(
-    user: User, *, limit: int, about: list[ChangeRequest] | None = None
-) -> list[dict[str, Any]]:
+def four_eyes_events(user: User, *, limit: int) -> list[dict[str, Any]]:
     """The user's history of guarded changes, newest first: each proposal, and how it ended
     (approved, rejected, withdrawn, expired, void), with who and when. An overdue pending
-    request shows as expired at its `expires_at`, before the sweep writes it. `about`: the
-    user's requests when the caller has read them already."""
+    request shows as expired at its `expires_at`, before the sweep writes it."""
     now = timezone.now()
     events: list[dict[str, Any]] = []
-    if about is None:
-        about = change_request_selectors.requests_of(user)
-    for request in about[:limit]:
+    for request in change_request_selectors.requests_of(user)[:limit]:
         what = request.get_kind_display()
         events.append(
             {

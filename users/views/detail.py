@@ -24,7 +24,6 @@ from users import policy, selectors, services, validators
 from users.contract import FIELD_LABELS
 from users.models import (
     AccessEvent,
-    ChangeRequest,
     FeatureFlag,
     Role,
     Status,
@@ -32,7 +31,6 @@ from users.models import (
     is_user_id,
     needs_reason_code,
 )
-from users.selectors import change_requests as change_request_selectors
 from users.selectors.access import PANEL_LIMIT, recent_accesses
 from users.selectors.assignment import assignable_people, recent_assignments
 from users.selectors.reason_codes import active_reason_codes
@@ -177,9 +175,7 @@ def signin_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     }
 
 
-def history_context(
-    request: HtmxHttpRequest, user: User, about: list[ChangeRequest] | None = None
-) -> dict[str, Any]:
+def history_context(request: HtmxHttpRequest, user: User) -> dict[str, Any]:
     versions = selectors.recent_versions(user, limit=HISTORY_LIMIT)
     for version in versions:
         version.fields = [FIELD_LABELS.get(name, name) for name in version.changes]
@@ -192,7 +188,7 @@ def history_context(
         # first: the latest HISTORY_LIMIT.
         "timeline": selectors.status_timeline(status_changes, notes, assignments)[:HISTORY_LIMIT],
         "history_limit": HISTORY_LIMIT,
-        "four_eyes_events": four_eyes_events(user, limit=HISTORY_LIMIT, about=about),
+        "four_eyes_events": four_eyes_events(user, limit=HISTORY_LIMIT),
     }
 
 
@@ -242,17 +238,14 @@ def detail_context(
         "flag_errors": [],
         "danger_errors": [],
     }
-    history = history and context["can_view_history"]
-    # Every change request about the user, read once for the pending changes and the history.
-    about = change_request_selectors.requests_of(user) if history else None
-    context |= pending_context(request.user, user, about=about)
+    context |= pending_context(request.user, user)
     context |= assignment_context(request, user)
     context |= status_context(request, user)
     context |= signin_context(request, user)
     context |= flags_context(request, user)
     context |= roles_context(request, user, extra.pop("chosen_roles", None))
-    if history:
-        context |= history_context(request, user, about)
+    if history and context["can_view_history"]:
+        context |= history_context(request, user)
         if "diff_from" not in extra:
             context |= diff_context(user, None, None)
     context |= extra

@@ -5,6 +5,8 @@ strip, a moved card kept in sight."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.factories import make_console_user, make_user, sign_in
@@ -356,3 +358,20 @@ def test_back_office_sees_no_claim_and_is_refused(back_office_client, cases):
     response = back_office_client.post(reverse("users:board-assign", args=[cases[0].pk]))
     assert response.status_code == 403
     assert assignee_of(cases[0]) is None
+
+
+def test_loading_more_of_one_column_does_not_count_the_strip(compliance_client, compliance_user):
+    # The strip of open cases per assignee is in the board region, not in a column's "Load
+    # more" answer: that answer runs no grouped count for it.
+    make_user(actor=compliance_user)
+    target = f"column-{Status.WAITING_FOR_VERIFICATION}"
+    column = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target}
+
+    def strip_counted(**headers) -> bool:
+        with CaptureQueriesContext(connection) as captured:
+            assert compliance_client.get(BOARD, **headers).status_code == 200
+        grouped = [q["sql"] for q in captured.captured_queries if "GROUP BY" in q["sql"]]
+        return any('AS "assignee__first_name"' in sql for sql in grouped)
+
+    assert not strip_counted(**column)
+    assert strip_counted()

@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.utils.html import escape
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
@@ -270,7 +271,8 @@ def board_context(
         "card_errors": [],
         "pinned": " ".join(pinned),
         "failed_card": failed_card,
-        "workload": workload(request, params, state, counts),
+        # Read when a template draws the strip (the board, the page), not for one column.
+        "workload": SimpleLazyObject(lambda: workload(request, params, state, counts)),
         # Called by the filter form only: a region alone costs no query for it.
         "assignee_people": assignable_people,
         **extra,

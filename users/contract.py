@@ -845,13 +845,12 @@ def masks_of(user: User) -> dict[str, str]:
     return masks
 
 
-def masked_value(field: str, value: Any, *, revealed: frozenset[str] = frozenset()) -> Any:
-    """`field`'s JSON value with its masked values (or parts) masked, except those `revealed`
-    names: what a diff shows to a person who has not revealed them."""
+def masked_value(field: str, value: Any) -> Any:
+    """`field`'s JSON value with its masked values (or parts) masked: what a diff shows."""
     if value in (None, "", [], {}):
         return value
     for m in MASKED.values():
-        if m.field != field or m.name in revealed:
+        if m.field != field:
             continue
         if not m.part:
             value = m.masked(value)

@@ -10,7 +10,7 @@ from django.db.models import Count, QuerySet
 from users.models import CaseAssignment, FeatureFlag, Role, Status, User
 from users.selectors.board import onboarding_cases
 from users.selectors.compiled import CompiledQuery
-from users.selectors.people import NAME_FIELDS, with_people
+from users.selectors.people import ASSIGNEE_NAME_COLUMNS, NAME_FIELDS, with_people
 
 # Statuses whose cases still wait on a reviewer or the client: the workload.
 OPEN_STATUSES = (
@@ -68,17 +68,7 @@ def open_cases_by_assignee(qs: QuerySet[User], *, open_total: int | None = None)
     rows = onboarding_cases(qs).filter(status__in=OPEN_STATUSES)
     if open_total is not None:
         rows = rows.filter(assignee__isnull=False)
-    rows = (
-        rows.order_by()
-        .values(
-            "assignee_id",
-            "assignee__first_name",
-            "assignee__last_name",
-            "assignee__email",
-            "assignee__external_id",
-        )
-        .annotate(n=Count("pk"))
-    )
+    rows = rows.order_by().values("assignee_id", *ASSIGNEE_NAME_COLUMNS).annotate(n=Count("pk"))
     assigned: list[Workload] = []
     unassigned = 0
     for row in rows:

@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import Count, QuerySet
 
 from users.models import Role, Status, User
+from users.selectors.people import ASSIGNEE_NAME_COLUMNS
 from users.selectors.users import flags_of
 
 
@@ -59,10 +60,7 @@ CARD_FIELDS = (
     "status_changed_at",
     # Who works the case (issue 14.1), joined in: no query per card.
     "assignee_id",
-    "assignee__first_name",
-    "assignee__last_name",
-    "assignee__email",
-    "assignee__external_id",
+    *ASSIGNEE_NAME_COLUMNS,
 )
 
 

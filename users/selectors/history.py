@@ -81,11 +81,12 @@ def recent_case_notes(user: User, *, limit: int) -> list[CaseNote]:
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    """One line of the detail's status timeline: a status change or a case note."""
+    """One line of the detail's status timeline: a status change, a case note or a change of
+    assignee."""
 
-    kind: str  # "status" or "note"
+    kind: str  # "status", "note" or "assignment"
     at: dt.datetime
-    row: StatusChange | CaseNote
+    row: StatusChange | CaseNote | CaseAssignment
 
 
 def status_timeline(

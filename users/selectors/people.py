@@ -17,6 +17,8 @@ from users.selectors.compiled import CompiledQuery
 
 # What naming a person needs (`User.display_name_of`).
 NAME_FIELDS = ("id", "first_name", "last_name", "email", "external_id")
+# A row's assignee named through the row (issue 14.1): the lookups of their name columns.
+ASSIGNEE_NAME_COLUMNS = tuple(f"assignee__{name}" for name in NAME_FIELDS if name != "id")
 
 
 def with_people[M: Model](rows: QuerySet[M], *relations: str) -> QuerySet[M]:

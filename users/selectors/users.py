@@ -19,17 +19,12 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 
 from users import contract, policy, validators
 from users.models import FeatureFlagGrant, Folded, User, is_user_id
+from users.selectors.people import ASSIGNEE_NAME_COLUMNS
 
 # The columns the list and board show; the rest of the row is never loaded for them.
 LIST_FIELDS = contract.listed_columns()
 # The assignee's name on each row (issue 14.1).
-ASSIGNEE_NAME_FIELDS = (
-    "assignee",
-    "assignee__first_name",
-    "assignee__last_name",
-    "assignee__email",
-    "assignee__external_id",
-)
+ASSIGNEE_NAME_FIELDS = ("assignee", *ASSIGNEE_NAME_COLUMNS)
 # Counting a million rows exactly on every keystroke is wasted work: past this we say "1,000+".
 # A capped count still visits `cap` matching rows; at 1M users 10,000 of them cost a search or a
 # filter combination 150-400 ms, 1,000 cost 15-40 ms (EXPLAIN ANALYZE, issue 4).

@@ -15,6 +15,7 @@ from django.db import transaction
 from users import policy, validators
 from users.models import REASON_CODE_REGEX, ReasonCode, User
 
+CODE_MAX_LENGTH = ReasonCode._meta.get_field("code").max_length
 LABEL_MAX_LENGTH = ReasonCode._meta.get_field("label").max_length
 POSITION_MAX = 2**31 - 1
 
@@ -30,7 +31,7 @@ def clean_reason_code_data(*, code: str, label: str, position: int, create: bool
     errors: dict[str, list[ValidationError]] = {}
     cleaned: dict = {}
     try:
-        cleaned["code"] = validators.text(code, max_length=32, field="Code").upper()
+        cleaned["code"] = validators.text(code, max_length=CODE_MAX_LENGTH, field="Code").upper()
         if not re.fullmatch(REASON_CODE_REGEX, cleaned["code"]):
             raise ValidationError(
                 "A code is 2 to 32 upper-case letters, digits and _, starting with a letter "

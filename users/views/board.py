@@ -373,7 +373,6 @@ def board_move(request: HtmxHttpRequest, pk: str) -> HttpResponse:
             pinned,
             user,
             errors,
-            card_status=request.POST.get("status", ""),
             card_reason=request.POST.get("reason", "").strip(),
         )
     else:

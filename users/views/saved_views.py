@@ -67,7 +67,6 @@ class Entry:
     count: str
     current: bool
     note: str
-    own: bool
     shared_with: str
 
 
@@ -96,7 +95,6 @@ def _entry(view: SavedView, current_query: str | None, *, own: bool, actor: User
         count=_count(view, actor),
         current=current_query is not None and view.query == current_query,
         note=note,
-        own=own,
         shared_with=_role_label(role) if role else "",
     )
 
